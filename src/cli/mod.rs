@@ -1,0 +1,512 @@
+//! Command line: clap definitions → validated topology → one function per subcommand. The
+//! only layer that uses anyhow and decides exit codes.
+
+mod status;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::exec::{self, Context, ExecError};
+use crate::observe::Target;
+use crate::output::{Format, Printer};
+use crate::render::{self, InstancePaths, LogTarget};
+use crate::supervise::{Managed, Supervisor, process::ProcessSupervisor};
+use crate::topology::{self, Topology, TopologyError};
+
+/// Exit codes (documented in the man page and README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    /// Invalid input, refused operation, or drift found by `plan --exit-code`.
+    User = 1,
+    /// Unexpected failure while talking to the system.
+    Failure = 2,
+    Interrupted = 130,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UserError(String);
+
+#[derive(Parser)]
+#[command(
+    name = "redisctl",
+    version,
+    about = "Turn a declarative YAML topology into a running, healthy Redis Cluster",
+    after_help = "Exit codes: 0 ok, 1 invalid input / refused / drift (plan --exit-code), 2 failure, 130 interrupted."
+)]
+pub struct Cli {
+    /// Output format for reports.
+    #[arg(long, short = 'o', global = true, value_enum, default_value = "text")]
+    output: Format,
+    /// Root of the state directories (overrides the topology's state_dir).
+    #[arg(long, global = true, env = "REDISCTL_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Seconds each convergence gate may wait before naming what is missing.
+    #[arg(long, global = true, default_value_t = 60)]
+    timeout: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a topology file; report every problem with file:line:column.
+    Validate { file: PathBuf },
+    /// Write (or print) the files redisctl would generate for each instance.
+    Render {
+        file: PathBuf,
+        /// Write the state layout under DIR instead of printing (secrets are redacted).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Show the numbered steps `apply` would execute. Changes nothing.
+    Plan {
+        file: PathBuf,
+        /// Exit 1 when there is something to do.
+        #[arg(long)]
+        exit_code: bool,
+    },
+    /// Converge the live deployment to the topology.
+    Apply {
+        file: PathBuf,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Per-node state: role, shard, slots, links, replication, keys, memory, persistence.
+    Status { file: PathBuf },
+    /// Stop every instance and delete its state and data. Needs --yes.
+    Destroy {
+        file: PathBuf,
+        /// Confirm that the deployment's data is to be deleted.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Hash slot of each key (CRC16 with {hash tags}, as CLUSTER KEYSLOT).
+    Keyslot {
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+    /// Print the JSON Schema of the topology format.
+    Schema,
+    /// Print a shell completion script.
+    Completions { shell: clap_complete::Shell },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let printer = Printer::new(cli.output);
+    let result = run(&cli, &printer);
+    printer.finish();
+    let code = match result {
+        Ok(code) => code,
+        Err(e) => {
+            let code = if e.is::<TopologyError>() || e.is::<UserError>() {
+                Exit::User
+            } else if let Some(x) = e.downcast_ref::<ExecError>() {
+                match x {
+                    ExecError::Blocked(_) => Exit::User,
+                    _ => Exit::Failure,
+                }
+            } else if e.to_string() == "interrupted" {
+                Exit::Interrupted
+            } else {
+                Exit::Failure
+            };
+            if printer.json() {
+                printer.document(&serde_json::json!({
+                    "ok": false,
+                    "error": format!("{e:#}"),
+                    "diagnostics": e.downcast_ref::<TopologyError>().map(|t| &t.diagnostics),
+                }));
+            }
+            eprintln!("error: {e:#}");
+            code
+        }
+    };
+    ExitCode::from(code as u8)
+}
+
+fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
+    match &cli.command {
+        Command::Validate { file } => validate(file, out),
+        Command::Keyslot { keys } => {
+            let rows: Vec<(String, u16)> = keys
+                .iter()
+                .map(|k| (k.clone(), topology::slots::key_slot(k.as_bytes())))
+                .collect();
+            if out.json() {
+                out.document(&serde_json::json!(
+                    rows.iter()
+                        .map(|(k, s)| serde_json::json!({"key": k, "slot": s}))
+                        .collect::<Vec<_>>()
+                ));
+            } else {
+                for (k, s) in rows {
+                    println!("{s}\t{k}");
+                }
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&topology::json_schema())?
+            );
+            Ok(Exit::Ok)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "redisctl",
+                &mut std::io::stdout(),
+            );
+            Ok(Exit::Ok)
+        }
+        Command::Render { file, out: dir } => render_cmd(cli, file, dir.as_deref(), out),
+        Command::Plan { file, exit_code } => {
+            let ctx = context(cli, file, out)?;
+            let rt = runtime()?;
+            let obs = rt.block_on(ctx.observe());
+            let plan = crate::plan::plan(&ctx.topology, &obs);
+            print_plan(&plan, out);
+            if !plan.blockers.is_empty() {
+                return Err(UserError(format!(
+                    "plan is blocked:\n  - {}",
+                    plan.blockers.join("\n  - ")
+                ))
+                .into());
+            }
+            Ok(if *exit_code && !plan.is_empty() {
+                Exit::User
+            } else {
+                Exit::Ok
+            })
+        }
+        Command::Apply { file, yes } => apply(cli, file, *yes, out),
+        Command::Status { file } => {
+            let ctx = context(cli, file, out)?;
+            let rt = runtime()?;
+            let obs = rt.block_on(ctx.observe());
+            status::print(&ctx, &obs, out);
+            Ok(Exit::Ok)
+        }
+        Command::Destroy { file, yes } => destroy(cli, file, *yes, out),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn load(file: &Path, out: &Printer) -> anyhow::Result<Topology> {
+    let loaded = topology::load(file)?;
+    for w in &loaded.warnings {
+        out.info(w.to_string());
+    }
+    Ok(loaded.topology)
+}
+
+fn validate(file: &Path, out: &Printer) -> anyhow::Result<Exit> {
+    let loaded = topology::load(file)?;
+    let t = &loaded.topology;
+    let n = t.instances().count();
+    let shards = t.cluster.as_ref().map_or(0, |c| c.shards.len());
+    if out.json() {
+        out.document(&serde_json::json!({
+            "ok": true, "file": file.display().to_string(), "instances": n, "shards": shards,
+            "diagnostics": loaded.warnings,
+        }));
+    } else {
+        for w in &loaded.warnings {
+            eprintln!("{w}");
+        }
+        println!(
+            "{}: ok: deployment {:?}, {} host(s), {shards} shard(s), {n} instance(s)",
+            file.display(),
+            t.name,
+            t.hosts.len()
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+fn state_dir(cli: &Cli, t: &Topology) -> PathBuf {
+    cli.state_dir
+        .clone()
+        .unwrap_or_else(|| t.default_state_dir())
+}
+
+/// First line of the password file, which must be owner-only.
+fn read_password(t: &Topology) -> anyhow::Result<Option<String>> {
+    let Some(auth) = &t.auth else { return Ok(None) };
+    let path = &auth.password_file;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UserError(format!("auth.password_file {}: {e}", path.display())))?;
+    let pw = text.lines().next().unwrap_or("").to_string();
+    if pw.is_empty() {
+        return Err(UserError(format!(
+            "auth.password_file {}: the first line is empty",
+            path.display()
+        ))
+        .into());
+    }
+    if pw.chars().any(char::is_control) {
+        return Err(UserError(format!(
+            "auth.password_file {}: the password contains control characters",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(Some(pw))
+}
+
+fn is_local(addr: std::net::IpAddr) -> bool {
+    addr.is_loopback() || std::net::UdpSocket::bind((addr, 0)).is_ok()
+}
+
+fn redis_binary() -> PathBuf {
+    std::env::var_os("REDISCTL_REDIS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("redis-server"))
+}
+
+fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
+    let topology = load(file, out)?;
+    let state_dir = state_dir(cli, &topology);
+    let state_dir = if state_dir.is_relative() {
+        std::env::current_dir()?.join(state_dir)
+    } else {
+        state_dir
+    };
+    let password = read_password(&topology)?;
+    let supervisor: Arc<dyn Supervisor> = Arc::new(ProcessSupervisor);
+    let binary = redis_binary();
+    let targets = topology
+        .instances()
+        .map(|inst| Target {
+            managed: Managed {
+                key: inst.key.clone(),
+                address: inst.address,
+                port: inst.port,
+                paths: InstancePaths::new(&state_dir, inst),
+                binary: binary.clone(),
+            },
+            endpoint: inst.endpoint(),
+            local: is_local(inst.address),
+            rendered: render::instance_files(
+                &topology,
+                &state_dir,
+                inst,
+                LogTarget::File,
+                password.as_deref(),
+            ),
+        })
+        .collect();
+    Ok(Context {
+        topology,
+        state_dir,
+        supervisor,
+        password,
+        targets,
+        gate_timeout: Duration::from_secs(cli.timeout.max(1)),
+        call_timeout: Duration::from_millis(2000),
+    })
+}
+
+fn render_cmd(cli: &Cli, file: &Path, dir: Option<&Path>, out: &Printer) -> anyhow::Result<Exit> {
+    let t = load(file, out)?;
+    let root = match dir {
+        Some(d) => d.to_path_buf(),
+        None => state_dir(cli, &t),
+    };
+    let pw = t
+        .auth
+        .as_ref()
+        .map(|_| "<redacted: read from auth.password_file at apply>");
+    let mut written = Vec::new();
+    for inst in t.instances() {
+        for f in render::instance_files(&t, &root, inst, LogTarget::File, pw) {
+            match dir {
+                Some(_) => {
+                    let parent = f.path.parent().unwrap_or(Path::new("."));
+                    crate::fsio::ensure_dir(parent, 0o750)
+                        .with_context(|| format!("create {}", parent.display()))?;
+                    crate::fsio::write_atomic(&f.path, &f.contents, f.mode)
+                        .with_context(|| format!("write {}", f.path.display()))?;
+                }
+                None if !out.json() => {
+                    println!("==> {} <==", f.path.display());
+                    println!("{}", String::from_utf8_lossy(&f.contents));
+                }
+                None => {}
+            }
+            written.push(f.path.display().to_string());
+        }
+    }
+    if out.json() {
+        out.document(&serde_json::json!({ "ok": true, "files": written }));
+    } else if dir.is_some() {
+        println!("wrote {} files under {}", written.len(), root.display());
+    }
+    Ok(Exit::Ok)
+}
+
+fn print_plan(plan: &crate::plan::Plan, out: &Printer) {
+    if out.json() {
+        out.document(&serde_json::json!({
+            "steps": plan.steps, "blockers": plan.blockers, "notes": plan.notes, "partial": plan.partial,
+            "empty": plan.is_empty(),
+        }));
+        return;
+    }
+    for n in &plan.notes {
+        eprintln!("note: {n}");
+    }
+    if plan.steps.is_empty() && plan.blockers.is_empty() {
+        println!("Nothing to do: the deployment matches the topology.");
+        return;
+    }
+    if !plan.steps.is_empty() {
+        println!("Plan: {} step(s)", plan.steps.len());
+        print!("{}", exec::render_plan_text(plan));
+        if plan.partial {
+            println!("  (more steps follow once the started nodes report their state)");
+        }
+    }
+}
+
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(UserError(format!(
+            "{question}: stdin is not a terminal; pass --yes to confirm"
+        ))
+        .into());
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+fn apply(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<Exit> {
+    let ctx = context(cli, file, out)?;
+    let rt = runtime()?;
+    let t0 = std::time::Instant::now();
+    if !yes {
+        let obs = rt.block_on(ctx.observe());
+        let plan = crate::plan::plan(&ctx.topology, &obs);
+        if plan.is_empty() {
+            print_plan(&plan, out);
+            return Ok(Exit::Ok);
+        }
+        if !out.json() {
+            print_plan(&plan, out);
+        }
+        if plan.blockers.is_empty() && !confirm("Apply these steps?")? {
+            return Err(UserError("aborted; nothing was changed".into()).into());
+        }
+    }
+    let on_event = |e| out.event(e);
+    let result = rt.block_on(async {
+        tokio::select! {
+            r = ctx.apply(&on_event) => r.map_err(anyhow::Error::from),
+            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+        }
+    });
+    out.finish();
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) if e.to_string() == "interrupted" => {
+            eprintln!(
+                "interrupted: every step is safe to resume; run `redisctl apply` again to finish"
+            );
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    for n in &summary.notes {
+        out.info(format!("note: {n}"));
+    }
+    if out.json() {
+        out.document(&serde_json::json!({
+            "ok": true, "executed": summary.executed, "notes": summary.notes,
+            "elapsed_ms": t0.elapsed().as_millis() as u64,
+        }));
+    } else if summary.executed.is_empty() {
+        println!("Nothing to do: the deployment matches the topology.");
+    } else {
+        println!(
+            "Applied {} step(s) in {:.1} s; the deployment matches the topology.",
+            summary.executed.len(),
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+fn destroy(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<Exit> {
+    let ctx = context(cli, file, out)?;
+    if !yes {
+        bail!(UserError(format!(
+            "destroy deletes every instance's data under {}; run again with --yes to confirm",
+            ctx.state_dir.display()
+        )));
+    }
+    let rt = runtime()?;
+    let mut removed = Vec::new();
+    for t in ctx.targets.iter().filter(|t| t.local) {
+        // Data is being deleted: no point in a final save.
+        let _ = rt.block_on(async {
+            let mut c = crate::observe::client::Conn::connect(
+                &t.endpoint,
+                ctx.password.as_deref(),
+                ctx.call_timeout,
+            )
+            .await?;
+            c.cmd(&["SHUTDOWN", "NOSAVE"]).await
+        });
+        if matches!(
+            ctx.supervisor.status(&t.managed),
+            crate::supervise::ProcState::Running { .. }
+        ) {
+            ctx.supervisor.stop(&t.managed, Duration::from_secs(5))?;
+        }
+        ctx.supervisor.unregister(&t.managed)?;
+        let dir = &t.managed.paths.dir;
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).with_context(|| format!("remove {}", dir.display()))?;
+            removed.push(dir.display().to_string());
+        }
+        out.info(format!("destroyed {} ({})", t.managed.key, t.endpoint));
+        // Host directory, if now empty.
+        if let Some(parent) = dir.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+    let _ = std::fs::remove_file(exec::record_path(&ctx.state_dir));
+    let _ = std::fs::remove_dir(&ctx.state_dir);
+    if out.json() {
+        out.document(&serde_json::json!({ "ok": true, "removed": removed }));
+    } else {
+        println!(
+            "Destroyed deployment {:?}: {} instance(s) stopped and removed.",
+            ctx.topology.name,
+            removed.len()
+        );
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,519 @@
+//! The executor: one idempotent attempt per planned step, reporting events. Replies that
+//! mean "already done" count as success, so an interrupted apply is finished by the next
+//! one. Gates poll the real condition (never a fixed sleep) with a bounded deadline and name
+//! what is still missing when it expires.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::fsio;
+use crate::observe::client::{ClientError, Conn, ErrorCode};
+use crate::observe::{self, Live, Observed, Observer, Record, Target};
+use crate::plan::{self, Plan, Step, converge};
+use crate::supervise::{ProcState, Supervisor};
+use crate::topology::{InstanceKey, Topology};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("step {index} ({step}) failed: {message}")]
+    Step {
+        index: usize,
+        step: String,
+        message: String,
+    },
+    #[error("timed out after {secs} s waiting until {what}; still missing:\n  - {missing}")]
+    Gate {
+        secs: u64,
+        what: String,
+        missing: String,
+    },
+    #[error("apply refused; nothing was changed:\n  - {0}")]
+    Blocked(String),
+    #[error("the deployment did not converge after {0} rounds of planning; last plan:\n{1}")]
+    NoConvergence(usize, String),
+    #[error("cannot write state in {path}: {source}")]
+    State {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Progress of an apply, for the printer.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Round {
+        round: usize,
+        steps: usize,
+    },
+    StepStart {
+        index: usize,
+        total: usize,
+        step: String,
+    },
+    StepWaiting {
+        index: usize,
+        missing: usize,
+        first: String,
+    },
+    StepDone {
+        index: usize,
+        total: usize,
+        step: String,
+        elapsed: Duration,
+    },
+}
+
+pub struct Context {
+    pub topology: Topology,
+    pub state_dir: PathBuf,
+    pub supervisor: Arc<dyn Supervisor>,
+    pub password: Option<String>,
+    pub targets: Vec<Target>,
+    /// Deadline of each gate.
+    pub gate_timeout: Duration,
+    /// Timeout of each Redis call.
+    pub call_timeout: Duration,
+}
+
+pub fn record_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("state.json")
+}
+
+pub fn load_record(state_dir: &Path, name: &str) -> Record {
+    std::fs::read(record_path(state_dir))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
+        .filter(|r| r.deployment == name)
+        .unwrap_or_else(|| Record {
+            deployment: name.to_string(),
+            ..Record::default()
+        })
+}
+
+impl Context {
+    pub fn observer(&self) -> Observer {
+        Observer {
+            supervisor: self.supervisor.clone(),
+            password: self.password.clone(),
+            timeout: self.call_timeout,
+        }
+    }
+
+    pub async fn observe(&self) -> Observed {
+        let record = load_record(&self.state_dir, &self.topology.name);
+        self.observer().observe(&self.targets, record).await
+    }
+
+    fn target(&self, key: &InstanceKey) -> &Target {
+        self.targets
+            .iter()
+            .find(|t| &t.managed.key == key)
+            .expect("planned node is a target")
+    }
+
+    async fn conn(&self, key: &InstanceKey) -> Result<Conn, ClientError> {
+        Conn::connect(
+            &self.target(key).endpoint,
+            self.password.as_deref(),
+            self.call_timeout,
+        )
+        .await
+    }
+
+    fn save_record(&self, record: &Record) -> Result<(), ExecError> {
+        let path = record_path(&self.state_dir);
+        let err = |source| ExecError::State {
+            path: path.display().to_string(),
+            source,
+        };
+        fsio::ensure_dir(&self.state_dir, 0o750).map_err(err)?;
+        let body = serde_json::to_vec_pretty(record).unwrap_or_default();
+        fsio::write_atomic(&path, &body, 0o640).map_err(err)?;
+        Ok(())
+    }
+
+    /// Remember the ids of our empty nodes before any step can make them non-empty, so a
+    /// crash between steps never turns our own node into an unknown one.
+    fn record_fresh(&self, obs: &Observed) -> Result<Record, ExecError> {
+        let mut record = obs.record.clone();
+        for (key, o) in &obs.nodes {
+            if let Some(l) = &o.live
+                && l.is_fresh()
+            {
+                record.node_ids.insert(key.to_string(), l.myself.id.clone());
+            }
+        }
+        if record != obs.record {
+            self.save_record(&record)?;
+        }
+        Ok(record)
+    }
+
+    /// observe → plan → execute until the plan is empty.
+    pub async fn apply(&self, on_event: &(dyn Fn(Event) + Sync)) -> Result<Summary, ExecError> {
+        let mut summary = Summary::default();
+        const ROUNDS: usize = 6;
+        let mut last = String::new();
+        for round in 1..=ROUNDS {
+            let obs = self.observe().await;
+            self.record_fresh(&obs)?;
+            let plan = plan::plan(&self.topology, &obs);
+            summary.notes = plan.notes.clone();
+            if !plan.blockers.is_empty() {
+                return Err(ExecError::Blocked(plan.blockers.join("\n  - ")));
+            }
+            if plan.steps.is_empty() {
+                summary.rounds = round - 1;
+                return Ok(summary);
+            }
+            last.clear();
+            last.push_str(&render_plan_text(&plan));
+            on_event(Event::Round {
+                round,
+                steps: plan.steps.len(),
+            });
+            self.execute(&plan, on_event, &mut summary).await?;
+        }
+        Err(ExecError::NoConvergence(ROUNDS, last))
+    }
+
+    pub async fn execute(
+        &self,
+        plan: &Plan,
+        on_event: &(dyn Fn(Event) + Sync),
+        summary: &mut Summary,
+    ) -> Result<(), ExecError> {
+        let total = plan.steps.len();
+        for (i, step) in plan.steps.iter().enumerate() {
+            let index = i + 1;
+            on_event(Event::StepStart {
+                index,
+                total,
+                step: step.to_string(),
+            });
+            let t = Instant::now();
+            self.step(step, index, on_event)
+                .await
+                .map_err(|e| match e {
+                    StepError::Gate(g) => g,
+                    StepError::Other(message) => ExecError::Step {
+                        index,
+                        step: step.to_string(),
+                        message,
+                    },
+                })?;
+            summary.executed.push(step.clone());
+            on_event(Event::StepDone {
+                index,
+                total,
+                step: step.to_string(),
+                elapsed: t.elapsed(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn step(
+        &self,
+        step: &Step,
+        index: usize,
+        on_event: &(dyn Fn(Event) + Sync),
+    ) -> Result<(), StepError> {
+        match step {
+            Step::Start { node } => self.start(node).await,
+            Step::WriteConfig { node } => self.write_files(node),
+            Step::SetConfigEpoch { node, epoch } => {
+                let mut c = self.conn(node).await?;
+                match c
+                    .cmd(&["CLUSTER", "SET-CONFIG-EPOCH", &epoch.to_string()])
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    // Already set, or the node met others meanwhile: Redis resolves epoch
+                    // collisions itself from here.
+                    Err(ClientError::Server {
+                        code: ErrorCode::Err,
+                        message,
+                        ..
+                    }) if message.contains("already non-zero")
+                        || message.contains("does not know any other node") =>
+                    {
+                        Ok(())
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Step::AddSlots { node, ranges } => {
+                let mut c = self.conn(node).await?;
+                let mut args: Vec<String> = vec!["CLUSTER".into(), "ADDSLOTSRANGE".into()];
+                for r in ranges {
+                    args.push(r.start.to_string());
+                    args.push(r.end.to_string());
+                }
+                match c.cmd(&args).await {
+                    Ok(_) => Ok(()),
+                    Err(ClientError::Server { message, .. })
+                        if message.contains("unknown subcommand") =>
+                    {
+                        // Redis < 7.0: one ADDSLOTS with every slot.
+                        let mut args: Vec<String> = vec!["CLUSTER".into(), "ADDSLOTS".into()];
+                        for r in ranges {
+                            args.extend((r.start..=r.end).map(|s| s.to_string()));
+                        }
+                        c.cmd(&args).await.map(|_| ()).map_err(Into::into)
+                    }
+                    Err(ClientError::Server { message, .. })
+                        if message.contains("already busy") =>
+                    {
+                        // Done by an earlier, interrupted attempt? Then every slot is ours.
+                        let live = observe::fetch_on(&mut c)
+                            .await
+                            .map_err(|e| StepError::Other(e.to_string()))?;
+                        let owned = |s: u16| live.myself.slots.iter().any(|r| r.contains(s));
+                        if ranges.iter().all(|r| (r.start..=r.end).all(owned)) {
+                            Ok(())
+                        } else {
+                            Err(StepError::Other(format!(
+                                "{message}: another node claimed the slot meanwhile; run apply again to re-plan"
+                            )))
+                        }
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Step::Meet { node, target } => {
+                let t = self.target(target);
+                let n = self.target(node);
+                for (who, m) in [(target, &t.managed), (node, &n.managed)] {
+                    let bus = SocketAddr::new(m.address, m.port.saturating_add(10000));
+                    probe(bus, self.call_timeout).await.map_err(|e| {
+                        StepError::Other(format!(
+                            "cannot reach the cluster bus of {who} at {bus}: {e}. The bus port (port + 10000) must be reachable between all nodes"
+                        ))
+                    })?;
+                }
+                let mut c = self.conn(node).await?;
+                c.cmd(&[
+                    "CLUSTER".to_string(),
+                    "MEET".into(),
+                    t.managed.address.to_string(),
+                    t.managed.port.to_string(),
+                ])
+                .await?;
+                Ok(())
+            }
+            Step::WaitMembership { nodes } => {
+                self.gate(
+                    index,
+                    nodes,
+                    "every node sees every other as connected",
+                    on_event,
+                    |lives| converge::membership_problems(lives),
+                )
+                .await
+            }
+            Step::Replicate { node, master } => {
+                let master_id = self.conn(master).await?.text(&["CLUSTER", "MYID"]).await?;
+                let mut c = self.conn(node).await?;
+                let deadline = Instant::now() + self.gate_timeout;
+                loop {
+                    match c.cmd(&["CLUSTER", "REPLICATE", &master_id]).await {
+                        Ok(_) => return Ok(()),
+                        // Gossip has not told this node about its master yet.
+                        Err(ClientError::Server { message, .. })
+                            if message.contains("Unknown node") && Instant::now() < deadline =>
+                        {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            Step::WaitConverged { nodes } => {
+                self.gate(
+                    index,
+                    nodes,
+                    "all nodes agree on the slot map and every replica is in sync",
+                    on_event,
+                    |lives| converge::problems(&self.topology, lives),
+                )
+                .await
+            }
+        }
+    }
+
+    fn write_files(&self, node: &InstanceKey) -> Result<(), StepError> {
+        let t = self.target(node);
+        let paths = &t.managed.paths;
+        let io = |what: &str, e: std::io::Error| {
+            StepError::Other(format!("{what} {}: {e}", paths.dir.display()))
+        };
+        fsio::ensure_dir(&paths.dir, 0o750).map_err(|e| io("create", e))?;
+        fsio::ensure_dir(&paths.data, 0o750).map_err(|e| io("create", e))?;
+        for f in &t.rendered {
+            fsio::write_atomic(&f.path, &f.contents, f.mode).map_err(|e| io("write", e))?;
+        }
+        Ok(())
+    }
+
+    async fn start(&self, node: &InstanceKey) -> Result<(), StepError> {
+        self.write_files(node)?;
+        let t = self.target(node);
+        let sup = self.supervisor.clone();
+        let m = t.managed.clone();
+        let pid = tokio::task::spawn_blocking(move || sup.start(&m))
+            .await
+            .map_err(|e| StepError::Other(e.to_string()))?
+            .map_err(|e| StepError::Other(e.to_string()))?;
+        // Ready = answers PING (after loading its data).
+        let deadline = Instant::now() + self.gate_timeout;
+        let mut last: String;
+        loop {
+            match self.conn(node).await {
+                Ok(mut c) => match c.cmd(&["PING"]).await {
+                    Ok(_) => {
+                        let id = c.text(&["CLUSTER", "MYID"]).await?;
+                        let mut record = load_record(&self.state_dir, &self.topology.name);
+                        let live = observe::fetch_on(&mut c).await.ok();
+                        // Record only ids we can vouch for: a node that came up empty, or
+                        // the id this address already had.
+                        if live.as_ref().is_some_and(Live::is_fresh)
+                            || record.id_of(node) == Some(id.as_str())
+                        {
+                            record.node_ids.insert(node.to_string(), id);
+                            self.save_record(&record)
+                                .map_err(|e| StepError::Other(e.to_string()))?;
+                        }
+                        return Ok(());
+                    }
+                    Err(e) => last = e.to_string(),
+                },
+                Err(e) => last = e.to_string(),
+            }
+            if let ProcState::Stopped | ProcState::Stale { .. } = self.supervisor.status(&t.managed)
+            {
+                return Err(StepError::Other(format!(
+                    "redis-server (pid {pid}) exited during startup; last lines of {}:\n{}",
+                    t.managed.paths.log.display(),
+                    log_tail(&t.managed.paths.log, 8)
+                )));
+            }
+            if Instant::now() > deadline {
+                return Err(StepError::Other(format!(
+                    "not answering {} s after start: {last}",
+                    self.gate_timeout.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Poll all `nodes` until `check` finds nothing missing, or the deadline passes.
+    async fn gate(
+        &self,
+        index: usize,
+        nodes: &[InstanceKey],
+        what: &str,
+        on_event: &(dyn Fn(Event) + Sync),
+        check: impl Fn(&[(&InstanceKey, &Live)]) -> Vec<String>,
+    ) -> Result<(), StepError> {
+        let deadline = Instant::now() + self.gate_timeout;
+        let mut conns: Vec<Option<Conn>> = (0..nodes.len()).map(|_| None).collect();
+        loop {
+            let mut fetched: Vec<(InstanceKey, Result<Live, String>)> = Vec::new();
+            let futs = nodes
+                .iter()
+                .zip(conns.iter_mut())
+                .map(|(k, slot)| async move {
+                    if slot.is_none() {
+                        *slot = self.conn(k).await.ok();
+                    }
+                    let r = match slot {
+                        Some(c) => observe::fetch_on(c).await.map_err(|e| e.to_string()),
+                        None => Err(format!(
+                            "{k} ({}) is not answering",
+                            self.target(k).endpoint
+                        )),
+                    };
+                    if r.is_err() {
+                        *slot = None;
+                    }
+                    (k.clone(), r)
+                });
+            fetched.extend(futures::future::join_all(futs).await);
+            let mut missing: Vec<String> = fetched
+                .iter()
+                .filter_map(|(k, r)| r.as_ref().err().map(|e| format!("{k}: {e}")))
+                .collect();
+            let lives: Vec<(&InstanceKey, &Live)> = fetched
+                .iter()
+                .filter_map(|(k, r)| r.as_ref().ok().map(|l| (k, l)))
+                .collect();
+            if missing.is_empty() {
+                missing = check(&lives);
+            }
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(StepError::Gate(ExecError::Gate {
+                    secs: self.gate_timeout.as_secs(),
+                    what: what.to_string(),
+                    missing: missing.join("\n  - "),
+                }));
+            }
+            on_event(Event::StepWaiting {
+                index,
+                missing: missing.len(),
+                first: missing[0].clone(),
+            });
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn probe(addr: SocketAddr, limit: Duration) -> Result<(), String> {
+    match tokio::time::timeout(limit, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
+    }
+}
+
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+enum StepError {
+    Gate(ExecError),
+    Other(String),
+}
+
+impl From<ClientError> for StepError {
+    fn from(e: ClientError) -> Self {
+        StepError::Other(e.to_string())
+    }
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Summary {
+    pub executed: Vec<Step>,
+    pub rounds: usize,
+    pub notes: Vec<String>,
+}
+
+pub fn render_plan_text(plan: &Plan) -> String {
+    let mut s = String::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        s.push_str(&format!("  {:>3}. {step}\n", i + 1));
+    }
+    s
+}

@@ -1,0 +1,276 @@
+//! A small Redis client: one TCP connection, explicit timeouts on every call, typed server
+//! errors. redisctl talks to a handful of nodes with a handful of commands; owning the
+//! framing keeps errors exact (MOVED/ASK/TRYAGAIN/BUSYKEY/…) and lets the migration engine
+//! pipeline freely.
+
+use std::fmt;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use super::resp::{self, Value};
+
+/// The error code of a server error reply (its first word).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorCode {
+    Moved,
+    Ask,
+    TryAgain,
+    ClusterDown,
+    BusyKey,
+    Loading,
+    NoAuth,
+    WrongPass,
+    ReadOnly,
+    Err,
+    Other(String),
+}
+
+impl ErrorCode {
+    fn of(message: &str) -> ErrorCode {
+        match message.split_whitespace().next().unwrap_or("") {
+            "MOVED" => ErrorCode::Moved,
+            "ASK" => ErrorCode::Ask,
+            "TRYAGAIN" => ErrorCode::TryAgain,
+            "CLUSTERDOWN" => ErrorCode::ClusterDown,
+            "BUSYKEY" => ErrorCode::BusyKey,
+            "LOADING" => ErrorCode::Loading,
+            "NOAUTH" => ErrorCode::NoAuth,
+            "WRONGPASS" => ErrorCode::WrongPass,
+            "READONLY" => ErrorCode::ReadOnly,
+            "ERR" => ErrorCode::Err,
+            other => ErrorCode::Other(other.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{addr}: cannot connect: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{addr}: no answer to {op} within {ms} ms")]
+    Timeout { addr: String, op: String, ms: u128 },
+    #[error("{addr}: connection lost: {source}")]
+    Io {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{addr}: {source}")]
+    Protocol {
+        addr: String,
+        source: resp::ProtocolError,
+    },
+    #[error("{addr}: authentication failed: {message} (check auth.password_file)")]
+    Auth { addr: String, message: String },
+    #[error("{addr}: {op}: {message}")]
+    Server {
+        addr: String,
+        op: String,
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+impl ClientError {
+    pub fn code(&self) -> Option<&ErrorCode> {
+        match self {
+            ClientError::Server { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+    /// The node did not answer at all (down, firewalled, wrong address).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Connect { .. } | ClientError::Timeout { .. } | ClientError::Io { .. }
+        )
+    }
+}
+
+pub struct Conn {
+    addr: String,
+    stream: TcpStream,
+    buf: Vec<u8>,
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Conn({})", self.addr)
+    }
+}
+
+impl Conn {
+    /// Connect to `addr` (`ip:port`), authenticating when a password is given.
+    pub async fn connect(
+        addr: &str,
+        password: Option<&str>,
+        limit: Duration,
+    ) -> Result<Conn, ClientError> {
+        let stream = match timeout(limit, TcpStream::connect(addr)).await {
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    addr: addr.into(),
+                    op: "connect".into(),
+                    ms: limit.as_millis(),
+                });
+            }
+            Ok(Err(e)) => {
+                return Err(ClientError::Connect {
+                    addr: addr.into(),
+                    source: e,
+                });
+            }
+            Ok(Ok(s)) => s,
+        };
+        let _ = stream.set_nodelay(true);
+        let mut conn = Conn {
+            addr: addr.to_string(),
+            stream,
+            buf: Vec::with_capacity(16 * 1024),
+            timeout: limit,
+        };
+        if let Some(pw) = password {
+            match conn.cmd(&["AUTH", pw]).await {
+                Ok(_) => {}
+                Err(ClientError::Server { message, .. }) => {
+                    return Err(ClientError::Auth {
+                        addr: addr.into(),
+                        message,
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(conn)
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Send one command; a server error reply becomes `ClientError::Server`.
+    pub async fn cmd<S: AsRef<[u8]>>(&mut self, args: &[S]) -> Result<Value, ClientError> {
+        let op = op_name(args);
+        let mut replies = self.pipeline(&[args]).await?;
+        match replies.pop() {
+            Some(Value::Error(message)) => {
+                let code = ErrorCode::of(&message);
+                if matches!(code, ErrorCode::NoAuth | ErrorCode::WrongPass) {
+                    return Err(ClientError::Auth {
+                        addr: self.addr.clone(),
+                        message,
+                    });
+                }
+                Err(ClientError::Server {
+                    addr: self.addr.clone(),
+                    op,
+                    code,
+                    message,
+                })
+            }
+            Some(v) => Ok(v),
+            None => Err(ClientError::Protocol {
+                addr: self.addr.clone(),
+                source: resp::ProtocolError("no reply".into()),
+            }),
+        }
+    }
+
+    /// Send commands in one write and read all replies; error replies are returned as
+    /// `Value::Error` in place, so callers decide per command.
+    pub async fn pipeline<S: AsRef<[u8]>>(
+        &mut self,
+        cmds: &[&[S]],
+    ) -> Result<Vec<Value>, ClientError> {
+        let op = cmds.first().map(|c| op_name(c)).unwrap_or_default();
+        let mut out = Vec::new();
+        for c in cmds {
+            let parts: Vec<&[u8]> = c.iter().map(AsRef::as_ref).collect();
+            resp::encode(&parts, &mut out);
+        }
+        let limit = self.timeout;
+        let addr = self.addr.clone();
+        let fut = async {
+            self.stream
+                .write_all(&out)
+                .await
+                .map_err(|e| ClientError::Io {
+                    addr: addr.clone(),
+                    source: e,
+                })?;
+            let mut replies = Vec::with_capacity(cmds.len());
+            while replies.len() < cmds.len() {
+                match resp::parse(&self.buf) {
+                    Err(e) => {
+                        return Err(ClientError::Protocol {
+                            addr: addr.clone(),
+                            source: e,
+                        });
+                    }
+                    Ok(Some((v, used))) => {
+                        self.buf.drain(..used);
+                        replies.push(v);
+                        continue;
+                    }
+                    Ok(None) => {}
+                }
+                let mut chunk = [0u8; 16 * 1024];
+                let n = self
+                    .stream
+                    .read(&mut chunk)
+                    .await
+                    .map_err(|e| ClientError::Io {
+                        addr: addr.clone(),
+                        source: e,
+                    })?;
+                if n == 0 {
+                    return Err(ClientError::Io {
+                        addr: addr.clone(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "closed by peer",
+                        ),
+                    });
+                }
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+            Ok(replies)
+        };
+        match timeout(limit, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(ClientError::Timeout {
+                addr: self.addr.clone(),
+                op,
+                ms: limit.as_millis(),
+            }),
+        }
+    }
+
+    /// A command whose reply is text (bulk or simple string).
+    pub async fn text<S: AsRef<[u8]>>(&mut self, args: &[S]) -> Result<String, ClientError> {
+        let v = self.cmd(args).await?;
+        v.as_text().ok_or_else(|| ClientError::Protocol {
+            addr: self.addr.clone(),
+            source: resp::ProtocolError(format!("{}: expected text, got {v}", op_name(args))),
+        })
+    }
+}
+
+fn op_name<S: AsRef<[u8]>>(args: &[S]) -> String {
+    let words: Vec<String> = args
+        .iter()
+        .take(2)
+        .map(|a| String::from_utf8_lossy(a.as_ref()).to_ascii_uppercase())
+        .collect();
+    match words.first().map(String::as_str) {
+        Some("CLUSTER") | Some("CONFIG") | Some("CLIENT") => words.join(" "),
+        Some("AUTH") => "AUTH".into(),
+        _ => words.first().cloned().unwrap_or_default(),
+    }
+}

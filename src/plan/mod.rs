@@ -1,0 +1,427 @@
+//! The planner: declared topology + observed state → the steps that converge one to the
+//! other. Pure and synchronous: no sockets, no clock, no randomness, so `redisctl plan`,
+//! `apply` and the tests all see the same plan for the same inputs. Every step names its
+//! nodes and slots; the executor only looks up node ids by address.
+
+pub mod converge;
+#[cfg(test)]
+mod sim;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::observe::{Live, NodeObs, Observed};
+use crate::supervise::ProcState;
+use crate::topology::slots::{SLOTS, SlotRange, count, format_ranges, ranges_of};
+use crate::topology::{InstanceKey, Topology};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// Render the instance's files and start its process.
+    Start { node: InstanceKey },
+    /// Rewrite the rendered files of a running instance (takes effect at its next restart).
+    WriteConfig { node: InstanceKey },
+    /// `CLUSTER SET-CONFIG-EPOCH` on a master that knows no other node yet.
+    SetConfigEpoch { node: InstanceKey, epoch: u64 },
+    /// `CLUSTER ADDSLOTSRANGE` for slots no node claims.
+    AddSlots {
+        node: InstanceKey,
+        ranges: Vec<SlotRange>,
+    },
+    /// Probe both bus ports, then `CLUSTER MEET` from `node` to `target`.
+    Meet {
+        node: InstanceKey,
+        target: InstanceKey,
+    },
+    /// Wait until every node sees every other as connected.
+    WaitMembership { nodes: Vec<InstanceKey> },
+    /// `CLUSTER REPLICATE <id of master>` on an empty node.
+    Replicate {
+        node: InstanceKey,
+        master: InstanceKey,
+    },
+    /// Wait until the cluster has converged: one slot map everywhere, full coverage, no open
+    /// slots, replicas linked.
+    WaitConverged { nodes: Vec<InstanceKey> },
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Start { node } => write!(f, "start {node}"),
+            Step::WriteConfig { node } => write!(f, "rewrite the configuration files of {node}"),
+            Step::SetConfigEpoch { node, epoch } => {
+                write!(f, "set config epoch of {node} to {epoch}")
+            }
+            Step::AddSlots { node, ranges } => write!(
+                f,
+                "assign {} slots ({}) to {node}",
+                count(ranges),
+                format_ranges(ranges)
+            ),
+            Step::Meet { node, target } => write!(f, "meet {node} with {target}"),
+            Step::WaitMembership { nodes } => {
+                write!(f, "wait until all {} nodes see each other", nodes.len())
+            }
+            Step::Replicate { node, master } => write!(f, "make {node} a replica of {master}"),
+            Step::WaitConverged { nodes } => write!(
+                f,
+                "wait until all {} nodes agree on slots and replicas are in sync",
+                nodes.len()
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// Conditions redisctl refuses to act on; `apply` stops and changes nothing.
+    pub blockers: Vec<String>,
+    /// Facts the operator should know that need no step.
+    pub notes: Vec<String>,
+    /// Cluster steps wait for instances being started; `apply` plans again after them.
+    pub partial: bool,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty() && self.blockers.is_empty()
+    }
+}
+
+/// What the planner knows about a declared node.
+#[derive(Clone, Copy)]
+enum State<'a> {
+    Live(&'a Live),
+    /// Will be started with no nodes.conf: comes up empty and alone.
+    StartsFresh,
+    /// Unknown until it runs (will be started with its old nodes.conf, or is remote and down).
+    Unknown,
+}
+
+impl<'a> State<'a> {
+    fn live(&self) -> Option<&'a Live> {
+        match self {
+            State::Live(l) => Some(l),
+            _ => None,
+        }
+    }
+    fn id(&self) -> Option<&'a str> {
+        self.live().map(|l| l.myself.id.as_str())
+    }
+    fn fresh(&self) -> bool {
+        match self {
+            State::Live(l) => l.is_fresh(),
+            State::StartsFresh => true,
+            State::Unknown => false,
+        }
+    }
+}
+
+pub fn plan(topo: &Topology, obs: &Observed) -> Plan {
+    let mut p = Plan::default();
+    let Some(cluster) = &topo.cluster else {
+        return p;
+    };
+    let instances: Vec<_> = topo.instances().collect();
+    let all_keys: Vec<InstanceKey> = instances.iter().map(|i| i.key.clone()).collect();
+
+    // Processes, ownership and reachability.
+    let mut state: HashMap<&InstanceKey, State> = HashMap::new();
+    for inst in &instances {
+        let key = &inst.key;
+        let Some(o) = obs.nodes.get(key) else {
+            p.blockers.push(format!("{key}: not observed"));
+            continue;
+        };
+        let st = node_state(key, o, obs, &mut p);
+        state.insert(key, st);
+    }
+    if !p.blockers.is_empty() {
+        p.steps.clear();
+        return p;
+    }
+    // Starts and config rewrites come first.
+    let mut pre: Vec<Step> = Vec::new();
+    for inst in &instances {
+        let o = &obs.nodes[&inst.key];
+        if matches!(o.process, ProcState::Stopped | ProcState::Stale { .. }) && o.live.is_none() {
+            pre.push(Step::Start {
+                node: inst.key.clone(),
+            });
+        } else if o.config_drift && o.live.is_some() && !matches!(o.process, ProcState::Remote) {
+            pre.push(Step::WriteConfig {
+                node: inst.key.clone(),
+            });
+        }
+    }
+    if state.values().any(|s| matches!(s, State::Unknown)) {
+        p.partial = true;
+        p.steps = pre;
+        return p;
+    }
+
+    let st = |k: &InstanceKey| state[k];
+
+    // Shard masters: the member that serves the shard now (after a failover that may be a
+    // declared replica; Redis Cluster owns elections), else the preferred master.
+    let mut owners: Vec<&InstanceKey> = Vec::new();
+    for shard in &cluster.shards {
+        let members: Vec<&InstanceKey> = shard.members().map(|i| &i.key).collect();
+        let serving: Vec<&InstanceKey> = members
+            .iter()
+            .copied()
+            .filter(|k| {
+                st(k)
+                    .live()
+                    .is_some_and(|l| l.myself.flags.master && !l.myself.slots.is_empty())
+            })
+            .collect();
+        let owner = match serving.as_slice() {
+            [one] => *one,
+            [] => members
+                .iter()
+                .copied()
+                .find(|k| {
+                    let Some(id) = st(k).id() else { return false };
+                    members.iter().any(|o| {
+                        st(o)
+                            .live()
+                            .is_some_and(|l| l.myself.master_id.as_deref() == Some(id))
+                    })
+                })
+                .unwrap_or(&shard.master.key),
+            many => {
+                let names: Vec<String> = many.iter().map(ToString::to_string).collect();
+                p.blockers.push(format!(
+                    "shard {} has {} masters owning slots ({}); redisctl will not pick one",
+                    shard.number,
+                    many.len(),
+                    names.join(", ")
+                ));
+                &shard.master.key
+            }
+        };
+        owners.push(owner);
+    }
+    if !p.blockers.is_empty() {
+        return p;
+    }
+
+    // Config epochs: distinct per master, only while it still knows nobody.
+    for (i, shard) in cluster.shards.iter().enumerate() {
+        let k = owners[i];
+        let needs = match st(k) {
+            State::Live(l) => l.peers.is_empty() && l.myself.config_epoch == 0,
+            State::StartsFresh => true,
+            State::Unknown => false,
+        };
+        if needs {
+            p.steps.push(Step::SetConfigEpoch {
+                node: k.clone(),
+                epoch: u64::from(shard.number),
+            });
+        }
+    }
+
+    // Slots nobody claims go to their shard's master.
+    let mut claimed: BTreeSet<u16> = BTreeSet::new();
+    let mut owner_of: HashMap<u16, String> = HashMap::new();
+    for s in state.values() {
+        if let Some(l) = s.live() {
+            for line in l.view() {
+                for r in &line.slots {
+                    for slot in r.start..=r.end {
+                        claimed.insert(slot);
+                        if line.flags.myself {
+                            owner_of.insert(slot, line.id.clone());
+                        }
+                    }
+                }
+                for (slot, _) in line.migrating.iter().chain(line.importing.iter()) {
+                    claimed.insert(*slot);
+                }
+            }
+        }
+    }
+    let allocation = cluster.slot_allocation();
+    for (i, range) in allocation.iter().enumerate() {
+        let free: Vec<u16> = (range.start..=range.end)
+            .filter(|s| !claimed.contains(s))
+            .collect();
+        if !free.is_empty() {
+            p.steps.push(Step::AddSlots {
+                node: owners[i].clone(),
+                ranges: ranges_of(free),
+            });
+        }
+        // Report (do not move) slots held by another shard.
+        let mine = st(owners[i]).id();
+        let elsewhere = (range.start..=range.end)
+            .filter(|s| owner_of.get(s).is_some_and(|o| Some(o.as_str()) != mine))
+            .count();
+        if elsewhere > 0 {
+            p.notes.push(format!(
+                "shard {}: {elsewhere} of its {} slots are served by another shard; slot rebalancing is not part of this apply",
+                cluster.shards[i].number,
+                range.len()
+            ));
+        }
+    }
+    let _ = SLOTS;
+
+    // Membership: everyone meets the first node unless either already knows the other.
+    let anchor = &all_keys[0];
+    let mut met = false;
+    for k in &all_keys[1..] {
+        let (a, b) = (st(anchor), st(k));
+        let knows = |x: State, y: State| match (x.live(), y.id()) {
+            (Some(l), Some(id)) => l.peer(id).is_some(),
+            _ => false,
+        };
+        if !knows(a, b) && !knows(b, a) {
+            p.steps.push(Step::Meet {
+                node: k.clone(),
+                target: anchor.clone(),
+            });
+            met = true;
+        }
+    }
+    let lives: Vec<(&InstanceKey, &Live)> = all_keys
+        .iter()
+        .filter_map(|k| st(k).live().map(|l| (k, l)))
+        .collect();
+    let all_live = lives.len() == all_keys.len();
+    if met || !all_live || !converge::membership_problems(&lives).is_empty() {
+        p.steps.push(Step::WaitMembership {
+            nodes: all_keys.clone(),
+        });
+    }
+
+    // Replicas.
+    for (i, shard) in cluster.shards.iter().enumerate() {
+        let owner = owners[i];
+        let owner_id = st(owner).id();
+        for m in shard.members().map(|x| &x.key).filter(|k| *k != owner) {
+            match st(m) {
+                State::StartsFresh => p.steps.push(Step::Replicate {
+                    node: m.clone(),
+                    master: owner.clone(),
+                }),
+                State::Unknown => {}
+                State::Live(l) => {
+                    let me = &l.myself;
+                    if me.flags.replica && owner_id.is_some() && me.master_id.as_deref() == owner_id
+                    {
+                        continue;
+                    }
+                    if me.flags.master && !me.slots.is_empty() {
+                        // Already reported as a two-master shard, or serving another shard.
+                        p.blockers.push(format!(
+                            "{m} should be a replica in shard {} but is a master owning {} slots; move its slots first",
+                            shard.number,
+                            count(&me.slots)
+                        ));
+                    } else if me.flags.master && l.keys > 0 {
+                        p.blockers.push(format!(
+                            "{m} should be a replica in shard {} but holds {} keys and no slots; making it a replica would delete them. Inspect the node and remove the keys yourself if they are not needed",
+                            shard.number, l.keys
+                        ));
+                    } else {
+                        p.steps.push(Step::Replicate {
+                            node: m.clone(),
+                            master: owner.clone(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    if !p.blockers.is_empty() {
+        p.steps.clear();
+        return p;
+    }
+
+    let converged = all_live && converge::problems(topo, &lives).is_empty();
+    if !p.steps.is_empty() || !converged {
+        p.steps.push(Step::WaitConverged { nodes: all_keys });
+    }
+    pre.append(&mut p.steps);
+    p.steps = pre;
+    // A plan that only waits on an already converged cluster is empty.
+    if p.steps
+        .iter()
+        .all(|s| matches!(s, Step::WaitMembership { .. } | Step::WaitConverged { .. }))
+        && converged
+    {
+        p.steps.clear();
+    }
+    p
+}
+
+fn node_state<'a>(key: &InstanceKey, o: &'a NodeObs, obs: &Observed, p: &mut Plan) -> State<'a> {
+    if o.auth_failed {
+        p.blockers.push(format!(
+            "{key} ({}): {}",
+            o.endpoint,
+            o.error.as_deref().unwrap_or("authentication failed")
+        ));
+        return State::Unknown;
+    }
+    match (&o.process, &o.live) {
+        (ProcState::Stopped | ProcState::Stale { .. }, Some(_)) => {
+            p.blockers.push(format!(
+                "{key}: {} answers, but redisctl did not start that process (no live pid file in its state directory); stop it or change the port",
+                o.endpoint
+            ));
+            State::Unknown
+        }
+        (ProcState::Stopped | ProcState::Stale { .. }, None) => {
+            if o.has_nodes_conf {
+                State::Unknown
+            } else {
+                State::StartsFresh
+            }
+        }
+        (_, Some(l)) => {
+            let recorded = obs.record.id_of(key);
+            if !l.is_fresh() && recorded != Some(l.myself.id.as_str()) {
+                p.blockers.push(format!(
+                    "{key} ({}): node {} holds data or belongs to a cluster, but redisctl has no record of creating it (state.json{}); it is reported, not touched",
+                    o.endpoint,
+                    short(&l.myself.id),
+                    match recorded {
+                        Some(r) => format!(" records {} at this address", short(r)),
+                        None => String::new(),
+                    }
+                ));
+                return State::Unknown;
+            }
+            State::Live(l)
+        }
+        (ProcState::Running { .. }, None) => {
+            p.blockers.push(format!(
+                "{key} ({}): process is running but not answering: {}",
+                o.endpoint,
+                o.error.as_deref().unwrap_or("unknown error")
+            ));
+            State::Unknown
+        }
+        (ProcState::Remote, None) => {
+            p.notes.push(format!(
+                "{key} ({}) is not answering and runs on another host: run `redisctl apply` there ({})",
+                o.endpoint,
+                o.error.as_deref().unwrap_or("no answer")
+            ));
+            State::Unknown
+        }
+    }
+}
+
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(8)]
+}

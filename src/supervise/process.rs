@@ -1,0 +1,154 @@
+//! The built-in supervisor: `redis-server` as a detached child (own session, stdin closed,
+//! output appended to the instance log), tracked by a pid file in the instance directory.
+//! A pid file is trusted only while /proc shows a live redis process for this port.
+
+use std::fs::{self, OpenOptions};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::{Managed, ProcState, SuperviseError, Supervisor};
+
+pub struct ProcessSupervisor;
+
+/// A live (non-zombie) process whose title names this instance's port.
+fn is_our_process(pid: u32, port: u16) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // State is the field after the parenthesised command name.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    if matches!(state, Some("Z") | Some("X") | None) {
+        return false;
+    }
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    // redis-server retitles itself "redis-server 127.0.0.1:7000 [cluster]"; before that
+    // its argv is "redis-server /path/redis.conf".
+    (cmdline.contains("-server") || cmdline.contains("redis"))
+        && (cmdline.contains(&format!(":{port}")) || cmdline.contains("redis.conf"))
+}
+
+fn read_pid(m: &Managed) -> Option<u32> {
+    fs::read_to_string(&m.paths.pid).ok()?.trim().parse().ok()
+}
+
+fn port_answers(addr: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
+}
+
+impl Supervisor for ProcessSupervisor {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    fn status(&self, m: &Managed) -> ProcState {
+        match read_pid(m) {
+            None => ProcState::Stopped,
+            Some(pid) if is_our_process(pid, m.port) => ProcState::Running { pid },
+            Some(pid) => ProcState::Stale { pid },
+        }
+    }
+
+    fn start(&self, m: &Managed) -> Result<u32, SuperviseError> {
+        if let ProcState::Running { pid } = self.status(m) {
+            return Ok(pid);
+        }
+        // A stale pid file is ours to remove; the data directory is not touched.
+        let _ = fs::remove_file(&m.paths.pid);
+        let addr = SocketAddr::new(m.address, m.port);
+        let bus = SocketAddr::new(m.address, m.port.saturating_add(10000));
+        for a in [addr, bus] {
+            if port_answers(a) {
+                return Err(SuperviseError::PortTaken {
+                    endpoint: a.to_string(),
+                    dir: m.paths.dir.display().to_string(),
+                });
+            }
+        }
+        let io = |what: &str| {
+            let what = what.to_string();
+            let key = m.key.clone();
+            move |source| SuperviseError::Io { key, what, source }
+        };
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&m.paths.log)
+            .map_err(io("open log"))?;
+        let log2 = log.try_clone().map_err(io("open log"))?;
+        let mut cmd = Command::new(&m.binary);
+        cmd.arg(&m.paths.config)
+            .current_dir(&m.paths.dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        // Own session: Ctrl-C or the death of redisctl must not take the instance with it.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|source| SuperviseError::Spawn {
+            key: m.key.clone(),
+            binary: m.binary.display().to_string(),
+            source,
+        })?;
+        let pid = child.id();
+        // The child is deliberately not waited for: it outlives redisctl.
+        std::mem::forget(child);
+        crate::fsio::write_atomic(&m.paths.pid, format!("{pid}\n").as_bytes(), 0o644)
+            .map_err(io("write pid file"))?;
+        Ok(pid)
+    }
+
+    fn stop(&self, m: &Managed, grace: Duration) -> Result<(), SuperviseError> {
+        let Some(pid) = read_pid(m) else {
+            return Ok(());
+        };
+        let wait_gone = |limit: Duration| {
+            let t = Instant::now();
+            while t.elapsed() < limit {
+                if !is_our_process(pid, m.port) {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            !is_our_process(pid, m.port)
+        };
+        if !wait_gone(grace) {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            if !wait_gone(Duration::from_secs(10)) {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                if !wait_gone(Duration::from_secs(5)) {
+                    return Err(SuperviseError::WontDie {
+                        key: m.key.clone(),
+                        pid,
+                        secs: grace.as_secs() + 15,
+                    });
+                }
+            }
+        }
+        let _ = fs::remove_file(&m.paths.pid);
+        Ok(())
+    }
+
+    fn unregister(&self, m: &Managed) -> Result<(), SuperviseError> {
+        match fs::remove_file(&m.paths.pid) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(SuperviseError::Io {
+                key: m.key.clone(),
+                what: "remove pid file".into(),
+                source,
+            }),
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The validated topology: every value checked, every default filled in, every node placed.
+//! Later layers (render, plan) trust it and never re-check input.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+pub use super::raw::{Fsync, Role};
+use super::slots::{SlotRange, even_split};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Topology {
+    pub name: String,
+    /// Directory of the topology file; relative paths in it were resolved against it.
+    pub base_dir: PathBuf,
+    /// State root from the file, if any (`--state-dir` overrides at the CLI).
+    pub state_dir: Option<PathBuf>,
+    pub hosts: Vec<Host>,
+    pub auth: Option<Auth>,
+    pub cluster: Option<Cluster>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Host {
+    pub name: String,
+    pub address: IpAddr,
+    pub zone: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Auth {
+    pub password_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cluster {
+    pub settings: ClusterSettings,
+    /// Shards in order; shard `i` owns the `i`-th range of the even split.
+    pub shards: Vec<Shard>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterSettings {
+    pub node_timeout_ms: u64,
+    pub require_full_coverage: bool,
+    pub migration_barrier: u32,
+    pub allow_replica_migration: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Shard {
+    /// 1-based shard number as written in the topology.
+    pub number: u32,
+    pub master: Instance,
+    pub replicas: Vec<Instance>,
+}
+
+impl Shard {
+    pub fn members(&self) -> impl Iterator<Item = &Instance> {
+        std::iter::once(&self.master).chain(self.replicas.iter())
+    }
+}
+
+/// Identity of an instance: host name and port. Stable across runs; node ids are not.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct InstanceKey {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for InstanceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Instance {
+    pub key: InstanceKey,
+    /// Address redisctl and the other nodes use to reach it (its host's address).
+    pub address: IpAddr,
+    pub port: u16,
+    pub shard: u32,
+    pub role: Role,
+    pub settings: InstanceSettings,
+}
+
+impl Instance {
+    pub fn endpoint(&self) -> String {
+        match self.address {
+            IpAddr::V6(a) => format!("[{a}]:{}", self.port),
+            IpAddr::V4(a) => format!("{a}:{}", self.port),
+        }
+    }
+    pub fn bus_port(&self) -> u32 {
+        u32::from(self.port) + 10000
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstanceSettings {
+    pub bind: Vec<IpAddr>,
+    pub persistence: Persistence,
+    pub maxmemory: Option<u64>,
+    pub maxmemory_policy: Option<String>,
+    /// Extra directives, already rendered to redis.conf values.
+    pub extra: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Persistence {
+    /// RDB save rules (seconds, changes); empty = RDB snapshots off.
+    pub save: Vec<(u64, u64)>,
+    pub appendonly: bool,
+    pub appendfsync: Fsync,
+    pub auto_aof_rewrite_percentage: u32,
+    pub auto_aof_rewrite_min_size: u64,
+}
+
+impl Persistence {
+    /// Redis 7 defaults.
+    pub fn redis_default() -> Persistence {
+        Persistence {
+            save: vec![(3600, 1), (300, 100), (60, 10000)],
+            appendonly: false,
+            appendfsync: Fsync::Everysec,
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 * 1024 * 1024,
+        }
+    }
+    pub fn is_off(&self) -> bool {
+        self.save.is_empty() && !self.appendonly
+    }
+}
+
+impl Topology {
+    pub fn instances(&self) -> impl Iterator<Item = &Instance> {
+        self.cluster
+            .iter()
+            .flat_map(|c| c.shards.iter().flat_map(Shard::members))
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    pub fn default_state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/var/lib/redisctl").join(&self.name))
+    }
+}
+
+impl Cluster {
+    /// Slot ranges each shard owns when balanced, indexed like `shards`.
+    pub fn slot_allocation(&self) -> Vec<SlotRange> {
+        even_split(self.shards.len())
+    }
+}

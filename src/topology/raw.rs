@@ -1,0 +1,221 @@
+//! The raw serde mirror of the topology file (format v1).
+//!
+//! Owns the exact YAML shape: field names, optionality and `deny_unknown_fields`. It does no
+//! validation beyond what serde does; `validate.rs` turns it into the checked model. The JSON
+//! Schema printed by `redisctl schema` is derived from these types, so doc comments here are
+//! what editors show.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// A redisctl deployment: hosts, a Redis Cluster and the defaults for every instance.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTopology {
+    /// Format version of this file. Only `1` exists.
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// Name of the deployment: letters, digits, `-`, `_`, `.`. Used in state paths.
+    pub name: String,
+    /// Root of the per-instance state directories. Default `/var/lib/redisctl/<name>`.
+    /// `--state-dir` overrides it. Relative paths are relative to this file.
+    #[serde(default)]
+    pub state_dir: Option<String>,
+    /// The machines that run instances.
+    pub hosts: Vec<RawHost>,
+    /// Settings for every instance, overridable per node.
+    #[serde(default)]
+    pub defaults: RawInstance,
+    /// Authentication shared by every instance.
+    #[serde(default)]
+    pub auth: Option<RawAuth>,
+    /// The Redis Cluster of this deployment.
+    #[serde(default)]
+    pub cluster: Option<RawCluster>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHost {
+    /// Short name used by nodes and commands (`drain NAME`).
+    pub name: String,
+    /// IP address other instances and redisctl use to reach this host.
+    pub address: String,
+    /// Failure zone (rack, availability zone); replicas avoid their master's zone.
+    #[serde(default)]
+    pub zone: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// File holding the password (first line). Becomes `requirepass` and `masterauth`.
+    /// Relative paths are relative to this file.
+    pub password_file: String,
+}
+
+/// Instance settings. Every field is optional; unset fields inherit from `defaults`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawInstance {
+    /// Address the instance listens on. Default: its host's address.
+    #[serde(default)]
+    pub bind: Option<String>,
+    #[serde(default)]
+    pub persistence: Option<RawPersistence>,
+    /// Memory limit, e.g. `256mb`, `2gb` or bytes. Unset: no limit.
+    #[serde(default)]
+    pub maxmemory: Option<SizeValue>,
+    /// Eviction policy when `maxmemory` is reached.
+    #[serde(default)]
+    pub maxmemory_policy: Option<String>,
+    /// Extra redis.conf directives passed through verbatim. Directives redisctl manages are refused.
+    #[serde(default)]
+    pub config: Option<BTreeMap<String, ScalarValue>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPersistence {
+    /// RDB snapshot rules, each "SECONDS CHANGES" (e.g. "3600 1"). An empty list turns RDB off.
+    #[serde(default)]
+    pub save: Option<Vec<String>>,
+    /// Append-only file on or off.
+    #[serde(default)]
+    pub appendonly: Option<bool>,
+    /// AOF fsync policy.
+    #[serde(default)]
+    pub appendfsync: Option<Fsync>,
+    /// Rewrite the AOF when it grew by this percentage since the last rewrite (0 = never).
+    #[serde(default)]
+    pub auto_aof_rewrite_percentage: Option<u32>,
+    /// Do not rewrite an AOF smaller than this (e.g. `64mb`).
+    #[serde(default)]
+    pub auto_aof_rewrite_min_size: Option<SizeValue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    Always,
+    Everysec,
+    No,
+}
+
+impl Fsync {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fsync::Always => "always",
+            Fsync::Everysec => "everysec",
+            Fsync::No => "no",
+        }
+    }
+}
+
+/// A size: bytes as an integer, or a number with a unit (`kb`, `mb`, `gb`; 1024-based).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SizeValue {
+    Bytes(u64),
+    Text(String),
+}
+
+/// A duration: milliseconds as an integer, or a number with a unit (`ms`, `s`, `m`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum DurationValue {
+    Millis(u64),
+    Text(String),
+}
+
+/// A redis.conf value: string, number or boolean (rendered as yes/no).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ScalarValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+/// Ports: a range `"7000-7005"` or a list of ports.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PortsValue {
+    List(Vec<u32>),
+    Range(String),
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// Number of shards (masters). At least 3. Use with `replicas` and `ports`.
+    #[serde(default)]
+    pub shards: Option<u32>,
+    /// Replicas per shard. Default 1.
+    #[serde(default)]
+    pub replicas: Option<u32>,
+    /// Ports available on each host for the generated nodes.
+    #[serde(default)]
+    pub ports: Option<PortsValue>,
+    /// Explicit node list, instead of `shards`/`replicas`/`ports`.
+    #[serde(default)]
+    pub nodes: Option<Vec<RawNode>>,
+    /// `cluster-node-timeout`: how long a master may be unreachable before its replica takes over.
+    /// Default 15000 ms.
+    #[serde(default)]
+    pub node_timeout: Option<DurationValue>,
+    /// `cluster-require-full-coverage`. Default true.
+    #[serde(default)]
+    pub require_full_coverage: Option<bool>,
+    /// `cluster-migration-barrier`. Default 1.
+    #[serde(default)]
+    pub migration_barrier: Option<u32>,
+    /// `cluster-allow-replica-migration`. Default false: redisctl places replicas itself, and an
+    /// empty new master must never turn into a replica behind its back.
+    #[serde(default)]
+    pub allow_replica_migration: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    /// Name of the host (from `hosts`).
+    pub host: String,
+    pub port: u32,
+    /// Shard number, starting at 1.
+    pub shard: u32,
+    /// Preferred role. Exactly one master per shard.
+    pub role: Role,
+    #[serde(default)]
+    pub bind: Option<String>,
+    #[serde(default)]
+    pub persistence: Option<RawPersistence>,
+    #[serde(default)]
+    pub maxmemory: Option<SizeValue>,
+    #[serde(default)]
+    pub maxmemory_policy: Option<String>,
+    #[serde(default)]
+    pub config: Option<BTreeMap<String, ScalarValue>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Master,
+    Replica,
+}
+
+impl RawNode {
+    pub fn overrides(&self) -> RawInstance {
+        RawInstance {
+            bind: self.bind.clone(),
+            persistence: self.persistence.clone(),
+            maxmemory: self.maxmemory.clone(),
+            maxmemory_policy: self.maxmemory_policy.clone(),
+            config: self.config.clone(),
+        }
+    }
+}

@@ -1,0 +1,773 @@
+//! Raw topology → validated model. Pure: no file is read, no socket opened. Every problem is
+//! collected (not just the first) with its field path, so one run of `redisctl validate` shows
+//! everything to fix.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::Path;
+
+use super::model::*;
+use super::raw::*;
+
+/// One problem found in a topology, located by field path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Problem {
+    pub severity: Severity,
+    pub path: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            severity: Severity::Error,
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+    fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            severity: Severity::Warning,
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+    fn has_errors(&self) -> bool {
+        self.0.iter().any(|p| p.severity == Severity::Error)
+    }
+}
+
+/// Highest port an instance may use: its cluster bus port (port + 10000) must fit in 65535.
+pub const MAX_PORT: u32 = 55535;
+
+/// redis.conf directives that redisctl renders itself, with the topology field to use instead.
+pub const MANAGED_DIRECTIVES: &[(&str, &str)] = &[
+    ("port", "cluster.ports or cluster.nodes[].port"),
+    ("bind", "bind"),
+    ("dir", "state_dir"),
+    ("daemonize", "the supervisor"),
+    ("supervised", "the supervisor"),
+    ("pidfile", "the supervisor"),
+    ("logfile", "the supervisor"),
+    ("include", "nothing (redisctl renders includes)"),
+    ("cluster-enabled", "cluster"),
+    (
+        "cluster-config-file",
+        "nothing (nodes.conf is runtime-owned)",
+    ),
+    ("cluster-node-timeout", "cluster.node_timeout"),
+    (
+        "cluster-require-full-coverage",
+        "cluster.require_full_coverage",
+    ),
+    ("cluster-migration-barrier", "cluster.migration_barrier"),
+    (
+        "cluster-allow-replica-migration",
+        "cluster.allow_replica_migration",
+    ),
+    ("cluster-port", "nothing (bus port is always port + 10000)"),
+    ("requirepass", "auth.password_file"),
+    ("masterauth", "auth.password_file"),
+    ("masteruser", "auth.password_file"),
+    ("replicaof", "cluster.nodes[].role"),
+    ("slaveof", "cluster.nodes[].role"),
+    ("save", "persistence.save"),
+    ("appendonly", "persistence.appendonly"),
+    ("appendfsync", "persistence.appendfsync"),
+    (
+        "auto-aof-rewrite-percentage",
+        "persistence.auto_aof_rewrite_percentage",
+    ),
+    (
+        "auto-aof-rewrite-min-size",
+        "persistence.auto_aof_rewrite_min_size",
+    ),
+    ("dbfilename", "nothing (redisctl names data files)"),
+    ("appendfilename", "nothing (redisctl names data files)"),
+    ("appenddirname", "nothing (redisctl names data files)"),
+    ("maxmemory", "maxmemory"),
+    ("maxmemory-policy", "maxmemory_policy"),
+];
+
+pub const MAXMEMORY_POLICIES: &[&str] = &[
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+];
+
+/// Validate `raw`. Returns the model when there is no error, and every problem found
+/// (warnings come back with a model too).
+pub fn validate(raw: &RawTopology, base_dir: &Path) -> (Option<Topology>, Vec<Problem>) {
+    let mut p = Problems::default();
+
+    if let Some(v) = raw.version
+        && v != 1
+    {
+        p.error(
+            "version",
+            format!("unsupported version {v}; this redisctl reads version 1"),
+        );
+    }
+    if !valid_name(&raw.name) {
+        p.error(
+            "name",
+            format!(
+                "invalid deployment name {:?}: use 1-64 letters, digits, '-', '_' or '.', not starting with '.'",
+                raw.name
+            ),
+        );
+    }
+
+    let hosts = validate_hosts(raw, &mut p);
+    let state_dir = raw.state_dir.as_ref().map(|s| {
+        if s.trim().is_empty() {
+            p.error("state_dir", "must not be empty");
+        }
+        base_dir.join(s)
+    });
+    let auth = raw.auth.as_ref().map(|a| {
+        if a.password_file.trim().is_empty() {
+            p.error("auth.password_file", "must not be empty");
+        }
+        Auth {
+            password_file: base_dir.join(&a.password_file),
+        }
+    });
+
+    let cluster = match &raw.cluster {
+        Some(c) => validate_cluster(raw, c, &hosts, &mut p),
+        None => {
+            p.error("cluster", "nothing to deploy: add a `cluster` section");
+            None
+        }
+    };
+
+    let mut problems = p.0;
+    problems.sort();
+    problems.dedup();
+    let failed = problems.iter().any(|x| x.severity == Severity::Error);
+    if failed {
+        return (None, problems);
+    }
+    let topo = Topology {
+        name: raw.name.clone(),
+        base_dir: base_dir.to_path_buf(),
+        state_dir,
+        hosts,
+        auth,
+        cluster,
+    };
+    (Some(topo), problems)
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn validate_hosts(raw: &RawTopology, p: &mut Problems) -> Vec<Host> {
+    if raw.hosts.is_empty() {
+        p.error("hosts", "at least one host is required");
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut seen_addr: HashMap<IpAddr, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for (i, h) in raw.hosts.iter().enumerate() {
+        let path = format!("hosts[{i}]");
+        if !valid_name(&h.name) {
+            p.error(
+                format!("{path}.name"),
+                format!(
+                    "invalid host name {:?}: use letters, digits, '-', '_' or '.'",
+                    h.name
+                ),
+            );
+        }
+        if let Some(first) = seen.insert(&h.name, i) {
+            p.error(
+                format!("{path}.name"),
+                format!("duplicate host name {:?} (also hosts[{first}])", h.name),
+            );
+        }
+        let address = match h.address.parse::<IpAddr>() {
+            Ok(a) => {
+                if let Some(first) = seen_addr.insert(a, i) {
+                    p.error(
+                        format!("{path}.address"),
+                        format!("address {a} is also used by hosts[{first}]"),
+                    );
+                }
+                a
+            }
+            Err(_) => {
+                p.error(
+                    format!("{path}.address"),
+                    format!("{:?} is not an IP address", h.address),
+                );
+                IpAddr::from([0, 0, 0, 0])
+            }
+        };
+        out.push(Host {
+            name: h.name.clone(),
+            address,
+            zone: h.zone.clone(),
+        });
+    }
+    out
+}
+
+struct Planned {
+    host: usize,
+    port: u32,
+    shard: u32,
+    role: Role,
+    /// Path of the node in the file (explicit nodes) or of the field that produced it.
+    path: String,
+    overrides: Option<RawInstance>,
+}
+
+fn validate_cluster(
+    raw: &RawTopology,
+    c: &RawCluster,
+    hosts: &[Host],
+    p: &mut Problems,
+) -> Option<Cluster> {
+    let settings = ClusterSettings {
+        node_timeout_ms: match &c.node_timeout {
+            None => 15000,
+            Some(d) => match parse_duration_ms(d) {
+                Ok(0) => {
+                    p.error("cluster.node_timeout", "must be greater than 0");
+                    15000
+                }
+                Ok(ms) => ms,
+                Err(e) => {
+                    p.error("cluster.node_timeout", e);
+                    15000
+                }
+            },
+        },
+        require_full_coverage: c.require_full_coverage.unwrap_or(true),
+        migration_barrier: c.migration_barrier.unwrap_or(1),
+        allow_replica_migration: c.allow_replica_migration.unwrap_or(false),
+    };
+
+    let planned = match &c.nodes {
+        Some(nodes) => {
+            for (field, set) in [
+                ("shards", c.shards.is_some()),
+                ("replicas", c.replicas.is_some()),
+                ("ports", c.ports.is_some()),
+            ] {
+                if set {
+                    p.error(
+                        format!("cluster.{field}"),
+                        "cannot be combined with cluster.nodes: use either an explicit node list or shards/replicas/ports",
+                    );
+                }
+            }
+            explicit_nodes(nodes, hosts, p)
+        }
+        None => generated_nodes(c, hosts, p),
+    };
+    let planned = planned?;
+
+    check_ports(&planned, hosts, p);
+
+    // Group into shards.
+    let mut by_shard: BTreeMap<u32, Vec<&Planned>> = BTreeMap::new();
+    for n in &planned {
+        by_shard.entry(n.shard).or_default().push(n);
+    }
+    let shard_count = by_shard.len();
+    if shard_count < 3 {
+        p.error(
+            if c.nodes.is_some() {
+                "cluster.nodes"
+            } else {
+                "cluster.shards"
+            },
+            format!("Redis Cluster needs at least 3 masters; this topology declares {shard_count}"),
+        );
+    }
+    for (expect, (&number, members)) in (1u32..).zip(by_shard.iter()) {
+        if number != expect {
+            p.error(
+                members[0].path.clone() + ".shard",
+                format!("shards must be numbered 1..{shard_count} without gaps; shard {expect} is missing"),
+            );
+            break;
+        }
+        let _ = members;
+    }
+
+    let mut shards = Vec::new();
+    for (&number, members) in &by_shard {
+        let masters: Vec<&&Planned> = members.iter().filter(|n| n.role == Role::Master).collect();
+        if masters.len() != 1 {
+            p.error(
+                members[0].path.clone(),
+                format!(
+                    "shard {number} has {} masters; each shard needs exactly one node with role: master",
+                    masters.len()
+                ),
+            );
+            continue;
+        }
+        let master_host = masters[0].host;
+        let distinct_hosts = hosts.len();
+        for r in members.iter().filter(|n| n.role == Role::Replica) {
+            if r.host == master_host && distinct_hosts > 1 {
+                let msg = format!(
+                    "replica of shard {number} is on host {:?} with its master; place it on another host so one host failure cannot take the whole shard",
+                    hosts[r.host].name
+                );
+                if c.nodes.is_some() {
+                    p.error(r.path.clone() + ".host", msg);
+                } else {
+                    p.warn(r.path.clone(), msg);
+                }
+            } else if distinct_hosts > 1
+                && hosts[r.host].zone.is_some()
+                && hosts[r.host].zone == hosts[master_host].zone
+                && hosts.iter().any(|h| h.zone != hosts[master_host].zone)
+            {
+                p.warn(
+                    r.path.clone(),
+                    format!("replica of shard {number} is in the same zone as its master"),
+                );
+            }
+        }
+        let mut to_instance = |n: &Planned| -> Instance {
+            let mut layers: Vec<(&RawInstance, String)> = vec![(&raw.defaults, "defaults".into())];
+            if let Some(o) = &n.overrides {
+                layers.push((o, n.path.clone()));
+            }
+            let settings = resolve_settings(&layers, &hosts[n.host], p);
+            let exposed = settings.bind.iter().any(|a| !a.is_loopback());
+            if exposed
+                && raw.auth.is_none()
+                && settings.extra.get("protected-mode").map(String::as_str) != Some("no")
+            {
+                p.error(
+                    n.path.clone(),
+                    format!(
+                        "{}:{} listens on a non-loopback address without a password; set auth.password_file, or say config: {{protected-mode: \"no\"}} to serve it unauthenticated on purpose",
+                        hosts[n.host].name, n.port
+                    ),
+                );
+            }
+            Instance {
+                key: InstanceKey {
+                    host: hosts[n.host].name.clone(),
+                    port: n.port as u16,
+                },
+                address: hosts[n.host].address,
+                port: n.port as u16,
+                shard: number,
+                role: n.role,
+                settings,
+            }
+        };
+        let master = to_instance(masters[0]);
+        let mut replicas = Vec::new();
+        for n in members.iter().filter(|n| n.role == Role::Replica) {
+            replicas.push(to_instance(n));
+        }
+        shards.push(Shard {
+            number,
+            master,
+            replicas,
+        });
+    }
+    if p.has_errors() {
+        return None;
+    }
+    Some(Cluster { settings, shards })
+}
+
+fn explicit_nodes(nodes: &[RawNode], hosts: &[Host], p: &mut Problems) -> Option<Vec<Planned>> {
+    let mut out = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let path = format!("cluster.nodes[{i}]");
+        let Some(host) = hosts.iter().position(|h| h.name == n.host) else {
+            let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+            p.error(
+                format!("{path}.host"),
+                format!("unknown host {:?}; hosts are: {}", n.host, names.join(", ")),
+            );
+            continue;
+        };
+        if n.shard == 0 {
+            p.error(format!("{path}.shard"), "shards are numbered from 1");
+            continue;
+        }
+        out.push(Planned {
+            host,
+            port: n.port,
+            shard: n.shard,
+            role: n.role,
+            path,
+            overrides: Some(n.overrides()),
+        });
+    }
+    Some(out)
+}
+
+fn generated_nodes(c: &RawCluster, hosts: &[Host], p: &mut Problems) -> Option<Vec<Planned>> {
+    let Some(shards) = c.shards else {
+        p.error(
+            "cluster",
+            "missing field `shards` (or give an explicit `nodes` list)",
+        );
+        return None;
+    };
+    let replicas = c.replicas.unwrap_or(1);
+    let Some(ports) = &c.ports else {
+        p.error(
+            "cluster",
+            "missing field `ports` (a range like \"7000-7005\" or a list)",
+        );
+        return None;
+    };
+    let pool = parse_ports(ports, p)?;
+    if hosts.is_empty() || shards == 0 {
+        return None;
+    }
+    if shards > 1000 {
+        p.error("cluster.shards", "at most 1000 shards");
+        return None;
+    }
+    if replicas > 20 {
+        p.error("cluster.replicas", "at most 20 replicas per shard");
+        return None;
+    }
+    let h = hosts.len();
+    let mut next_port = vec![0usize; h];
+    let mut out = Vec::new();
+    // Masters first (like redis-cli --cluster create), then each replica round; replica k of
+    // shard s goes k hosts further than its master so that no host holds a whole shard.
+    for k in 0..=replicas {
+        for s in 0..shards {
+            let host = (s as usize + k as usize) % h;
+            let idx = next_port[host];
+            next_port[host] += 1;
+            let Some(&port) = pool.get(idx) else {
+                let per_host = next_port.iter().copied().max().unwrap_or(0);
+                p.error(
+                    "cluster.ports",
+                    format!(
+                        "{} shards x {} nodes need at least {per_host} ports per host on {h} host(s); only {} given",
+                        shards,
+                        replicas + 1,
+                        pool.len()
+                    ),
+                );
+                return None;
+            };
+            out.push(Planned {
+                host,
+                port,
+                shard: s + 1,
+                role: if k == 0 { Role::Master } else { Role::Replica },
+                path: "cluster.shards".into(),
+                overrides: None,
+            });
+        }
+    }
+    Some(out)
+}
+
+fn parse_ports(ports: &PortsValue, p: &mut Problems) -> Option<Vec<u32>> {
+    let list: Vec<u32> = match ports {
+        PortsValue::List(v) => v.clone(),
+        PortsValue::Range(s) => {
+            let parsed = s.split_once('-').and_then(|(a, b)| {
+                Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?))
+            });
+            match parsed {
+                Some((a, b)) if a <= b => (a..=b).collect(),
+                _ => {
+                    p.error(
+                        "cluster.ports",
+                        format!(
+                            "{s:?} is not a port range; write \"7000-7005\" or a list [7000, 7001]"
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+    };
+    let mut ok = true;
+    for (i, &port) in list.iter().enumerate() {
+        if port == 0 || port > MAX_PORT {
+            let path = match ports {
+                PortsValue::List(_) => format!("cluster.ports[{i}]"),
+                PortsValue::Range(_) => "cluster.ports".into(),
+            };
+            p.error(
+                path,
+                format!("port {port} is outside 1-{MAX_PORT} (the cluster bus port, port + 10000, must fit)"),
+            );
+            ok = false;
+        }
+    }
+    ok.then_some(list)
+}
+
+/// Duplicate host:port, ports out of range, and ports that collide with another instance's
+/// cluster bus port (port + 10000) on the same host.
+fn check_ports(nodes: &[Planned], hosts: &[Host], p: &mut Problems) {
+    let mut used: HashMap<(usize, u32), &Planned> = HashMap::new();
+    for n in nodes {
+        if n.port == 0 || n.port > MAX_PORT {
+            p.error(
+                format!("{}.port", n.path),
+                format!("port {} is outside 1-{MAX_PORT} (the cluster bus port, port + 10000, must fit)", n.port),
+            );
+            continue;
+        }
+        if let Some(first) = used.insert((n.host, n.port), n) {
+            p.error(
+                format!("{}.port", n.path),
+                format!(
+                    "duplicate {}:{} (also {})",
+                    hosts[n.host].name, n.port, first.path
+                ),
+            );
+        }
+    }
+    for n in nodes {
+        if n.port > 10000
+            && let Some(owner) = used.get(&(n.host, n.port - 10000))
+        {
+            p.error(
+                format!("{}.port", n.path),
+                format!(
+                    "port {} on host {:?} is the cluster bus port of {} ({} + 10000)",
+                    n.port,
+                    hosts[n.host].name,
+                    owner.path,
+                    n.port - 10000
+                ),
+            );
+        }
+    }
+}
+
+fn resolve_settings(
+    layers: &[(&RawInstance, String)],
+    host: &Host,
+    p: &mut Problems,
+) -> InstanceSettings {
+    // The last layer that sets a field wins; errors are reported at that layer's path.
+    fn pick<'a, T>(
+        layers: &'a [(&'a RawInstance, String)],
+        f: impl Fn(&'a RawInstance) -> Option<&'a T>,
+    ) -> Option<(&'a T, &'a str)> {
+        layers
+            .iter()
+            .rev()
+            .find_map(|(l, path)| f(l).map(|v| (v, path.as_str())))
+    }
+    fn pick_p<'a, T>(
+        layers: &'a [(&'a RawInstance, String)],
+        f: impl Fn(&'a RawPersistence) -> Option<&'a T>,
+    ) -> Option<(&'a T, &'a str)> {
+        layers.iter().rev().find_map(|(l, path)| {
+            l.persistence
+                .as_ref()
+                .and_then(&f)
+                .map(|v| (v, path.as_str()))
+        })
+    }
+
+    let bind = match pick(layers, |l| l.bind.as_ref()) {
+        None => vec![host.address],
+        Some((s, path)) => {
+            let mut v = Vec::new();
+            for word in s.split_whitespace() {
+                match word.parse::<IpAddr>() {
+                    Ok(a) => v.push(a),
+                    Err(_) => p.error(
+                        format!("{path}.bind"),
+                        format!("{word:?} is not an IP address"),
+                    ),
+                }
+            }
+            if v.is_empty() {
+                p.error(format!("{path}.bind"), "needs at least one IP address");
+            }
+            v
+        }
+    };
+
+    let mut persistence = Persistence::redis_default();
+    if let Some((rules, path)) = pick_p(layers, |x| x.save.as_ref()) {
+        persistence.save = Vec::new();
+        for (i, rule) in rules.iter().enumerate() {
+            let nums: Vec<Option<u64>> = rule.split_whitespace().map(|w| w.parse().ok()).collect();
+            match nums.as_slice() {
+                [Some(secs), Some(changes)] if *secs > 0 && *changes > 0 => {
+                    persistence.save.push((*secs, *changes))
+                }
+                _ => p.error(
+                    format!("{path}.persistence.save[{i}]"),
+                    format!("{rule:?} is not a save rule; write \"SECONDS CHANGES\" with positive numbers, e.g. \"3600 1\""),
+                ),
+            }
+        }
+    }
+    if let Some((v, _)) = pick_p(layers, |x| x.appendonly.as_ref()) {
+        persistence.appendonly = *v;
+    }
+    if let Some((v, _)) = pick_p(layers, |x| x.appendfsync.as_ref()) {
+        persistence.appendfsync = *v;
+    }
+    if let Some((v, _)) = pick_p(layers, |x| x.auto_aof_rewrite_percentage.as_ref()) {
+        persistence.auto_aof_rewrite_percentage = *v;
+    }
+    if let Some((v, path)) = pick_p(layers, |x| x.auto_aof_rewrite_min_size.as_ref()) {
+        match parse_size(v) {
+            Ok(n) => persistence.auto_aof_rewrite_min_size = n,
+            Err(e) => p.error(format!("{path}.persistence.auto_aof_rewrite_min_size"), e),
+        }
+    }
+
+    let maxmemory =
+        pick(layers, |l| l.maxmemory.as_ref()).and_then(|(v, path)| match parse_size(v) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                p.error(format!("{path}.maxmemory"), e);
+                None
+            }
+        });
+    let maxmemory_policy = pick(layers, |l| l.maxmemory_policy.as_ref()).map(|(v, path)| {
+        if !MAXMEMORY_POLICIES.contains(&v.as_str()) {
+            p.error(
+                format!("{path}.maxmemory_policy"),
+                format!(
+                    "unknown policy {v:?}; one of: {}",
+                    MAXMEMORY_POLICIES.join(", ")
+                ),
+            );
+        }
+        v.clone()
+    });
+
+    let mut extra = BTreeMap::new();
+    for (layer, path) in layers {
+        let Some(cfg) = &layer.config else { continue };
+        for (key, value) in cfg {
+            let kpath = format!("{path}.config.{key}");
+            let lower = key.to_ascii_lowercase();
+            if let Some((_, instead)) = MANAGED_DIRECTIVES.iter().find(|(d, _)| *d == lower) {
+                p.error(
+                    kpath,
+                    format!(
+                        "{key:?} is managed by redisctl and cannot be set in config; use {instead}"
+                    ),
+                );
+                continue;
+            }
+            if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                p.error(kpath, format!("{key:?} is not a redis.conf directive name"));
+                continue;
+            }
+            let text = match value {
+                ScalarValue::Bool(true) => "yes".to_string(),
+                ScalarValue::Bool(false) => "no".to_string(),
+                ScalarValue::Int(i) => i.to_string(),
+                ScalarValue::Float(f) => f.to_string(),
+                ScalarValue::Text(s) => s.clone(),
+            };
+            if text.chars().any(|c| c.is_control()) {
+                p.error(
+                    kpath,
+                    "value must be a single line without control characters",
+                );
+                continue;
+            }
+            extra.insert(lower, text);
+        }
+    }
+
+    InstanceSettings {
+        bind,
+        persistence,
+        maxmemory,
+        maxmemory_policy,
+        extra,
+    }
+}
+
+/// `64mb`, `1gb`, `512kb`, `100` (bytes). Units are 1024-based, as in redis.conf.
+pub fn parse_size(v: &SizeValue) -> Result<u64, String> {
+    let s = match v {
+        SizeValue::Bytes(n) => return Ok(*n),
+        SizeValue::Text(s) => s.trim().to_ascii_lowercase(),
+    };
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let mult: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        "t" | "tb" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "{s:?} is not a size; write bytes or a number with kb, mb, gb"
+            ));
+        }
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("{s:?} is not a size; write bytes or a number with kb, mb, gb"))
+}
+
+/// `5000` (ms), `5000ms`, `5s`, `2m`.
+pub fn parse_duration_ms(v: &DurationValue) -> Result<u64, String> {
+    let s = match v {
+        DurationValue::Millis(n) => return Ok(*n),
+        DurationValue::Text(s) => s.trim().to_ascii_lowercase(),
+    };
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let mult: u64 = match unit.trim() {
+        "" | "ms" => 1,
+        "s" => 1000,
+        "m" | "min" => 60_000,
+        _ => {
+            return Err(format!(
+                "{s:?} is not a duration; write milliseconds or a number with ms, s, m"
+            ));
+        }
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| {
+            format!("{s:?} is not a duration; write milliseconds or a number with ms, s, m")
+        })
+}
