@@ -1,1 +1,2 @@
 
+//! In-memory simulator of Redis Cluster state for planner property tests.

@@ -7,6 +7,8 @@ pub mod raw;
 pub mod slots;
 pub mod spans;
 pub mod validate;
+#[cfg(test)]
+mod validate_tests;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,1 @@
+//! Validation rules, each with its exact message (see issue: every rule tested).
