@@ -72,6 +72,8 @@ pub struct NodeObs {
     pub error: Option<String>,
     /// The node refused our password (or needs one we do not have).
     pub auth_failed: bool,
+    /// Something answers on the port (even if it could not be observed as a cluster node).
+    pub port_answers: bool,
     /// data/nodes.conf exists: a restarted node comes back with its old identity.
     pub has_nodes_conf: bool,
     /// The rendered files on disk differ from what the topology renders now.
@@ -130,6 +132,7 @@ impl Observer {
                 live: None,
                 error: Some("observation task failed".into()),
                 auth_failed: false,
+                port_answers: false,
                 has_nodes_conf: false,
                 config_drift: false,
             });
@@ -170,12 +173,17 @@ async fn observe_one(
         live: None,
         error: None,
         auth_failed: false,
+        port_answers: false,
         has_nodes_conf,
         config_drift,
     };
     match fetch(&endpoint, password.as_deref(), limit).await {
-        Ok(live) => obs.live = Some(live),
+        Ok(live) => {
+            obs.live = Some(live);
+            obs.port_answers = true;
+        }
         Err(e) => {
+            obs.port_answers = !matches!(&e, FetchError::Client(c) if c.is_unreachable());
             obs.auth_failed = matches!(e, FetchError::Client(client::ClientError::Auth { .. }));
             obs.error = Some(e.to_string());
         }

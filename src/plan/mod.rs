@@ -380,6 +380,14 @@ fn node_state<'a>(key: &InstanceKey, o: &'a NodeObs, obs: &Observed, p: &mut Pla
             ));
             State::Unknown
         }
+        (ProcState::Stopped | ProcState::Stale { .. }, None) if o.port_answers => {
+            p.blockers.push(format!(
+                "{key}: {} answers, but redisctl did not start that process ({}); stop it or change the port",
+                o.endpoint,
+                o.error.as_deref().unwrap_or("not a node of this deployment")
+            ));
+            State::Unknown
+        }
         (ProcState::Stopped | ProcState::Stale { .. }, None) => {
             if o.has_nodes_conf {
                 State::Unknown
