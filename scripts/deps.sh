@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install what redisctl's demo and tests need on Debian/Ubuntu, only when missing:
+# redis-server, redis-sentinel, redis-cli (redis-tools) and redis-py (the independent judge).
+set -euo pipefail
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
+command -v redis-cli >/dev/null || need+=(redis-tools)
+if [ "${1:-}" = "--tests" ]; then
+  python3 -c 'import redis' 2>/dev/null || py_need=1
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing ${need[*]} ..." >&2
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ -n "${py_need:-}" ]; then
+  echo "installing redis-py ..." >&2
+  python3 -m pip install -q redis 2>/dev/null || python3 -m pip install -q --break-system-packages redis
+fi
