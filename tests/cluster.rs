@@ -19,9 +19,18 @@ fn apply_builds_a_cluster_that_real_clients_accept_and_second_apply_is_a_noop() 
     assert!(ok, "redis-cli --cluster check:\n{text}");
     assert!(text.contains("[OK] All 16384 slots covered."), "{text}");
     // Masters 5461/5462/5461 slots, contiguous, as declared.
-    assert!(text.contains("slots:[0-5460] (5461 slots) master"), "{text}");
-    assert!(text.contains("slots:[5461-10922] (5462 slots) master"), "{text}");
-    assert!(text.contains("slots:[10923-16383] (5461 slots) master"), "{text}");
+    assert!(
+        text.contains("slots:[0-5460] (5461 slots) master"),
+        "{text}"
+    );
+    assert!(
+        text.contains("slots:[5461-10922] (5462 slots) master"),
+        "{text}"
+    );
+    assert!(
+        text.contains("slots:[10923-16383] (5461 slots) master"),
+        "{text}"
+    );
 
     let j = judge(d.ports[0], 10_000);
     assert_eq!(j["acknowledged"], 10_000);
@@ -32,7 +41,12 @@ fn apply_builds_a_cluster_that_real_clients_accept_and_second_apply_is_a_noop() 
     let second = d.json(&["apply", "--yes"]);
     assert_eq!(second["executed"].as_array().unwrap().len(), 0, "{second}");
     let plan = d.run(&["plan", "--exit-code"]);
-    assert_eq!(plan.status.code(), Some(0), "{}", String::from_utf8_lossy(&plan.stdout));
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
 
     // Status reports every node, with keys summing to what the judge wrote (masters).
     let status = d.json(&["status"]);
@@ -47,25 +61,43 @@ fn apply_builds_a_cluster_that_real_clients_accept_and_second_apply_is_a_noop() 
     assert!(nodes.iter().all(|n| n["aof_enabled"] == true));
 
     // keyslot equals CLUSTER KEYSLOT, hash tags included.
-    let keys = ["foo", "{user1000}.following", "{user1000}.followers", "foo{}{bar}", "a{b}c{d}", "{}", "x"];
+    let keys = [
+        "foo",
+        "{user1000}.following",
+        "{user1000}.followers",
+        "foo{}{bar}",
+        "a{b}c{d}",
+        "{}",
+        "x",
+    ];
     let mut args = vec!["keyslot"];
     args.extend(keys);
     let out = Command::new(bin()).args(&args).output().unwrap();
     let ours = String::from_utf8_lossy(&out.stdout).into_owned();
     for (line, key) in ours.lines().zip(keys) {
         let theirs = redis_cli(d.ports[0], &["CLUSTER", "KEYSLOT", key]);
-        assert_eq!(line.split('\t').next().unwrap(), theirs.trim(), "slot of {key:?}");
+        assert_eq!(
+            line.split('\t').next().unwrap(),
+            theirs.trim(),
+            "slot of {key:?}"
+        );
     }
 
     // kill -9 a replica: apply restarts it and it resyncs.
     let replica = d.ports[3];
     let pid = d.pid(replica).unwrap();
-    Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(wait_for(Duration::from_secs(5), || !alive(pid)));
     let plan = d.json(&["plan"]);
     assert_eq!(plan["steps"][0]["step"], "start", "{plan}");
     d.ok(&["apply", "--yes"]);
-    assert_eq!(info_field(replica, "master_link_status").as_deref(), Some("up"));
+    assert_eq!(
+        info_field(replica, "master_link_status").as_deref(),
+        Some("up")
+    );
     assert!(wait_for(Duration::from_secs(10), || {
         redis_cli(replica, &["DBSIZE"]).trim() == redis_cli(d.ports[0], &["DBSIZE"]).trim()
     }));
@@ -75,7 +107,9 @@ fn apply_builds_a_cluster_that_real_clients_accept_and_second_apply_is_a_noop() 
     // destroy leaves no process and no state.
     let pids = d.pids();
     d.ok(&["destroy", "--yes"]);
-    assert!(wait_for(Duration::from_secs(10), || pids.iter().all(|&p| !alive(p))));
+    assert!(wait_for(Duration::from_secs(10), || pids
+        .iter()
+        .all(|&p| !alive(p))));
     assert!(!d.state().exists(), "state dir left behind");
 }
 
@@ -97,7 +131,13 @@ fn apply_killed_midway_is_finished_by_the_next_apply() {
     assert_eq!(out["ok"], true);
     let (ok, text) = cluster_check(d.ports[0]);
     assert!(ok, "{text}");
-    assert_eq!(d.json(&["apply", "--yes"])["executed"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        d.json(&["apply", "--yes"])["executed"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
 }
 
 #[test]
@@ -129,17 +169,36 @@ fn a_foreign_process_on_a_declared_port_is_reported_and_not_touched() {
     let foreign_dir = tempfile::tempdir().unwrap();
     let port = d.ports[0].to_string();
     let mut foreign = Command::new("redis-server")
-        .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .arg("--dir")
         .arg(foreign_dir.path())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    assert!(wait_for(Duration::from_secs(5), || redis_cli(d.ports[0], &["PING"]).trim() == "PONG"));
+    assert!(wait_for(Duration::from_secs(5), || redis_cli(
+        d.ports[0],
+        &["PING"]
+    )
+    .trim()
+        == "PONG"));
     redis_cli(d.ports[0], &["SET", "precious", "data"]);
 
     let out = d.run(&["apply", "--yes"]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
     assert!(err.contains("did not start"), "{err}");

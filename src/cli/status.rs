@@ -119,7 +119,11 @@ pub fn print(ctx: &Context, obs: &Observed, out: &Printer) {
         "PERSISTENCE"
     );
     for r in &rows {
-        let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+        let s = |k: &str| match &r[k] {
+            serde_json::Value::String(v) => v.clone(),
+            serde_json::Value::Null => "-".to_string(),
+            v => v.to_string(),
+        };
         if r["state"] == "down" {
             println!(
                 "{:<16} {:<16} {:<8} {:<12} {:>5}  DOWN: {}",
@@ -127,7 +131,7 @@ pub fn print(ctx: &Context, obs: &Observed, out: &Printer) {
                 s("address"),
                 "-",
                 "-",
-                r["shard"],
+                s("shard"),
                 s("error")
             );
             continue;
@@ -154,15 +158,13 @@ pub fn print(ctx: &Context, obs: &Observed, out: &Printer) {
             s("address"),
             short(r["id"].as_str().unwrap_or("")),
             role,
-            r["shard"],
-            r["slots"],
+            s("shard"),
+            s("slots"),
             s("slot_ranges"),
             s("link"),
-            r["repl_offset"],
-            r["lag_bytes"]
-                .as_i64()
-                .map_or("-".into(), |v| v.to_string()),
-            r["keys"],
+            s("repl_offset"),
+            s("lag_bytes"),
+            s("keys"),
             s("used_memory"),
             aof,
             rdb

@@ -283,36 +283,33 @@ impl Context {
                     Err(e) => Err(e.into()),
                 }
             }
-            Step::Meet { node, target } => {
-                let t = self.target(target);
-                let n = self.target(node);
-                for (who, m) in [(target, &t.managed), (node, &n.managed)] {
+            Step::Meet { node, targets } => {
+                let mut args: Vec<Vec<String>> = Vec::new();
+                for who in std::iter::once(node).chain(targets) {
+                    let m = &self.target(who).managed;
                     let bus = SocketAddr::new(m.address, m.port.saturating_add(10000));
                     probe(bus, self.call_timeout).await.map_err(|e| {
                         StepError::Other(format!(
                             "cannot reach the cluster bus of {who} at {bus}: {e}. The bus port (port + 10000) must be reachable between all nodes"
                         ))
                     })?;
+                    if who != node {
+                        args.push(vec![
+                            "CLUSTER".into(),
+                            "MEET".into(),
+                            m.address.to_string(),
+                            m.port.to_string(),
+                        ]);
+                    }
                 }
                 let mut c = self.conn(node).await?;
-                c.cmd(&[
-                    "CLUSTER".to_string(),
-                    "MEET".into(),
-                    t.managed.address.to_string(),
-                    t.managed.port.to_string(),
-                ])
-                .await?;
+                let cmds: Vec<&[String]> = args.iter().map(Vec::as_slice).collect();
+                for (reply, target) in c.pipeline(&cmds).await?.iter().zip(targets) {
+                    if let crate::observe::resp::Value::Error(e) = reply {
+                        return Err(StepError::Other(format!("CLUSTER MEET {target}: {e}")));
+                    }
+                }
                 Ok(())
-            }
-            Step::WaitMembership { nodes } => {
-                self.gate(
-                    index,
-                    nodes,
-                    "every node sees every other as connected",
-                    on_event,
-                    |lives| converge::membership_problems(lives),
-                )
-                .await
             }
             Step::Replicate { node, master } => {
                 let master_id = self.conn(master).await?.text(&["CLUSTER", "MYID"]).await?;

@@ -16,6 +16,8 @@ pub enum Format {
 
 pub struct Printer {
     pub format: Format,
+    /// Last time a waiting line was printed without a progress bar (at most one per second).
+    last_wait: Mutex<Option<std::time::Instant>>,
     bar: Mutex<Option<ProgressBar>>,
     tty: bool,
 }
@@ -25,6 +27,7 @@ impl Printer {
         Printer {
             format,
             bar: Mutex::new(None),
+            last_wait: Mutex::new(None),
             tty: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         }
     }
@@ -82,11 +85,20 @@ impl Printer {
                 Some(bar) => bar.set_message(step),
                 None => eprintln!("[{index}/{total}] {step} ..."),
             },
-            Event::StepWaiting { missing, first, .. } => {
-                if let Some(bar) = &*guard {
-                    bar.set_message(format!("waiting: {missing} left, e.g. {first}"));
+            Event::StepWaiting {
+                index,
+                missing,
+                first,
+            } => match &*guard {
+                Some(bar) => bar.set_message(format!("waiting: {missing} left, e.g. {first}")),
+                None => {
+                    let mut last = self.last_wait.lock().unwrap_or_else(|e| e.into_inner());
+                    if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
+                        eprintln!("[{index}] waiting: {missing} condition(s) left, e.g. {first}");
+                        *last = Some(std::time::Instant::now());
+                    }
                 }
-            }
+            },
             Event::StepDone {
                 index,
                 total,

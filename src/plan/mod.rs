@@ -31,13 +31,11 @@ pub enum Step {
         node: InstanceKey,
         ranges: Vec<SlotRange>,
     },
-    /// Probe both bus ports, then `CLUSTER MEET` from `node` to `target`.
+    /// Probe the bus ports, then `CLUSTER MEET` from `node` to each target.
     Meet {
         node: InstanceKey,
-        target: InstanceKey,
+        targets: Vec<InstanceKey>,
     },
-    /// Wait until every node sees every other as connected.
-    WaitMembership { nodes: Vec<InstanceKey> },
     /// `CLUSTER REPLICATE <id of master>` on an empty node.
     Replicate {
         node: InstanceKey,
@@ -62,9 +60,9 @@ impl fmt::Display for Step {
                 count(ranges),
                 format_ranges(ranges)
             ),
-            Step::Meet { node, target } => write!(f, "meet {node} with {target}"),
-            Step::WaitMembership { nodes } => {
-                write!(f, "wait until all {} nodes see each other", nodes.len())
+            Step::Meet { node, targets } => {
+                let names: Vec<String> = targets.iter().map(ToString::to_string).collect();
+                write!(f, "meet {node} with {}", names.join(", "))
             }
             Step::Replicate { node, master } => write!(f, "make {node} a replica of {master}"),
             Step::WaitConverged { nodes } => write!(
@@ -274,21 +272,23 @@ pub fn plan(topo: &Topology, obs: &Observed) -> Plan {
     }
     let _ = SLOTS;
 
-    // Membership: everyone meets the first node unless either already knows the other.
-    let anchor = &all_keys[0];
-    let mut met = false;
-    for k in &all_keys[1..] {
-        let (a, b) = (st(anchor), st(k));
-        let knows = |x: State, y: State| match (x.live(), y.id()) {
-            (Some(l), Some(id)) => l.peer(id).is_some(),
-            _ => false,
-        };
-        if !knows(a, b) && !knows(b, a) {
+    // Membership: every pair of nodes that do not know each other meets directly. Gossip
+    // would get there too, but takes seconds per hop; a direct handshake takes one cron tick.
+    let knows = |x: State, y: State| match (x.live(), y.id()) {
+        (Some(l), Some(id)) => l.peer(id).is_some(),
+        _ => false,
+    };
+    for (j, node) in all_keys.iter().enumerate() {
+        let targets: Vec<InstanceKey> = all_keys[..j]
+            .iter()
+            .filter(|t| !knows(st(node), st(t)) && !knows(st(t), st(node)))
+            .cloned()
+            .collect();
+        if !targets.is_empty() {
             p.steps.push(Step::Meet {
-                node: k.clone(),
-                target: anchor.clone(),
+                node: node.clone(),
+                targets,
             });
-            met = true;
         }
     }
     let lives: Vec<(&InstanceKey, &Live)> = all_keys
@@ -296,11 +296,6 @@ pub fn plan(topo: &Topology, obs: &Observed) -> Plan {
         .filter_map(|k| st(k).live().map(|l| (k, l)))
         .collect();
     let all_live = lives.len() == all_keys.len();
-    if met || !all_live || !converge::membership_problems(&lives).is_empty() {
-        p.steps.push(Step::WaitMembership {
-            nodes: all_keys.clone(),
-        });
-    }
 
     // Replicas.
     for (i, shard) in cluster.shards.iter().enumerate() {
@@ -355,7 +350,7 @@ pub fn plan(topo: &Topology, obs: &Observed) -> Plan {
     // A plan that only waits on an already converged cluster is empty.
     if p.steps
         .iter()
-        .all(|s| matches!(s, Step::WaitMembership { .. } | Step::WaitConverged { .. }))
+        .all(|s| matches!(s, Step::WaitConverged { .. }))
         && converged
     {
         p.steps.clear();
@@ -375,8 +370,12 @@ fn node_state<'a>(key: &InstanceKey, o: &'a NodeObs, obs: &Observed, p: &mut Pla
     match (&o.process, &o.live) {
         (ProcState::Stopped | ProcState::Stale { .. }, Some(_)) => {
             p.blockers.push(format!(
-                "{key}: {} answers, but redisctl did not start that process (no live pid file in its state directory); stop it or change the port",
-                o.endpoint
+                "{key}: {} answers, but redisctl did not start that process ({}); stop it or change the port",
+                o.endpoint,
+                match o.process {
+                    ProcState::Stale { pid } => format!("its pid file names pid {pid}, which is not this instance"),
+                    _ => "no pid file in its state directory".to_string(),
+                }
             ));
             State::Unknown
         }

@@ -11,7 +11,7 @@ use crate::topology::{Instance, Topology};
 /// Where an instance's log goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogTarget {
-    /// `<instance dir>/redis.log` (process supervisor).
+    /// `<instance dir>/redis.log` and `redis.pid` (process supervisor).
     File,
     /// stdout, collected by the service manager (systemd journal).
     Stdout,
@@ -128,6 +128,9 @@ fn redis_conf(
     match log {
         LogTarget::File => {
             let _ = writeln!(c, "logfile {}", quote(&paths.log.display().to_string()));
+            // Written by redis-server itself at startup, so a redisctl killed right after
+            // spawning it still finds its process.
+            let _ = writeln!(c, "pidfile {}", quote(&paths.pid.display().to_string()));
         }
         LogTarget::Stdout => {
             let _ = writeln!(c, "logfile \"\"");
@@ -243,9 +246,9 @@ mod tests {
             "local-cluster-7000.conf",
             std::str::from_utf8(&files[0].contents).unwrap(),
         );
-        let files = instance_files(&topo, state, insts[3], LogTarget::Stdout, Some("s3cr\"et"));
+        let files = instance_files(&topo, state, insts[1], LogTarget::Stdout, Some("s3cr\"et"));
         golden(
-            "local-cluster-7001-auth.conf",
+            "local-cluster-7003-replica-auth.conf",
             std::str::from_utf8(&files[0].contents).unwrap(),
         );
         assert_eq!(files[1].mode, 0o600);

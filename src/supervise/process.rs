@@ -15,6 +15,29 @@ use super::{Managed, ProcState, SuperviseError, Supervisor};
 
 pub struct ProcessSupervisor;
 
+/// A live redis process working in this instance's directories, found through /proc. It
+/// catches a process whose pid file was never written (redisctl killed right after spawning
+/// it, before redis-server wrote its own).
+fn find_by_cwd(m: &Managed) -> Option<u32> {
+    let dirs = [&m.paths.dir, &m.paths.data];
+    for entry in fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cwd) = fs::read_link(entry.path().join("cwd")) else {
+            continue;
+        };
+        if dirs.iter().any(|d| **d == cwd) && is_our_process(pid, m.port) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
 /// A live (non-zombie) process whose title names this instance's port.
 fn is_our_process(pid: u32, port: u16) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -50,9 +73,12 @@ impl Supervisor for ProcessSupervisor {
 
     fn status(&self, m: &Managed) -> ProcState {
         match read_pid(m) {
-            None => ProcState::Stopped,
             Some(pid) if is_our_process(pid, m.port) => ProcState::Running { pid },
-            Some(pid) => ProcState::Stale { pid },
+            recorded => match (find_by_cwd(m), recorded) {
+                (Some(pid), _) => ProcState::Running { pid },
+                (None, Some(pid)) => ProcState::Stale { pid },
+                (None, None) => ProcState::Stopped,
+            },
         }
     }
 
@@ -110,7 +136,8 @@ impl Supervisor for ProcessSupervisor {
     }
 
     fn stop(&self, m: &Managed, grace: Duration) -> Result<(), SuperviseError> {
-        let Some(pid) = read_pid(m) else {
+        let ProcState::Running { pid } = self.status(m) else {
+            let _ = fs::remove_file(&m.paths.pid);
             return Ok(());
         };
         let wait_gone = |limit: Duration| {

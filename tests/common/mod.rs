@@ -23,7 +23,9 @@ pub fn free_ports(n: usize) -> Vec<u16> {
     let base = 20000 + (std::process::id() % 200) as u16 * 40;
     loop {
         let start = base + NEXT.fetch_add(n as u16, Ordering::SeqCst);
-        let ports: Vec<u16> = (start..start + n as u16).map(|p| 20000 + (p - 20000) % 20000).collect();
+        let ports: Vec<u16> = (start..start + n as u16)
+            .map(|p| 20000 + (p - 20000) % 20000)
+            .collect();
         if ports.iter().all(|&p| free(p) && free(p + 10000)) {
             return ports;
         }
@@ -64,7 +66,9 @@ impl Deployment {
 
     pub fn run(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(bin());
-        cmd.args(args).arg(&self.file).env_remove("REDISCTL_STATE_DIR");
+        cmd.args(args)
+            .arg(&self.file)
+            .env_remove("REDISCTL_STATE_DIR");
         cmd.output().expect("run redisctl")
     }
 
@@ -89,11 +93,18 @@ impl Deployment {
     }
 
     pub fn pid_file(&self, port: u16) -> PathBuf {
-        self.state().join("local").join(port.to_string()).join("redis.pid")
+        self.state()
+            .join("local")
+            .join(port.to_string())
+            .join("redis.pid")
     }
 
     pub fn pid(&self, port: u16) -> Option<i32> {
-        std::fs::read_to_string(self.pid_file(port)).ok()?.trim().parse().ok()
+        std::fs::read_to_string(self.pid_file(port))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     pub fn pids(&self) -> Vec<i32> {
@@ -115,7 +126,11 @@ impl Drop for Deployment {
 
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !matches!(s.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next()), Some("Z")),
+        Ok(s) => !matches!(
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next()),
+            Some("Z")
+        ),
         Err(_) => false,
     }
 }
@@ -132,7 +147,11 @@ pub fn redis_cli(port: u16, args: &[&str]) -> String {
 pub fn info_field(port: u16, field: &str) -> Option<String> {
     redis_cli(port, &["INFO", "replication"])
         .lines()
-        .find_map(|l| l.trim().strip_prefix(&format!("{field}:")).map(str::to_string))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix(&format!("{field}:"))
+                .map(str::to_string)
+        })
 }
 
 /// Poll `cond` every 50 ms up to `limit`.
@@ -153,7 +172,10 @@ pub fn cluster_check(port: u16) -> (bool, String) {
         .output()
         .expect("redis-cli --cluster check");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    (out.status.success() && !text.contains("[ERR]") && !text.contains("[WARNING]"), text)
+    (
+        out.status.success() && !text.contains("[ERR]") && !text.contains("[WARNING]"),
+        text,
+    )
 }
 
 pub fn judge(port: u16, count: usize) -> serde_json::Value {
