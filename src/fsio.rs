@@ -71,3 +71,40 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }
+
+/// An exclusive lock on a deployment's state directory, held while redisctl changes it.
+pub struct StateLock {
+    _file: nix::fcntl::Flock<File>,
+}
+
+/// Take the lock of `state_dir` (creating the directory), or say who holds it.
+pub fn lock_state(state_dir: &Path) -> io::Result<StateLock> {
+    ensure_dir(state_dir, 0o750)?;
+    let path = state_dir.join(".lock");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o640)
+        .open(&path)?;
+    let mut holder = String::new();
+    let _ = io::Read::read_to_string(&mut file, &mut holder);
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(mut locked) => {
+            locked.set_len(0)?;
+            io::Seek::seek(&mut *locked, io::SeekFrom::Start(0))?;
+            write!(locked, "{}", std::process::id())?;
+            Ok(StateLock { _file: locked })
+        }
+        Err((_, errno)) if errno == nix::errno::Errno::EWOULDBLOCK => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "another redisctl (pid {}) is changing this deployment ({} is locked); wait for it or stop it",
+                holder.trim(),
+                path.display()
+            ),
+        )),
+        Err((_, errno)) => Err(io::Error::from(errno)),
+    }
+}

@@ -220,3 +220,23 @@ fn an_invalid_topology_changes_nothing() {
     assert!(err.contains("defaults.maxmemory"), "{err}");
     assert!(!d.state().exists());
 }
+
+#[test]
+fn a_second_concurrent_apply_on_the_same_state_is_refused_clearly() {
+    let d = Deployment::cluster("");
+    let mut first = Command::new(bin())
+        .args(["apply", "--yes"])
+        .arg(&d.file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(20), || !d.pids().is_empty()));
+    let second = d.run(&["apply", "--yes"]);
+    let err = String::from_utf8_lossy(&second.stderr).into_owned();
+    assert!(first.wait().unwrap().success());
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(err.contains("another redisctl (pid"), "{err}");
+    let (ok, text) = cluster_check(d.ports[0]);
+    assert!(ok, "{text}");
+}

@@ -387,6 +387,16 @@ fn print_plan(plan: &crate::plan::Plan, out: &Printer) {
     }
 }
 
+fn lock(ctx: &Context) -> anyhow::Result<crate::fsio::StateLock> {
+    crate::fsio::lock_state(&ctx.state_dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            anyhow::Error::from(UserError(e.to_string()))
+        } else {
+            anyhow!("cannot lock {}: {e}", ctx.state_dir.display())
+        }
+    })
+}
+
 fn confirm(question: &str) -> anyhow::Result<bool> {
     use std::io::{BufRead, IsTerminal, Write};
     if !std::io::stdin().is_terminal() {
@@ -404,6 +414,7 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
 
 fn apply(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<Exit> {
     let ctx = context(cli, file, out)?;
+    let _lock = lock(&ctx)?;
     let rt = runtime()?;
     let t0 = std::time::Instant::now();
     if !yes {
@@ -466,6 +477,7 @@ fn destroy(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<E
             ctx.state_dir.display()
         )));
     }
+    let lock = lock(&ctx)?;
     let rt = runtime()?;
     let mut removed = Vec::new();
     for t in ctx.targets.iter().filter(|t| t.local) {
@@ -498,6 +510,8 @@ fn destroy(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<E
         }
     }
     let _ = std::fs::remove_file(exec::record_path(&ctx.state_dir));
+    let _ = std::fs::remove_file(ctx.state_dir.join(".lock"));
+    drop(lock);
     let _ = std::fs::remove_dir(&ctx.state_dir);
     if out.json() {
         out.document(&serde_json::json!({ "ok": true, "removed": removed }));

@@ -139,8 +139,14 @@ impl Context {
     fn record_fresh(&self, obs: &Observed) -> Result<Record, ExecError> {
         let mut record = obs.record.clone();
         for (key, o) in &obs.nodes {
+            // Only processes we run (or remote ones, which their host's redisctl runs).
+            let ours = !matches!(
+                o.process,
+                crate::supervise::ProcState::Stopped | crate::supervise::ProcState::Stale { .. }
+            );
             if let Some(l) = &o.live
                 && l.is_fresh()
+                && ours
             {
                 record.node_ids.insert(key.to_string(), l.myself.id.clone());
             }
