@@ -51,27 +51,6 @@ pub fn ensure_dir(path: &Path, mode: u32) -> io::Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn atomic_write_sets_mode_and_reports_change() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("secrets.conf");
-        assert!(write_atomic(&p, b"requirepass x\n", 0o600).unwrap());
-        assert_eq!(
-            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert!(!write_atomic(&p, b"requirepass x\n", 0o600).unwrap());
-        assert!(write_atomic(&p, b"requirepass y\n", 0o600).unwrap());
-        assert_eq!(fs::read(&p).unwrap(), b"requirepass y\n");
-        // No temp file left behind.
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-}
-
 /// An exclusive lock on a deployment's state directory, held while redisctl changes it.
 pub struct StateLock {
     _file: nix::fcntl::Flock<File>,
@@ -106,5 +85,26 @@ pub fn lock_state(state_dir: &Path) -> io::Result<StateLock> {
             ),
         )),
         Err((_, errno)) => Err(io::Error::from(errno)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_sets_mode_and_reports_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("secrets.conf");
+        assert!(write_atomic(&p, b"requirepass x\n", 0o600).unwrap());
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(!write_atomic(&p, b"requirepass x\n", 0o600).unwrap());
+        assert!(write_atomic(&p, b"requirepass y\n", 0o600).unwrap());
+        assert_eq!(fs::read(&p).unwrap(), b"requirepass y\n");
+        // No temp file left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -99,11 +99,15 @@ pub fn print(ctx: &Context, obs: &Observed, out: &Printer) {
         rows.push(row);
     }
     if out.json() {
-        out.document(&json!({ "deployment": ctx.topology.name, "nodes": rows }));
+        out.document(&json!({
+            "deployment": ctx.topology.name,
+            "supervisor": ctx.supervisor.name(),
+            "nodes": rows,
+        }));
         return;
     }
     println!(
-        "{:<16} {:<16} {:<8} {:<12} {:>5} {:>6} {:<18} {:<18} {:>9} {:>7} {:>8} {:>8} {}",
+        "{:<16} {:<16} {:<8} {:<12} {:>5} {:>6} {:<18} {:<18} {:>9} {:>7} {:>8} {:>8} PERSISTENCE",
         "NODE",
         "ADDRESS",
         "ID",
@@ -116,7 +120,6 @@ pub fn print(ctx: &Context, obs: &Observed, out: &Printer) {
         "LAG",
         "KEYS",
         "MEMORY",
-        "PERSISTENCE"
     );
     for r in &rows {
         let s = |k: &str| match &r[k] {

@@ -77,12 +77,6 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    pub fn code(&self) -> Option<&ErrorCode> {
-        match self {
-            ClientError::Server { code, .. } => Some(code),
-            _ => None,
-        }
-    }
     /// The node did not answer at all (down, firewalled, wrong address).
     pub fn is_unreachable(&self) -> bool {
         matches!(

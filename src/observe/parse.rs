@@ -192,7 +192,7 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0
     fn parses_cluster_nodes() {
         let v = cluster_nodes(NODES).unwrap();
         assert_eq!(v.len(), 6);
-        assert_eq!(v[0].flags.replica, true);
+        assert!(v[0].flags.replica);
         assert_eq!(
             v[0].master_id.as_deref(),
             Some("e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca")

@@ -111,13 +111,6 @@ impl<'a> State<'a> {
     fn id(&self) -> Option<&'a str> {
         self.live().map(|l| l.myself.id.as_str())
     }
-    fn fresh(&self) -> bool {
-        match self {
-            State::Live(l) => l.is_fresh(),
-            State::StartsFresh => true,
-            State::Unknown => false,
-        }
-    }
 }
 
 pub fn plan(topo: &Topology, obs: &Observed) -> Plan {

@@ -14,6 +14,7 @@ pub enum LogTarget {
     /// `<instance dir>/redis.log` and `redis.pid` (process supervisor).
     File,
     /// stdout, collected by the service manager (systemd journal).
+    #[cfg_attr(not(test), allow(dead_code))]
     Stdout,
 }
 

@@ -23,12 +23,6 @@ pub struct Managed {
     pub binary: PathBuf,
 }
 
-impl Managed {
-    pub fn endpoint(&self) -> String {
-        std::net::SocketAddr::new(self.address, self.port).to_string()
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ProcState {

@@ -131,9 +131,6 @@ impl Persistence {
             auto_aof_rewrite_min_size: 64 * 1024 * 1024,
         }
     }
-    pub fn is_off(&self) -> bool {
-        self.save.is_empty() && !self.appendonly
-    }
 }
 
 impl Topology {
@@ -141,10 +138,6 @@ impl Topology {
         self.cluster
             .iter()
             .flat_map(|c| c.shards.iter().flat_map(Shard::members))
-    }
-
-    pub fn host(&self, name: &str) -> Option<&Host> {
-        self.hosts.iter().find(|h| h.name == name)
     }
 
     pub fn default_state_dir(&self) -> PathBuf {
