@@ -240,3 +240,66 @@ fn a_second_concurrent_apply_on_the_same_state_is_refused_clearly() {
     let (ok, text) = cluster_check(d.ports[0]);
     assert!(ok, "{text}");
 }
+
+#[test]
+fn auth_password_reaches_redis_only_through_an_owner_only_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Deployment::cluster("auth:\n  password_file: secret\n");
+    let secret = d.dir.path().join("secret");
+    std::fs::write(&secret, "s3cr3t-p4ss\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    d.ok(&["apply", "--yes"]);
+
+    let port = d.ports[0];
+    let inst = d.state().join("local").join(port.to_string());
+    let mode = std::fs::metadata(inst.join("secrets.conf"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(
+        !std::fs::read_to_string(inst.join("redis.conf"))
+            .unwrap()
+            .contains("s3cr3t")
+    );
+    assert!(
+        !std::fs::read_to_string(inst.join("redis.log"))
+            .unwrap()
+            .contains("s3cr3t")
+    );
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", d.pid(port).unwrap())).unwrap();
+    assert!(!String::from_utf8_lossy(&cmdline).contains("s3cr3t"));
+
+    // Unauthenticated clients are refused; with the password the cluster is whole and every
+    // replica authenticated to its master (masterauth).
+    assert!(redis_cli(port, &["GET", "x"]).contains("NOAUTH"));
+    let authed = |p: u16, args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .env("REDISCLI_AUTH", "s3cr3t-p4ss")
+            .args(["-p", &p.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let info = authed(port, &["CLUSTER", "INFO"]);
+    assert!(info.contains("cluster_state:ok"), "{info}");
+    for &p in &d.ports[3..] {
+        assert!(authed(p, &["INFO", "replication"]).contains("master_link_status:up"));
+    }
+
+    // A wrong password: a clear error naming the instance, and nothing changes.
+    std::fs::write(&secret, "wrong\n").unwrap();
+    let out = d.run(&["apply", "--yes"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(err.contains("authentication failed"), "{err}");
+    assert!(
+        std::fs::read_to_string(inst.join("secrets.conf"))
+            .unwrap()
+            .contains("s3cr3t-p4ss")
+    );
+    std::fs::write(&secret, "s3cr3t-p4ss\n").unwrap();
+}

@@ -44,6 +44,8 @@ pub struct Live {
     pub keys: u64,
     pub cluster_enabled: bool,
     pub current_epoch: u64,
+    /// `cluster_state` from CLUSTER INFO: `ok` once the node serves all slots.
+    pub cluster_state: String,
 }
 
 impl Live {
@@ -249,6 +251,7 @@ pub async fn fetch_on(c: &mut Conn) -> Result<Live, FetchError> {
             .get("cluster_current_epoch")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
+        cluster_state: cinfo.get("cluster_state").cloned().unwrap_or_default(),
         info,
         cluster_enabled,
     })

@@ -112,6 +112,9 @@ pub fn problems(topo: &Topology, lives: &[(&InstanceKey, &Live)]) -> Vec<String>
                 super::short(peer)
             ));
         }
+        if l.cluster_state != "ok" {
+            out.push(format!("{k} reports cluster_state:{}", l.cluster_state));
+        }
         if l.myself.flags.replica {
             let link = l.info("master_link_status").unwrap_or("unknown");
             if link != "up" {
