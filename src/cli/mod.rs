@@ -12,7 +12,7 @@ use anyhow::{Context as _, anyhow, bail};
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::exec::{self, Context, ExecError};
-use crate::observe::Target;
+use crate::observe::{Target, TargetKind};
 use crate::output::{Format, Printer};
 use crate::render::{self, InstancePaths, LogTarget};
 use crate::supervise::{Managed, Supervisor, process::ProcessSupervisor};
@@ -78,6 +78,9 @@ enum Command {
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
+        /// Move mastership back to the preferred masters (safe Sentinel failovers).
+        #[arg(long)]
+        restore_roles: bool,
     },
     /// Per-node state: role, shard, slots, links, replication, keys, memory, persistence.
     Status { file: PathBuf },
@@ -190,7 +193,11 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
                 Exit::Ok
             })
         }
-        Command::Apply { file, yes } => apply(cli, file, *yes, out),
+        Command::Apply {
+            file,
+            yes,
+            restore_roles,
+        } => apply(cli, file, *yes, *restore_roles, out),
         Command::Status { file } => {
             let ctx = context(cli, file, out)?;
             let rt = runtime()?;
@@ -282,6 +289,12 @@ fn redis_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("redis-server"))
 }
 
+fn sentinel_binary() -> PathBuf {
+    std::env::var_os("REDISCTL_REDIS_SENTINEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("redis-sentinel"))
+}
+
 fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
     let topology = load(file, out)?;
     let state_dir = state_dir(cli, &topology);
@@ -293,14 +306,15 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
     let password = read_password(&topology)?;
     let supervisor: Arc<dyn Supervisor> = Arc::new(ProcessSupervisor);
     let binary = redis_binary();
-    let targets = topology
+    let sentinel_binary = sentinel_binary();
+    let mut targets: Vec<Target> = topology
         .instances()
         .map(|inst| Target {
             managed: Managed {
                 key: inst.key.clone(),
                 address: inst.address,
                 port: inst.port,
-                paths: InstancePaths::new(&state_dir, inst),
+                paths: InstancePaths::new(&state_dir, &inst.key),
                 binary: binary.clone(),
             },
             endpoint: inst.endpoint(),
@@ -312,8 +326,34 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
                 LogTarget::File,
                 password.as_deref(),
             ),
+            kind: if inst.group.is_some() {
+                TargetKind::Group
+            } else {
+                TargetKind::Cluster
+            },
+            live_params: render::live_params(&topology, inst),
         })
         .collect();
+    targets.extend(topology.sentinels().map(|s| Target {
+        managed: Managed {
+            key: s.key.clone(),
+            address: s.address,
+            port: s.port,
+            paths: InstancePaths::sentinel(&state_dir, &s.key),
+            binary: sentinel_binary.clone(),
+        },
+        endpoint: s.endpoint(),
+        local: is_local(s.address),
+        rendered: render::sentinel_files(
+            &topology,
+            &state_dir,
+            s,
+            LogTarget::File,
+            password.as_deref(),
+        ),
+        kind: TargetKind::Sentinel,
+        live_params: Vec::new(),
+    }));
     Ok(Context {
         topology,
         state_dir,
@@ -322,6 +362,7 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
         targets,
         gate_timeout: Duration::from_secs(cli.timeout.max(1)),
         call_timeout: Duration::from_millis(2000),
+        options: crate::plan::Options::default(),
     })
 }
 
@@ -412,14 +453,21 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
-fn apply(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<Exit> {
-    let ctx = context(cli, file, out)?;
+fn apply(
+    cli: &Cli,
+    file: &Path,
+    yes: bool,
+    restore_roles: bool,
+    out: &Printer,
+) -> anyhow::Result<Exit> {
+    let mut ctx = context(cli, file, out)?;
+    ctx.options.restore_roles = restore_roles;
     let _lock = lock(&ctx)?;
     let rt = runtime()?;
     let t0 = std::time::Instant::now();
     if !yes {
         let obs = rt.block_on(ctx.observe());
-        let plan = crate::plan::plan(&ctx.topology, &obs);
+        let plan = crate::plan::plan_with(&ctx.topology, &obs, ctx.options);
         if plan.is_empty() {
             print_plan(&plan, out);
             return Ok(Exit::Ok);

@@ -29,6 +29,15 @@ pub fn print(ctx: &Context, obs: &Observed, out: &Printer) {
             master_offset.insert(l.myself.id.clone(), off);
         }
     }
+    // Group masters' offsets by address, for group replica lag.
+    let mut group_offset: HashMap<(String, u16), i64> = HashMap::new();
+    for inst in ctx.topology.instances() {
+        if let Some(r) = obs.nodes.get(&inst.key).and_then(|o| o.repl.as_ref())
+            && r.is_master
+        {
+            group_offset.insert((inst.address.to_string(), inst.port), r.offset);
+        }
+    }
     let mut rows = Vec::new();
     for inst in ctx.topology.instances() {
         let o = &obs.nodes[&inst.key];
@@ -39,75 +48,113 @@ pub fn print(ctx: &Context, obs: &Observed, out: &Printer) {
         let mut row = json!({
             "node": inst.key.to_string(),
             "address": o.endpoint,
-            "shard": inst.shard,
+            "shard": match &inst.group {
+                Some(g) => json!(g),
+                None => json!(inst.shard),
+            },
             "preferred_role": preferred,
             "process": o.process,
         });
-        match &o.live {
+        // One view for both kinds: cluster nodes (CLUSTER NODES + INFO), group members (INFO):
+        // (info, is master, master id, keys).
+        type View<'a> = (&'a HashMap<String, String>, bool, Option<&'a str>, u64);
+        let view: Option<View> = match (&o.live, &o.repl) {
+            (Some(l), _) => Some((
+                &l.info,
+                l.myself.flags.master,
+                l.myself.master_id.as_deref(),
+                l.keys,
+            )),
+            (None, Some(r)) => Some((&r.info, r.is_master, None, r.keys)),
+            (None, None) => None,
+        };
+        match view {
             None => {
                 row["state"] = json!("down");
                 row["error"] = json!(o.error);
             }
-            Some(l) => {
-                let me = &l.myself;
-                let role = if me.flags.master { "master" } else { "replica" };
-                let offset: i64 = if me.flags.master {
-                    l.info("master_repl_offset")
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0)
+            Some((info, is_master, master_id, keys)) => {
+                let get = |k: &str| info.get(k).map(String::as_str);
+                let role = if is_master { "master" } else { "replica" };
+                let num = |k: &str| get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+                let offset = if is_master {
+                    num("master_repl_offset")
                 } else {
-                    l.info("slave_repl_offset")
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0)
+                    num("slave_repl_offset")
                 };
-                let lag = me
-                    .master_id
-                    .as_ref()
-                    .and_then(|m| master_offset.get(m))
-                    .map(|m| (m - offset).max(0));
-                let link = if me.flags.master {
-                    format!("{} replica(s)", l.info("connected_slaves").unwrap_or("0"))
+                let lag = match (&o.live, &o.repl) {
+                    (Some(_), _) => master_id
+                        .and_then(|m| master_offset.get(m))
+                        .map(|m| (m - offset).max(0)),
+                    (None, Some(r)) => r
+                        .master_addr
+                        .as_ref()
+                        .and_then(|(h, p)| group_offset.get(&(h.clone(), *p)))
+                        .map(|m| (m - offset).max(0)),
+                    _ => None,
+                };
+                let link = if is_master {
+                    format!("{} replica(s)", get("connected_slaves").unwrap_or("0"))
                 } else {
-                    format!(
-                        "master link {}",
-                        l.info("master_link_status").unwrap_or("?")
-                    )
+                    format!("master link {}", get("master_link_status").unwrap_or("?"))
                 };
-                let last_save = l
-                    .info("rdb_last_save_time")
-                    .and_then(|v| v.parse::<u64>().ok());
+                let last_save = get("rdb_last_save_time").and_then(|v| v.parse::<u64>().ok());
                 row["state"] = json!("up");
-                row["id"] = json!(me.id);
                 row["role"] = json!(role);
                 row["role_differs"] = json!(role != preferred);
-                row["master_id"] = json!(me.master_id);
-                row["slots"] = json!(count(&me.slots));
-                row["slot_ranges"] = json!(format_ranges(&me.slots));
+                if let Some(l) = &o.live {
+                    row["id"] = json!(l.myself.id);
+                    row["master_id"] = json!(l.myself.master_id);
+                    row["slots"] = json!(count(&l.myself.slots));
+                    row["slot_ranges"] = json!(format_ranges(&l.myself.slots));
+                    row["cluster_state"] = json!(l.cluster_state);
+                }
+                if let Some(r) = &o.repl {
+                    row["replicates_from"] =
+                        json!(r.master_addr.as_ref().map(|(h, p)| format!("{h}:{p}")));
+                }
                 row["link"] = json!(link);
                 row["repl_offset"] = json!(offset);
                 row["lag_bytes"] = json!(lag);
-                row["keys"] = json!(l.keys);
-                row["used_memory"] = json!(l.info("used_memory_human"));
-                row["aof_enabled"] = json!(l.info("aof_enabled") == Some("1"));
-                row["aof_last_write_status"] = json!(l.info("aof_last_write_status"));
-                row["rdb_last_bgsave_status"] = json!(l.info("rdb_last_bgsave_status"));
+                row["keys"] = json!(keys);
+                row["used_memory"] = json!(get("used_memory_human"));
+                row["aof_enabled"] = json!(get("aof_enabled") == Some("1"));
+                row["aof_last_write_status"] = json!(get("aof_last_write_status"));
+                row["rdb_last_bgsave_status"] = json!(get("rdb_last_bgsave_status"));
                 row["rdb_last_save_age_s"] = json!(last_save.map(|t| now.saturating_sub(t)));
-                row["cluster_state"] = json!(l.info("cluster_state"));
-                row["version"] = json!(l.info("redis_version"));
+                row["version"] = json!(get("redis_version"));
+                if !o.live_drift.is_empty() {
+                    row["config_drift"] = json!(o.live_drift.iter().map(|(k, have, want)| json!({"name": k, "running": have, "declared": want})).collect::<Vec<_>>());
+                }
             }
         }
         rows.push(row);
+    }
+    let mut sentinels = Vec::new();
+    for sn in ctx.topology.sentinels() {
+        let o = &obs.nodes[&sn.key];
+        sentinels.push(match &o.sentinel {
+            None => json!({"node": sn.key.to_string(), "address": o.endpoint, "state": "down", "error": o.error, "process": o.process}),
+            Some(l) => json!({
+                "node": sn.key.to_string(), "address": o.endpoint, "state": "up", "process": o.process,
+                "masters": l.masters.iter().map(|m| json!({
+                    "name": m.name, "master": format!("{}:{}", m.ip, m.port), "flags": m.flags,
+                    "quorum": m.quorum, "replicas": m.num_replicas, "other_sentinels": m.num_other_sentinels,
+                })).collect::<Vec<_>>(),
+            }),
+        });
     }
     if out.json() {
         out.document(&json!({
             "deployment": ctx.topology.name,
             "supervisor": ctx.supervisor.name(),
             "nodes": rows,
+            "sentinels": sentinels,
         }));
         return;
     }
     println!(
-        "{:<16} {:<16} {:<8} {:<12} {:>5} {:>6} {:<18} {:<18} {:>9} {:>7} {:>8} {:>8} PERSISTENCE",
+        "{:<16} {:<16} {:<8} {:<8} {:>8} {:>6} {:<18} {:<18} {:>9} {:>7} {:>8} {:>8} PERSISTENCE",
         "NODE",
         "ADDRESS",
         "ID",
@@ -156,7 +203,7 @@ pub fn print(ctx: &Context, obs: &Observed, out: &Printer) {
                 .map_or("-".into(), |v| v.to_string())
         );
         println!(
-            "{:<16} {:<16} {:<8} {:<12} {:>5} {:>6} {:<18} {:<18} {:>9} {:>7} {:>8} {:>8} {} {}",
+            "{:<16} {:<16} {:<8} {:<8} {:>8} {:>6} {:<18} {:<18} {:>9} {:>7} {:>8} {:>8} {} {}",
             s("node"),
             s("address"),
             short(r["id"].as_str().unwrap_or("")),
@@ -172,6 +219,45 @@ pub fn print(ctx: &Context, obs: &Observed, out: &Printer) {
             aof,
             rdb
         );
+    }
+    if !sentinels.is_empty() {
+        println!();
+        println!("{:<16} {:<16} MONITORS", "SENTINEL", "ADDRESS");
+        for sn in &sentinels {
+            let name = sn["node"].as_str().unwrap_or("-");
+            let addr = sn["address"].as_str().unwrap_or("-");
+            if sn["state"] == "down" {
+                println!(
+                    "{name:<16} {addr:<16} DOWN: {}",
+                    sn["error"].as_str().unwrap_or("-")
+                );
+                continue;
+            }
+            let monitors: Vec<String> = sn["masters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| {
+                    format!(
+                        "{} at {} [{}] quorum {}, {} replica(s), {} other sentinel(s)",
+                        m["name"].as_str().unwrap_or(""),
+                        m["master"].as_str().unwrap_or(""),
+                        m["flags"].as_str().unwrap_or(""),
+                        m["quorum"],
+                        m["replicas"],
+                        m["other_sentinels"]
+                    )
+                })
+                .collect();
+            println!(
+                "{name:<16} {addr:<16} {}",
+                if monitors.is_empty() {
+                    "-".to_string()
+                } else {
+                    monitors.join("; ")
+                }
+            );
+        }
     }
     if rows.iter().any(|r| r["role_differs"] == true) {
         println!(

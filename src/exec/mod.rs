@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::fsio;
 use crate::observe::client::{ClientError, Conn, ErrorCode};
-use crate::observe::{self, Live, Observed, Observer, Record, Target};
+use crate::observe::{self, Live, Observed, Observer, Record, Target, TargetKind};
 use crate::plan::{self, Plan, Step, converge};
 use crate::supervise::{ProcState, Supervisor};
 use crate::topology::{InstanceKey, Topology};
@@ -75,6 +75,7 @@ pub struct Context {
     pub gate_timeout: Duration,
     /// Timeout of each Redis call.
     pub call_timeout: Duration,
+    pub options: plan::Options,
 }
 
 pub fn record_path(state_dir: &Path) -> PathBuf {
@@ -165,7 +166,7 @@ impl Context {
         for round in 1..=ROUNDS {
             let obs = self.observe().await;
             self.record_fresh(&obs)?;
-            let plan = plan::plan(&self.topology, &obs);
+            let plan = plan::plan_with(&self.topology, &obs, self.options);
             summary.notes = plan.notes.clone();
             if !plan.blockers.is_empty() {
                 return Err(ExecError::Blocked(plan.blockers.join("\n  - ")));
@@ -228,7 +229,118 @@ impl Context {
         on_event: &(dyn Fn(Event) + Sync),
     ) -> Result<(), StepError> {
         match step {
-            Step::Start { node } => self.start(node).await,
+            Step::Start { node } => self.start(node, Vec::new()).await,
+            Step::StartReplica { node, master } => {
+                let m = &self.target(master).managed;
+                let args = vec![
+                    "--replicaof".to_string(),
+                    m.address.to_string(),
+                    m.port.to_string(),
+                ];
+                self.start(node, args).await
+            }
+            Step::ConfigSet { node, params } => {
+                let mut c = self.conn(node).await?;
+                for (k, v) in params {
+                    c.cmd(&["CONFIG", "SET", k, v]).await?;
+                }
+                Ok(())
+            }
+            Step::ReplicaOf { node, master } => {
+                let m = &self.target(master).managed;
+                let mut c = self.conn(node).await?;
+                c.cmd(&[
+                    "REPLICAOF".to_string(),
+                    m.address.to_string(),
+                    m.port.to_string(),
+                ])
+                .await?;
+                Ok(())
+            }
+            Step::SentinelMonitor {
+                sentinel,
+                group,
+                master,
+            } => {
+                let sc = self.topology.sentinel.as_ref().ok_or_else(|| {
+                    StepError::Other("no sentinel section in the topology".into())
+                })?;
+                let m = &self.target(master).managed;
+                let mut c = self.conn(sentinel).await?;
+                match c
+                    .cmd(&[
+                        "SENTINEL".to_string(),
+                        "MONITOR".into(),
+                        group.clone(),
+                        m.address.to_string(),
+                        m.port.to_string(),
+                        sc.quorum.to_string(),
+                    ])
+                    .await
+                {
+                    Ok(_) => {}
+                    // Done by an earlier, interrupted attempt.
+                    Err(ClientError::Server { message, .. })
+                        if message.contains("Duplicated master name") => {}
+                    Err(e) => return Err(e.into()),
+                }
+                let mut args: Vec<String> = vec![
+                    "SENTINEL".into(),
+                    "SET".into(),
+                    group.clone(),
+                    "down-after-milliseconds".into(),
+                    sc.down_after_ms.to_string(),
+                    "failover-timeout".into(),
+                    sc.failover_timeout_ms.to_string(),
+                    "parallel-syncs".into(),
+                    sc.parallel_syncs.to_string(),
+                ];
+                if let Some(pw) = &self.password {
+                    args.push("auth-pass".into());
+                    args.push(pw.clone());
+                }
+                c.cmd(&args).await?;
+                Ok(())
+            }
+            Step::SentinelSet {
+                sentinel,
+                group,
+                params,
+            } => {
+                let mut c = self.conn(sentinel).await?;
+                let mut args: Vec<String> = vec!["SENTINEL".into(), "SET".into(), group.clone()];
+                for (k, v) in params {
+                    args.push(k.clone());
+                    args.push(v.clone());
+                }
+                c.cmd(&args).await?;
+                Ok(())
+            }
+            Step::SentinelRemove { sentinel, group } => {
+                let mut c = self.conn(sentinel).await?;
+                match c.cmd(&["SENTINEL", "REMOVE", group]).await {
+                    Ok(_) => Ok(()),
+                    Err(ClientError::Server { message, .. })
+                        if message.contains("No such master") =>
+                    {
+                        Ok(())
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Step::SentinelFailover { group, to } => {
+                self.sentinel_failover(index, group, to, on_event).await
+            }
+            Step::WaitGroups { groups } => {
+                let what = format!(
+                    "{} is replicated as declared and known to every Sentinel",
+                    groups.join(", ")
+                );
+                self.gate_observed(index, &what, on_event, |obs| {
+                    crate::plan::group_problems(&self.topology, obs)
+                })
+                .await
+            }
             Step::WriteConfig { node } => self.write_files(node),
             Step::SetConfigEpoch { node, epoch } => {
                 let mut c = self.conn(node).await?;
@@ -356,17 +468,21 @@ impl Context {
         fsio::ensure_dir(&paths.dir, 0o750).map_err(|e| io("create", e))?;
         fsio::ensure_dir(&paths.data, 0o750).map_err(|e| io("create", e))?;
         for f in &t.rendered {
+            // Sentinel owns its file once written.
+            if t.kind == TargetKind::Sentinel && f.path.exists() {
+                continue;
+            }
             fsio::write_atomic(&f.path, &f.contents, f.mode).map_err(|e| io("write", e))?;
         }
         Ok(())
     }
 
-    async fn start(&self, node: &InstanceKey) -> Result<(), StepError> {
+    async fn start(&self, node: &InstanceKey, args: Vec<String>) -> Result<(), StepError> {
         self.write_files(node)?;
         let t = self.target(node);
         let sup = self.supervisor.clone();
         let m = t.managed.clone();
-        let pid = tokio::task::spawn_blocking(move || sup.start(&m))
+        let pid = tokio::task::spawn_blocking(move || sup.start(&m, &args))
             .await
             .map_err(|e| StepError::Other(e.to_string()))?
             .map_err(|e| StepError::Other(e.to_string()))?;
@@ -376,6 +492,7 @@ impl Context {
         loop {
             match self.conn(node).await {
                 Ok(mut c) => match c.cmd(&["PING"]).await {
+                    Ok(_) if t.kind != TargetKind::Cluster => return Ok(()),
                     Ok(_) => {
                         let id = c.text(&["CLUSTER", "MYID"]).await?;
                         let mut record = load_record(&self.state_dir, &self.topology.name);
@@ -398,7 +515,8 @@ impl Context {
             if let ProcState::Stopped | ProcState::Stale { .. } = self.supervisor.status(&t.managed)
             {
                 return Err(StepError::Other(format!(
-                    "redis-server (pid {pid}) exited during startup; last lines of {}:\n{}",
+                    "{} (pid {pid}) exited during startup; last lines of {}:\n{}",
+                    t.managed.binary.display(),
                     t.managed.paths.log.display(),
                     log_tail(&t.managed.paths.log, 8)
                 )));
@@ -411,6 +529,127 @@ impl Context {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Re-observe the whole deployment until `check` finds nothing missing, or the deadline
+    /// passes.
+    async fn gate_observed(
+        &self,
+        index: usize,
+        what: &str,
+        on_event: &(dyn Fn(Event) + Sync),
+        check: impl Fn(&Observed) -> Vec<String>,
+    ) -> Result<(), StepError> {
+        let deadline = Instant::now() + self.gate_timeout;
+        loop {
+            let obs = self.observe().await;
+            let missing = check(&obs);
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(StepError::Gate(ExecError::Gate {
+                    secs: self.gate_timeout.as_secs(),
+                    what: what.to_string(),
+                    missing: missing.join("\n  - "),
+                }));
+            }
+            on_event(Event::StepWaiting {
+                index,
+                missing: missing.len(),
+                first: missing[0].clone(),
+            });
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Hand mastership of `group` to `to` through Sentinel: the other replicas' priority is
+    /// held at 0 so Sentinel can only pick `to`; the declared priorities come back after
+    /// (and, if redisctl dies meanwhile, the next apply restores them as config drift).
+    async fn sentinel_failover(
+        &self,
+        index: usize,
+        group: &str,
+        to: &InstanceKey,
+        on_event: &(dyn Fn(Event) + Sync),
+    ) -> Result<(), StepError> {
+        let g = self
+            .topology
+            .groups
+            .iter()
+            .find(|g| g.name == group)
+            .ok_or_else(|| StepError::Other(format!("unknown group {group}")))?;
+        let others: Vec<&crate::topology::Instance> =
+            g.members().filter(|m| m.key != *to).collect();
+        for m in &others {
+            if let Ok(mut c) = self.conn(&m.key).await {
+                let _ = c.cmd(&["CONFIG", "SET", "replica-priority", "0"]).await;
+            }
+        }
+        let result = async {
+            let target = &self.target(to).managed;
+            let mut last = String::new();
+            for s in self.topology.sentinels() {
+                match self.conn(&s.key).await {
+                    Ok(mut c) => match c.cmd(&["SENTINEL", "FAILOVER", group]).await {
+                        Ok(_) => {
+                            last.clear();
+                            break;
+                        }
+                        Err(e) => last = e.to_string(),
+                    },
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            if !last.is_empty() {
+                return Err(StepError::Other(format!(
+                    "no Sentinel accepted the failover: {last}"
+                )));
+            }
+            let want = (target.address.to_string(), target.port);
+            self.gate_observed(
+                index,
+                &format!("every Sentinel reports {to} as master of {group}"),
+                on_event,
+                |obs| {
+                    let mut missing = Vec::new();
+                    for s in self.topology.sentinels() {
+                        let sm = obs
+                            .nodes
+                            .get(&s.key)
+                            .and_then(|o| o.sentinel.as_ref())
+                            .and_then(|l| l.masters.iter().find(|m| m.name == group));
+                        match sm {
+                            Some(sm)
+                                if (sm.ip.clone(), sm.port) == want
+                                    && !sm.flags.contains("failover") => {}
+                            _ => missing.push(format!(
+                                "Sentinel {} does not report {to} as master yet",
+                                s.key
+                            )),
+                        }
+                    }
+                    if !obs
+                        .nodes
+                        .get(to)
+                        .and_then(|o| o.repl.as_ref())
+                        .is_some_and(|r| r.is_master)
+                    {
+                        missing.push(format!("{to} is not acting as master yet"));
+                    }
+                    missing
+                },
+            )
+            .await
+        }
+        .await;
+        for m in &others {
+            if let Ok(mut c) = self.conn(&m.key).await {
+                let prio = m.replica_priority.unwrap_or(100).to_string();
+                let _ = c.cmd(&["CONFIG", "SET", "replica-priority", &prio]).await;
+            }
+        }
+        result
     }
 
     /// Poll all `nodes` until `check` finds nothing missing, or the deadline passes.

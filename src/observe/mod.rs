@@ -80,6 +80,48 @@ pub struct NodeObs {
     pub has_nodes_conf: bool,
     /// The rendered files on disk differ from what the topology renders now.
     pub config_drift: bool,
+    /// A plain (non-cluster) replication group member.
+    pub repl: Option<ReplLive>,
+    /// A Sentinel.
+    pub sentinel: Option<SentinelLive>,
+    /// Declared live settings whose running value differs: (name, running, declared).
+    pub live_drift: Vec<(String, String, String)>,
+}
+
+/// A group member: its replication state from INFO.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplLive {
+    pub is_master: bool,
+    /// Where it replicates from (replicas).
+    pub master_addr: Option<(String, u16)>,
+    pub link_up: bool,
+    pub sync_in_progress: bool,
+    /// master_repl_offset on masters, slave_repl_offset on replicas.
+    pub offset: i64,
+    pub connected_replicas: u32,
+    pub keys: u64,
+    #[serde(skip)]
+    pub info: HashMap<String, String>,
+}
+
+/// What one Sentinel monitors.
+#[derive(Debug, Clone, Serialize)]
+pub struct SentinelLive {
+    pub masters: Vec<SentinelMaster>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SentinelMaster {
+    pub name: String,
+    pub ip: String,
+    pub port: u16,
+    pub flags: String,
+    pub quorum: u32,
+    pub down_after_ms: u64,
+    pub failover_timeout_ms: u64,
+    pub parallel_syncs: u32,
+    pub num_replicas: u32,
+    pub num_other_sentinels: u32,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -89,11 +131,22 @@ pub struct Observed {
 }
 
 /// One instance to observe, with the files it should have.
+#[derive(Clone)]
 pub struct Target {
     pub managed: Managed,
     pub endpoint: String,
     pub local: bool,
     pub rendered: Vec<crate::render::RenderedFile>,
+    pub kind: TargetKind,
+    /// Settings to compare with `CONFIG GET` (Redis instances).
+    pub live_params: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    Cluster,
+    Group,
+    Sentinel,
 }
 
 pub struct Observer {
@@ -109,16 +162,8 @@ impl Observer {
             let sup = self.supervisor.clone();
             let pw = self.password.clone();
             let limit = self.timeout;
-            let managed = t.managed.clone();
-            let endpoint = t.endpoint.clone();
-            let local = t.local;
-            let rendered = t.rendered.clone();
-            set.spawn(async move {
-                (
-                    i,
-                    observe_one(sup, managed, endpoint, local, rendered, pw, limit).await,
-                )
-            });
+            let t = t.clone();
+            set.spawn(async move { (i, observe_one(sup, t, pw, limit).await) });
         }
         let mut results: Vec<Option<NodeObs>> = vec![None; targets.len()];
         while let Some(r) = set.join_next().await {
@@ -137,6 +182,9 @@ impl Observer {
                 port_answers: false,
                 has_nodes_conf: false,
                 config_drift: false,
+                repl: None,
+                sentinel: None,
+                live_drift: Vec::new(),
             });
             nodes.insert(t.managed.key.clone(), obs);
         }
@@ -146,19 +194,19 @@ impl Observer {
 
 async fn observe_one(
     sup: Arc<dyn Supervisor>,
-    m: Managed,
-    endpoint: String,
-    local: bool,
-    rendered: Vec<crate::render::RenderedFile>,
+    t: Target,
     password: Option<String>,
     limit: Duration,
 ) -> NodeObs {
-    let (process, has_nodes_conf, config_drift) = if local {
+    let m = &t.managed;
+    let (process, has_nodes_conf, config_drift) = if t.local {
         let paths: &InstancePaths = &m.paths;
-        let drift = rendered.iter().any(|f| {
-            std::fs::read(&f.path)
+        let drift = t.rendered.iter().any(|f| match t.kind {
+            // Sentinel owns its file after the first write.
+            TargetKind::Sentinel => !f.path.exists(),
+            _ => std::fs::read(&f.path)
                 .map(|b| b != f.contents)
-                .unwrap_or(true)
+                .unwrap_or(true),
         });
         let sup2 = sup.clone();
         let m2 = m.clone();
@@ -170,7 +218,7 @@ async fn observe_one(
         (ProcState::Remote, false, false)
     };
     let mut obs = NodeObs {
-        endpoint: endpoint.clone(),
+        endpoint: t.endpoint.clone(),
         process,
         live: None,
         error: None,
@@ -178,19 +226,121 @@ async fn observe_one(
         port_answers: false,
         has_nodes_conf,
         config_drift,
+        repl: None,
+        sentinel: None,
+        live_drift: Vec::new(),
     };
-    match fetch(&endpoint, password.as_deref(), limit).await {
-        Ok(live) => {
-            obs.live = Some(live);
-            obs.port_answers = true;
+    let result: Result<(), FetchError> = async {
+        let mut c = Conn::connect(&t.endpoint, password.as_deref(), limit).await?;
+        match t.kind {
+            TargetKind::Cluster => obs.live = Some(fetch_on(&mut c).await?),
+            TargetKind::Group => obs.repl = Some(fetch_repl(&mut c).await?),
+            TargetKind::Sentinel => obs.sentinel = Some(fetch_sentinel(&mut c).await?),
         }
+        if t.kind != TargetKind::Sentinel && !t.live_params.is_empty() {
+            obs.live_drift = live_drift(&mut c, &t.live_params).await?;
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => obs.port_answers = true,
         Err(e) => {
             obs.port_answers = !matches!(&e, FetchError::Client(c) if c.is_unreachable());
             obs.auth_failed = matches!(e, FetchError::Client(client::ClientError::Auth { .. }));
             obs.error = Some(e.to_string());
+            obs.live = None;
+            obs.repl = None;
+            obs.sentinel = None;
         }
     }
     obs
+}
+
+/// Declared settings whose running value differs: (name, running, declared).
+pub async fn live_drift(
+    c: &mut Conn,
+    wanted: &[(String, String)],
+) -> Result<Vec<(String, String, String)>, FetchError> {
+    let cmds: Vec<Vec<String>> = wanted
+        .iter()
+        .map(|(k, _)| vec!["CONFIG".to_string(), "GET".into(), k.clone()])
+        .collect();
+    let refs: Vec<&[String]> = cmds.iter().map(Vec::as_slice).collect();
+    let replies = c.pipeline(&refs).await?;
+    let mut out = Vec::new();
+    for ((name, want), reply) in wanted.iter().zip(replies) {
+        // [name, value]; an unknown parameter (older engine) yields an empty array: skip.
+        if let resp::Value::Array(items) = reply
+            && let Some(have) = items.get(1).and_then(resp::Value::as_text)
+            && have != *want
+        {
+            out.push((name.clone(), have, want.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// INFO of a plain replication member.
+pub async fn fetch_repl(c: &mut Conn) -> Result<ReplLive, FetchError> {
+    let info = parse::info(&c.text(&["INFO", "everything"]).await?);
+    if info.get("cluster_enabled").map(String::as_str) == Some("1") {
+        return Err(FetchError::Parse(
+            c.addr().to_string(),
+            "cluster mode is enabled on this node, but the topology declares it in a replication group".into(),
+        ));
+    }
+    let num = |k: &str| info.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    let is_master = info.get("role").map(String::as_str) == Some("master");
+    let master_addr = match (info.get("master_host"), info.get("master_port")) {
+        (Some(h), Some(p)) if !is_master => p.parse().ok().map(|p| (h.clone(), p)),
+        _ => None,
+    };
+    Ok(ReplLive {
+        is_master,
+        master_addr,
+        link_up: info.get("master_link_status").map(String::as_str) == Some("up"),
+        sync_in_progress: info.get("master_sync_in_progress").map(String::as_str) == Some("1"),
+        offset: if is_master {
+            num("master_repl_offset")
+        } else {
+            num("slave_repl_offset")
+        },
+        connected_replicas: num("connected_slaves").max(0) as u32,
+        keys: parse::keyspace_keys(&info),
+        info,
+    })
+}
+
+/// SENTINEL MASTERS of a Sentinel.
+pub async fn fetch_sentinel(c: &mut Conn) -> Result<SentinelLive, FetchError> {
+    let v = c.cmd(&["SENTINEL", "MASTERS"]).await?;
+    let mut masters = Vec::new();
+    if let resp::Value::Array(items) = v {
+        for item in items {
+            let resp::Value::Array(kv) = item else {
+                continue;
+            };
+            let map: HashMap<String, String> = kv
+                .chunks(2)
+                .filter_map(|p| Some((p.first()?.as_text()?, p.get(1)?.as_text()?)))
+                .collect();
+            let n = |k: &str| map.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            masters.push(SentinelMaster {
+                name: map.get("name").cloned().unwrap_or_default(),
+                ip: map.get("ip").cloned().unwrap_or_default(),
+                port: n("port") as u16,
+                flags: map.get("flags").cloned().unwrap_or_default(),
+                quorum: n("quorum") as u32,
+                down_after_ms: n("down-after-milliseconds"),
+                failover_timeout_ms: n("failover-timeout"),
+                parallel_syncs: n("parallel-syncs") as u32,
+                num_replicas: n("num-slaves") as u32,
+                num_other_sentinels: n("num-other-sentinels") as u32,
+            });
+        }
+    }
+    Ok(SentinelLive { masters })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -199,16 +349,6 @@ pub enum FetchError {
     Client(#[from] client::ClientError),
     #[error("{0}: {1}")]
     Parse(String, String),
-}
-
-/// INFO + CLUSTER NODES + CLUSTER INFO of one node, in one round trip.
-pub async fn fetch(
-    endpoint: &str,
-    password: Option<&str>,
-    limit: Duration,
-) -> Result<Live, FetchError> {
-    let mut c = Conn::connect(endpoint, password, limit).await?;
-    fetch_on(&mut c).await
 }
 
 pub async fn fetch_on(c: &mut Conn) -> Result<Live, FetchError> {

@@ -4,6 +4,8 @@
 //! nodes and slots; the executor only looks up node ids by address.
 
 pub mod converge;
+mod groups;
+pub use groups::problems as group_problems;
 #[cfg(test)]
 mod sim;
 
@@ -41,6 +43,45 @@ pub enum Step {
         node: InstanceKey,
         master: InstanceKey,
     },
+    /// Start a group member as a replica of `master` (`--replicaof` for this start only): its
+    /// persistence is off, so starting it as a master would wipe the replicas holding the data.
+    StartReplica {
+        node: InstanceKey,
+        master: InstanceKey,
+    },
+    /// `CONFIG SET` of live-changeable settings that drifted from the topology.
+    ConfigSet {
+        node: InstanceKey,
+        params: Vec<(String, String)>,
+    },
+    /// `REPLICAOF` on a live group member.
+    ReplicaOf {
+        node: InstanceKey,
+        master: InstanceKey,
+    },
+    /// `SENTINEL MONITOR` the group's current master, then its settings and auth-pass.
+    SentinelMonitor {
+        sentinel: InstanceKey,
+        group: String,
+        master: InstanceKey,
+    },
+    /// `SENTINEL SET` settings that drifted.
+    SentinelSet {
+        sentinel: InstanceKey,
+        group: String,
+        params: Vec<(String, String)>,
+    },
+    /// `SENTINEL REMOVE` a master name the topology no longer declares.
+    SentinelRemove {
+        sentinel: InstanceKey,
+        group: String,
+    },
+    /// Move mastership to `to` with a Sentinel failover (other replicas' priority held at 0
+    /// meanwhile), then wait until every Sentinel reports it.
+    SentinelFailover { group: String, to: InstanceKey },
+    /// Wait until every group replica is linked to its upstream and every Sentinel sees its
+    /// masters, replicas and the other Sentinels.
+    WaitGroups { groups: Vec<String> },
     /// Wait until the cluster has converged: one slot map everywhere, full coverage, no open
     /// slots, replicas linked.
     WaitConverged { nodes: Vec<InstanceKey> },
@@ -65,6 +106,49 @@ impl fmt::Display for Step {
                 write!(f, "meet {node} with {}", names.join(", "))
             }
             Step::Replicate { node, master } => write!(f, "make {node} a replica of {master}"),
+            Step::StartReplica { node, master } => {
+                write!(
+                    f,
+                    "start {node} as a replica of {master} (persistence off: never as an empty master)"
+                )
+            }
+            Step::ConfigSet { node, params } => {
+                let kv: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+                write!(f, "set {} on {node} (live, no restart)", kv.join(" "))
+            }
+            Step::ReplicaOf { node, master } => write!(f, "make {node} replicate from {master}"),
+            Step::SentinelMonitor {
+                sentinel,
+                group,
+                master,
+            } => {
+                write!(f, "Sentinel {sentinel}: monitor {group} at {master}")
+            }
+            Step::SentinelSet {
+                sentinel,
+                group,
+                params,
+            } => {
+                let kv: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                write!(f, "Sentinel {sentinel}: set {} for {group}", kv.join(" "))
+            }
+            Step::SentinelRemove { sentinel, group } => {
+                write!(
+                    f,
+                    "Sentinel {sentinel}: stop monitoring {group} (not in the topology)"
+                )
+            }
+            Step::SentinelFailover { group, to } => {
+                write!(
+                    f,
+                    "fail {group} over to its preferred master {to} (Sentinel failover)"
+                )
+            }
+            Step::WaitGroups { groups } => write!(
+                f,
+                "wait until {} is replicated as declared and known to every Sentinel",
+                groups.join(", ")
+            ),
             Step::WaitConverged { nodes } => write!(
                 f,
                 "wait until all {} nodes agree on slots and replicas are in sync",
@@ -113,12 +197,71 @@ impl<'a> State<'a> {
     }
 }
 
+/// Choices the operator makes on the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Move mastership back to the preferred nodes (safe Sentinel failovers).
+    pub restore_roles: bool,
+}
+
 pub fn plan(topo: &Topology, obs: &Observed) -> Plan {
+    plan_with(topo, obs, Options::default())
+}
+
+pub fn plan_with(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
+    let parts = [
+        plan_cluster(topo, obs),
+        groups::plan(topo, obs, opts),
+        drift(topo, obs),
+    ];
+    let mut out = Plan::default();
+    let mut later = Vec::new();
+    for part in parts {
+        for step in part.steps {
+            match step {
+                Step::Start { .. } | Step::StartReplica { .. } | Step::WriteConfig { .. } => {
+                    out.steps.push(step)
+                }
+                _ => later.push(step),
+            }
+        }
+        out.blockers.extend(part.blockers);
+        out.notes.extend(part.notes);
+        out.partial |= part.partial;
+    }
+    out.steps.extend(later);
+    if !out.blockers.is_empty() {
+        out.steps.clear();
+    }
+    out
+}
+
+/// Live settings that differ from the topology: set them with CONFIG SET, no restart.
+fn drift(topo: &Topology, obs: &Observed) -> Plan {
+    let mut p = Plan::default();
+    for inst in topo.instances() {
+        if let Some(o) = obs.nodes.get(&inst.key)
+            && !o.live_drift.is_empty()
+        {
+            p.steps.push(Step::ConfigSet {
+                node: inst.key.clone(),
+                params: o
+                    .live_drift
+                    .iter()
+                    .map(|(k, _, want)| (k.clone(), want.clone()))
+                    .collect(),
+            });
+        }
+    }
+    p
+}
+
+fn plan_cluster(topo: &Topology, obs: &Observed) -> Plan {
     let mut p = Plan::default();
     let Some(cluster) = &topo.cluster else {
         return p;
     };
-    let instances: Vec<_> = topo.instances().collect();
+    let instances: Vec<_> = topo.cluster_instances().collect();
     let all_keys: Vec<InstanceKey> = instances.iter().map(|i| i.key.clone()).collect();
 
     // Processes, ownership and reachability.

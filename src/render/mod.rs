@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::topology::{Instance, Topology};
+use crate::topology::{Instance, InstanceKey, SentinelInstance, Topology};
 
 /// Where an instance's log goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,8 +38,15 @@ pub struct InstancePaths {
 }
 
 impl InstancePaths {
-    pub fn new(state_dir: &Path, inst: &Instance) -> InstancePaths {
-        let dir = state_dir.join(&inst.key.host).join(inst.port.to_string());
+    /// A Sentinel's paths: like an instance's, with sentinel.conf as its configuration.
+    pub fn sentinel(state_dir: &Path, key: &InstanceKey) -> InstancePaths {
+        let mut p = InstancePaths::new(state_dir, key);
+        p.config = p.dir.join("sentinel.conf");
+        p
+    }
+
+    pub fn new(state_dir: &Path, key: &InstanceKey) -> InstancePaths {
+        let dir = state_dir.join(&key.host).join(key.port.to_string());
         InstancePaths {
             config: dir.join("redis.conf"),
             secrets: dir.join("secrets.conf"),
@@ -61,7 +68,7 @@ pub fn instance_files(
     log: LogTarget,
     password: Option<&str>,
 ) -> Vec<RenderedFile> {
-    let paths = InstancePaths::new(state_dir, inst);
+    let paths = InstancePaths::new(state_dir, &inst.key);
     let mut out = vec![RenderedFile {
         path: paths.config.clone(),
         contents: redis_conf(topo, inst, &paths, log, password.is_some()).into_bytes(),
@@ -77,6 +84,118 @@ pub fn instance_files(
         });
     }
     out
+}
+
+/// The initial sentinel.conf of a Sentinel. Sentinel rewrites this file itself (monitors,
+/// known peers, epochs), so it is written once and converged afterwards with SENTINEL
+/// MONITOR/SET/REMOVE. It holds the password (auth-pass), hence mode 0600.
+pub fn sentinel_files(
+    topo: &Topology,
+    state_dir: &Path,
+    s: &SentinelInstance,
+    log: LogTarget,
+    password: Option<&str>,
+) -> Vec<RenderedFile> {
+    use std::fmt::Write;
+    let paths = InstancePaths::sentinel(state_dir, &s.key);
+    let mut c = String::new();
+    let _ = writeln!(
+        c,
+        "{GENERATED_MARK} for deployment {:?}, Sentinel {}.\n\
+         # Written once: Sentinel rewrites this file at runtime and redisctl converges it with\n\
+         # SENTINEL MONITOR/SET/REMOVE, never by editing it.",
+        topo.name, s.key
+    );
+    let bind: Vec<String> = s.bind.iter().map(ToString::to_string).collect();
+    let _ = writeln!(c, "port {}", s.port);
+    let _ = writeln!(c, "bind {}", bind.join(" "));
+    let _ = writeln!(c, "daemonize no");
+    let _ = writeln!(c, "dir {}", quote(&paths.data.display().to_string()));
+    if log == LogTarget::File {
+        let _ = writeln!(c, "logfile {}", quote(&paths.log.display().to_string()));
+        let _ = writeln!(c, "pidfile {}", quote(&paths.pid.display().to_string()));
+    } else {
+        let _ = writeln!(c, "logfile \"\"");
+    }
+    if let Some(pw) = password {
+        // Clients and the other Sentinels authenticate to this one with the same password.
+        let _ = writeln!(c, "requirepass {}", quote(pw));
+        let _ = writeln!(c, "sentinel sentinel-pass {}", quote(pw));
+    }
+    vec![RenderedFile {
+        path: paths.config.clone(),
+        contents: c.into_bytes(),
+        mode: 0o600,
+    }]
+}
+
+/// Settings Redis can change at runtime, as `CONFIG GET` reports them, so that drift can be
+/// detected and fixed with `CONFIG SET` without a restart.
+pub fn live_params(topo: &Topology, inst: &Instance) -> Vec<(String, String)> {
+    let s = &inst.settings;
+    let p = &s.persistence;
+    let yn = |b: bool| yes(b).to_string();
+    let mut v: Vec<(String, String)> = vec![
+        (
+            "save".into(),
+            p.save
+                .iter()
+                .map(|(a, b)| format!("{a} {b}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        ("appendonly".into(), yn(p.appendonly)),
+        ("appendfsync".into(), p.appendfsync.as_str().into()),
+        (
+            "auto-aof-rewrite-percentage".into(),
+            p.auto_aof_rewrite_percentage.to_string(),
+        ),
+        (
+            "auto-aof-rewrite-min-size".into(),
+            p.auto_aof_rewrite_min_size.to_string(),
+        ),
+        ("maxmemory".into(), s.maxmemory.unwrap_or(0).to_string()),
+        (
+            "maxmemory-policy".into(),
+            s.maxmemory_policy
+                .clone()
+                .unwrap_or_else(|| "noeviction".into()),
+        ),
+    ];
+    if inst.group.is_some() {
+        v.push(("replica-read-only".into(), yn(s.replica_read_only)));
+        v.push((
+            "replica-priority".into(),
+            inst.replica_priority.unwrap_or(100).to_string(),
+        ));
+        v.push((
+            "min-replicas-to-write".into(),
+            s.min_replicas_to_write.to_string(),
+        ));
+        v.push((
+            "min-replicas-max-lag".into(),
+            s.min_replicas_max_lag_s.to_string(),
+        ));
+    } else if let Some(cl) = &topo.cluster {
+        let cs = &cl.settings;
+        v.push((
+            "cluster-node-timeout".into(),
+            cs.node_timeout_ms.to_string(),
+        ));
+        v.push((
+            "cluster-require-full-coverage".into(),
+            yn(cs.require_full_coverage),
+        ));
+        v.push((
+            "cluster-migration-barrier".into(),
+            cs.migration_barrier.to_string(),
+        ));
+        v.push((
+            "cluster-allow-replica-migration".into(),
+            yn(cs.allow_replica_migration),
+        ));
+    }
+    v
 }
 
 /// Quote a value for redis.conf (double quotes, backslash escapes), as sdssplitargs reads it.
@@ -138,7 +257,22 @@ fn redis_conf(
         }
     }
 
-    if let Some(cl) = &topo.cluster {
+    if inst.group.is_some() {
+        let s = &inst.settings;
+        let _ = writeln!(
+            c,
+            "\n# Replication (group {:?}; the role is set live with REPLICAOF, never here)",
+            inst.group.as_deref().unwrap_or("")
+        );
+        let _ = writeln!(c, "replica-read-only {}", yes(s.replica_read_only));
+        let _ = writeln!(
+            c,
+            "replica-priority {}",
+            inst.replica_priority.unwrap_or(100)
+        );
+        let _ = writeln!(c, "min-replicas-to-write {}", s.min_replicas_to_write);
+        let _ = writeln!(c, "min-replicas-max-lag {}", s.min_replicas_max_lag_s);
+    } else if let Some(cl) = &topo.cluster {
         let cs = &cl.settings;
         let _ = writeln!(c, "\n# Cluster (bus port {})", inst.bus_port());
         let _ = writeln!(c, "cluster-enabled yes");

@@ -66,8 +66,9 @@ pub trait Supervisor: Send + Sync {
     fn name(&self) -> &'static str;
     fn status(&self, m: &Managed) -> ProcState;
     /// Start the instance with its rendered config; returns its pid. Refuses when the port
-    /// is held by a process that is not this instance.
-    fn start(&self, m: &Managed) -> Result<u32, SuperviseError>;
+    /// is held by a process that is not this instance. `args` are extra command-line
+    /// options for this start only (e.g. `--replicaof HOST PORT`), never persisted.
+    fn start(&self, m: &Managed, args: &[String]) -> Result<u32, SuperviseError>;
     /// Make sure the process is gone: wait `grace` (after the executor's SHUTDOWN), then
     /// SIGTERM, then SIGKILL.
     fn stop(&self, m: &Managed, grace: Duration) -> Result<(), SuperviseError>;

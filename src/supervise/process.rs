@@ -31,7 +31,7 @@ fn find_by_cwd(m: &Managed) -> Option<u32> {
         let Ok(cwd) = fs::read_link(entry.path().join("cwd")) else {
             continue;
         };
-        if dirs.iter().any(|d| **d == cwd) && is_our_process(pid, m.port) {
+        if dirs.iter().any(|d| **d == cwd) && is_our_process(pid, m) {
             return Some(pid);
         }
     }
@@ -39,7 +39,8 @@ fn find_by_cwd(m: &Managed) -> Option<u32> {
 }
 
 /// A live (non-zombie) process whose title names this instance's port.
-fn is_our_process(pid: u32, port: u16) -> bool {
+fn is_our_process(pid: u32, m: &Managed) -> bool {
+    let port = m.port;
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
@@ -53,9 +54,10 @@ fn is_our_process(pid: u32, port: u16) -> bool {
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let cmdline = String::from_utf8_lossy(&cmdline);
     // redis-server retitles itself "redis-server 127.0.0.1:7000 [cluster]"; before that
-    // its argv is "redis-server /path/redis.conf".
-    (cmdline.contains("-server") || cmdline.contains("redis"))
-        && (cmdline.contains(&format!(":{port}")) || cmdline.contains("redis.conf"))
+    // its argv is "redis-server /path/redis.conf" (or sentinel.conf).
+    let config = m.paths.config.display().to_string();
+    (cmdline.contains("-server") || cmdline.contains("-sentinel") || cmdline.contains("redis"))
+        && (cmdline.contains(&format!(":{port}")) || cmdline.contains(&config))
 }
 
 fn read_pid(m: &Managed) -> Option<u32> {
@@ -73,7 +75,7 @@ impl Supervisor for ProcessSupervisor {
 
     fn status(&self, m: &Managed) -> ProcState {
         match read_pid(m) {
-            Some(pid) if is_our_process(pid, m.port) => ProcState::Running { pid },
+            Some(pid) if is_our_process(pid, m) => ProcState::Running { pid },
             recorded => match (find_by_cwd(m), recorded) {
                 (Some(pid), _) => ProcState::Running { pid },
                 (None, Some(pid)) => ProcState::Stale { pid },
@@ -82,7 +84,7 @@ impl Supervisor for ProcessSupervisor {
         }
     }
 
-    fn start(&self, m: &Managed) -> Result<u32, SuperviseError> {
+    fn start(&self, m: &Managed, args: &[String]) -> Result<u32, SuperviseError> {
         if let ProcState::Running { pid } = self.status(m) {
             return Ok(pid);
         }
@@ -111,6 +113,7 @@ impl Supervisor for ProcessSupervisor {
         let log2 = log.try_clone().map_err(io("open log"))?;
         let mut cmd = Command::new(&m.binary);
         cmd.arg(&m.paths.config)
+            .args(args)
             .current_dir(&m.paths.dir)
             .stdin(Stdio::null())
             .stdout(log)
@@ -143,12 +146,12 @@ impl Supervisor for ProcessSupervisor {
         let wait_gone = |limit: Duration| {
             let t = Instant::now();
             while t.elapsed() < limit {
-                if !is_our_process(pid, m.port) {
+                if !is_our_process(pid, m) {
                     return true;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            !is_our_process(pid, m.port)
+            !is_our_process(pid, m)
         };
         if !wait_gone(grace) {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);

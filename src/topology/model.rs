@@ -21,6 +21,51 @@ pub struct Topology {
     pub hosts: Vec<Host>,
     pub auth: Option<Auth>,
     pub cluster: Option<Cluster>,
+    pub groups: Vec<Group>,
+    pub sentinel: Option<Sentinels>,
+}
+
+/// A plain master–replica group.
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    pub name: String,
+    /// The preferred master.
+    pub master: Instance,
+    pub replicas: Vec<Instance>,
+    /// Declared upstream of each replica (the master, or another replica for chains).
+    pub upstream: BTreeMap<InstanceKey, InstanceKey>,
+}
+
+impl Group {
+    pub fn members(&self) -> impl Iterator<Item = &Instance> {
+        std::iter::once(&self.master).chain(self.replicas.iter())
+    }
+    pub fn member(&self, key: &InstanceKey) -> Option<&Instance> {
+        self.members().find(|m| &m.key == key)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Sentinels {
+    pub instances: Vec<SentinelInstance>,
+    pub quorum: u32,
+    pub down_after_ms: u64,
+    pub failover_timeout_ms: u64,
+    pub parallel_syncs: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SentinelInstance {
+    pub key: InstanceKey,
+    pub address: IpAddr,
+    pub port: u16,
+    pub bind: Vec<IpAddr>,
+}
+
+impl SentinelInstance {
+    pub fn endpoint(&self) -> String {
+        std::net::SocketAddr::new(self.address, self.port).to_string()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -83,7 +128,12 @@ pub struct Instance {
     /// Address redisctl and the other nodes use to reach it (its host's address).
     pub address: IpAddr,
     pub port: u16,
+    /// Cluster shard number (0 for group members).
     pub shard: u32,
+    /// Replication group name (None for cluster nodes).
+    pub group: Option<String>,
+    /// `replica-priority` (groups).
+    pub replica_priority: Option<u32>,
     pub role: Role,
     pub settings: InstanceSettings,
 }
@@ -106,6 +156,10 @@ pub struct InstanceSettings {
     pub persistence: Persistence,
     pub maxmemory: Option<u64>,
     pub maxmemory_policy: Option<String>,
+    /// Group settings: `min-replicas-to-write`, `min-replicas-max-lag` (s), `replica-read-only`.
+    pub min_replicas_to_write: u32,
+    pub min_replicas_max_lag_s: u64,
+    pub replica_read_only: bool,
     /// Extra directives, already rendered to redis.conf values.
     pub extra: BTreeMap<String, String>,
 }
@@ -121,6 +175,11 @@ pub struct Persistence {
 }
 
 impl Persistence {
+    /// Neither RDB snapshots nor AOF: a restart comes back empty.
+    pub fn is_off(&self) -> bool {
+        self.save.is_empty() && !self.appendonly
+    }
+
     /// Redis 7 defaults.
     pub fn redis_default() -> Persistence {
         Persistence {
@@ -134,10 +193,22 @@ impl Persistence {
 }
 
 impl Topology {
+    /// Every Redis instance: cluster nodes, then group members.
     pub fn instances(&self) -> impl Iterator<Item = &Instance> {
         self.cluster
             .iter()
             .flat_map(|c| c.shards.iter().flat_map(Shard::members))
+            .chain(self.groups.iter().flat_map(Group::members))
+    }
+
+    pub fn cluster_instances(&self) -> impl Iterator<Item = &Instance> {
+        self.cluster
+            .iter()
+            .flat_map(|c| c.shards.iter().flat_map(Shard::members))
+    }
+
+    pub fn sentinels(&self) -> impl Iterator<Item = &SentinelInstance> {
+        self.sentinel.iter().flat_map(|s| s.instances.iter())
     }
 
     pub fn default_state_dir(&self) -> PathBuf {

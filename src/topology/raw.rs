@@ -34,6 +34,97 @@ pub struct RawTopology {
     /// The Redis Cluster of this deployment.
     #[serde(default)]
     pub cluster: Option<RawCluster>,
+    /// Plain master–replica groups (no cluster mode), optionally watched by `sentinel`.
+    #[serde(default)]
+    pub groups: Option<Vec<RawGroup>>,
+    /// Sentinels that monitor every group.
+    #[serde(default)]
+    pub sentinel: Option<RawSentinel>,
+}
+
+/// A master with its replicas (plain replication, no cluster mode).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroup {
+    /// Name, also the Sentinel master name (`SENTINEL MONITOR <name> …`).
+    pub name: String,
+    /// The preferred master.
+    pub master: RawGroupNode,
+    #[serde(default)]
+    pub replicas: Vec<RawGroupNode>,
+    /// `min-replicas-to-write` on the master: refuse writes with fewer connected replicas.
+    #[serde(default)]
+    pub min_replicas_to_write: Option<u32>,
+    /// `min-replicas-max-lag`: a replica counts only when it acknowledged within this time.
+    #[serde(default)]
+    pub min_replicas_max_lag: Option<DurationValue>,
+    /// `replica-read-only`. Default true.
+    #[serde(default)]
+    pub replica_read_only: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroupNode {
+    pub host: String,
+    pub port: u32,
+    /// Chained replication: replicate from this member (`host:port`, or a port on the same
+    /// host) instead of the master.
+    #[serde(default)]
+    pub of: Option<String>,
+    /// `replica-priority`: lower is preferred by Sentinel; 0 = never promoted.
+    #[serde(default)]
+    pub replica_priority: Option<u32>,
+    #[serde(default)]
+    pub bind: Option<String>,
+    #[serde(default)]
+    pub persistence: Option<RawPersistence>,
+    #[serde(default)]
+    pub maxmemory: Option<SizeValue>,
+    #[serde(default)]
+    pub maxmemory_policy: Option<String>,
+    #[serde(default)]
+    pub config: Option<BTreeMap<String, ScalarValue>>,
+}
+
+impl RawGroupNode {
+    pub fn overrides(&self) -> RawInstance {
+        RawInstance {
+            bind: self.bind.clone(),
+            persistence: self.persistence.clone(),
+            maxmemory: self.maxmemory.clone(),
+            maxmemory_policy: self.maxmemory_policy.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSentinel {
+    /// The Sentinel processes (3 or more, an odd number, on different hosts).
+    pub instances: Vec<RawSentinelNode>,
+    /// Sentinels that must agree a master is down before a failover.
+    pub quorum: u32,
+    /// `down-after-milliseconds`. Default 30000 ms.
+    #[serde(default)]
+    pub down_after: Option<DurationValue>,
+    /// `failover-timeout`. Default 180000 ms.
+    #[serde(default)]
+    pub failover_timeout: Option<DurationValue>,
+    /// `parallel-syncs`: replicas resynced at once after a failover. Default 1.
+    #[serde(default)]
+    pub parallel_syncs: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSentinelNode {
+    pub host: String,
+    pub port: u32,
+    /// Address to listen on. Default: the host's address.
+    #[serde(default)]
+    pub bind: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -149,13 +149,22 @@ pub fn validate(raw: &RawTopology, base_dir: &Path) -> (Option<Topology>, Vec<Pr
         }
     });
 
+    let mut ports = Vec::new();
     let cluster = match &raw.cluster {
-        Some(c) => validate_cluster(raw, c, &hosts, &mut p),
-        None => {
-            p.error("cluster", "nothing to deploy: add a `cluster` section");
-            None
-        }
+        Some(c) => validate_cluster(raw, c, &hosts, &mut ports, &mut p),
+        None => None,
     };
+    let groups = validate_groups(raw, &hosts, &mut ports, &mut p);
+    let sentinel = validate_sentinel(raw, &hosts, &mut ports, &mut p);
+    if raw.cluster.is_none() && raw.groups.as_ref().is_none_or(Vec::is_empty) {
+        p.error(
+            "cluster",
+            "nothing to deploy: add a `cluster` section or replication `groups`",
+        );
+    }
+    if !hosts.is_empty() {
+        check_ports(&ports, &hosts, &mut p);
+    }
 
     let mut problems = p.0;
     problems.sort();
@@ -171,6 +180,8 @@ pub fn validate(raw: &RawTopology, base_dir: &Path) -> (Option<Topology>, Vec<Pr
         hosts,
         auth,
         cluster,
+        groups,
+        sentinel,
     };
     (Some(topo), problems)
 }
@@ -248,6 +259,7 @@ fn validate_cluster(
     raw: &RawTopology,
     c: &RawCluster,
     hosts: &[Host],
+    ports: &mut Vec<PortUse>,
     p: &mut Problems,
 ) -> Option<Cluster> {
     let settings = ClusterSettings {
@@ -290,7 +302,12 @@ fn validate_cluster(
     };
     let planned = planned?;
 
-    check_ports(&planned, hosts, p);
+    ports.extend(planned.iter().map(|n| PortUse {
+        host: n.host,
+        port: n.port,
+        path: n.path.clone(),
+        bus: true,
+    }));
 
     // Group into shards.
     let mut by_shard: BTreeMap<u32, Vec<&Planned>> = BTreeMap::new();
@@ -362,19 +379,7 @@ fn validate_cluster(
                 layers.push((o, n.path.clone()));
             }
             let settings = resolve_settings(&layers, &hosts[n.host], p);
-            let exposed = settings.bind.iter().any(|a| !a.is_loopback());
-            if exposed
-                && raw.auth.is_none()
-                && settings.extra.get("protected-mode").map(String::as_str) != Some("no")
-            {
-                p.error(
-                    n.path.clone(),
-                    format!(
-                        "{}:{} listens on a non-loopback address without a password; set auth.password_file, or say config: {{protected-mode: \"no\"}} to serve it unauthenticated on purpose",
-                        hosts[n.host].name, n.port
-                    ),
-                );
-            }
+            check_exposure(raw, &settings, &hosts[n.host], n.port, &n.path, p);
             Instance {
                 key: InstanceKey {
                     host: hosts[n.host].name.clone(),
@@ -383,6 +388,8 @@ fn validate_cluster(
                 address: hosts[n.host].address,
                 port: n.port as u16,
                 shard: number,
+                group: None,
+                replica_priority: None,
                 role: n.role,
                 settings,
             }
@@ -402,6 +409,335 @@ fn validate_cluster(
         return None;
     }
     Some(Cluster { settings, shards })
+}
+
+/// Binding beyond loopback without a password must be an explicit decision.
+fn check_exposure(
+    raw: &RawTopology,
+    settings: &InstanceSettings,
+    host: &Host,
+    port: u32,
+    path: &str,
+    p: &mut Problems,
+) {
+    let exposed = settings.bind.iter().any(|a| !a.is_loopback());
+    if exposed
+        && raw.auth.is_none()
+        && settings.extra.get("protected-mode").map(String::as_str) != Some("no")
+    {
+        p.error(
+            path.to_string(),
+            format!(
+                "{}:{port} listens on a non-loopback address without a password; set auth.password_file, or say config: {{protected-mode: \"no\"}} to serve it unauthenticated on purpose",
+                host.name
+            ),
+        );
+    }
+}
+
+fn host_index(hosts: &[Host], name: &str, path: &str, p: &mut Problems) -> Option<usize> {
+    let found = hosts.iter().position(|h| h.name == name);
+    if found.is_none() {
+        let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        p.error(
+            format!("{path}.host"),
+            format!("unknown host {name:?}; hosts are: {}", names.join(", ")),
+        );
+    }
+    found
+}
+
+fn validate_groups(
+    raw: &RawTopology,
+    hosts: &[Host],
+    ports: &mut Vec<PortUse>,
+    p: &mut Problems,
+) -> Vec<Group> {
+    let mut out = Vec::new();
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for (gi, g) in raw.groups.iter().flatten().enumerate() {
+        let gpath = format!("groups[{gi}]");
+        if !valid_name(&g.name) {
+            p.error(
+                format!("{gpath}.name"),
+                format!("invalid group name {:?}: Sentinel master names use letters, digits, '-', '_' or '.'", g.name),
+            );
+        }
+        if let Some(first) = names.insert(&g.name, gi) {
+            p.error(
+                format!("{gpath}.name"),
+                format!("duplicate group name {:?} (also groups[{first}])", g.name),
+            );
+        }
+        let lag = match &g.min_replicas_max_lag {
+            None => 10,
+            Some(d) => match parse_duration_ms(d) {
+                Ok(ms) => ms.div_ceil(1000),
+                Err(e) => {
+                    p.error(format!("{gpath}.min_replicas_max_lag"), e);
+                    10
+                }
+            },
+        };
+        let members: Vec<(&RawGroupNode, String, Role)> =
+            std::iter::once((&g.master, format!("{gpath}.master"), Role::Master))
+                .chain(
+                    g.replicas
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| (r, format!("{gpath}.replicas[{i}]"), Role::Replica)),
+                )
+                .collect();
+        let mut insts: Vec<Instance> = Vec::new();
+        let mut ok = true;
+        for (n, path, role) in &members {
+            let Some(h) = host_index(hosts, &n.host, path, p) else {
+                ok = false;
+                continue;
+            };
+            ports.push(PortUse {
+                host: h,
+                port: n.port,
+                path: path.clone(),
+                bus: false,
+            });
+            if n.of.is_some() && *role == Role::Master {
+                p.error(
+                    format!("{path}.of"),
+                    "the master replicates from nobody; `of` is for replicas",
+                );
+            }
+            let layers: Vec<(&RawInstance, String)> = vec![(&raw.defaults, "defaults".into())];
+            let own = n.overrides();
+            let mut layers = layers;
+            layers.push((&own, path.clone()));
+            let mut settings = resolve_settings(&layers, &hosts[h], p);
+            check_exposure(raw, &settings, &hosts[h], n.port, path, p);
+            settings.min_replicas_to_write = g.min_replicas_to_write.unwrap_or(0);
+            settings.min_replicas_max_lag_s = lag;
+            settings.replica_read_only = g.replica_read_only.unwrap_or(true);
+            if n.port == 0 || n.port > 65535 {
+                ok = false;
+                continue;
+            }
+            insts.push(Instance {
+                key: InstanceKey {
+                    host: hosts[h].name.clone(),
+                    port: n.port as u16,
+                },
+                address: hosts[h].address,
+                port: n.port as u16,
+                shard: 0,
+                group: Some(g.name.clone()),
+                replica_priority: n.replica_priority,
+                role: *role,
+                settings,
+            });
+        }
+        if !ok || insts.is_empty() {
+            continue;
+        }
+        let master_key = insts[0].key.clone();
+        // Upstreams: `of` names a member (host:port, or a port on the replica's own host).
+        let mut upstream = BTreeMap::new();
+        for (i, (n, path, _)) in members.iter().enumerate().skip(1) {
+            let me = &insts[i].key;
+            let target = match &n.of {
+                None => Some(master_key.clone()),
+                Some(of) => {
+                    let (host, port) = match of.rsplit_once(':') {
+                        Some((h, port)) => (h.to_string(), port.parse::<u16>().ok()),
+                        None => (me.host.clone(), of.parse::<u16>().ok()),
+                    };
+                    let key = port.map(|port| InstanceKey { host, port });
+                    match key.filter(|k| insts.iter().any(|x| &x.key == k)) {
+                        Some(k) if &k == me => {
+                            p.error(
+                                format!("{path}.of"),
+                                "a replica cannot replicate from itself",
+                            );
+                            None
+                        }
+                        Some(k) => Some(k),
+                        None => {
+                            p.error(
+                                format!("{path}.of"),
+                                format!("{of:?} is not a member of group {:?}; write host:port of its master or of another replica", g.name),
+                            );
+                            None
+                        }
+                    }
+                }
+            };
+            if let Some(t) = target {
+                upstream.insert(me.clone(), t);
+            }
+        }
+        // Every chain must end at the master.
+        for (i, (_, path, _)) in members.iter().enumerate().skip(1) {
+            let mut at = &insts[i].key;
+            let mut steps = 0;
+            while let Some(next) = upstream.get(at) {
+                at = next;
+                steps += 1;
+                if steps > insts.len() {
+                    break;
+                }
+            }
+            if upstream.contains_key(&insts[i].key) && *at != master_key {
+                p.error(
+                    format!("{path}.of"),
+                    "replication chain forms a cycle and never reaches the master",
+                );
+            }
+        }
+        let direct = upstream.values().filter(|u| **u == master_key).count() as u32;
+        if let Some(min) = g.min_replicas_to_write
+            && min > direct
+        {
+            p.error(
+                format!("{gpath}.min_replicas_to_write"),
+                format!("{min} replicas required for writes, but only {direct} replicate directly from the master; the master would refuse every write"),
+            );
+        }
+        let master_host = &insts[0].key.host;
+        if hosts.len() > 1 {
+            for (i, (_, path, _)) in members.iter().enumerate().skip(1) {
+                if &insts[i].key.host == master_host {
+                    p.warn(
+                        path.clone(),
+                        format!("replica is on host {master_host:?} with its master; one host failure would take the whole group"),
+                    );
+                }
+            }
+        }
+        out.push(Group {
+            name: g.name.clone(),
+            master: insts[0].clone(),
+            replicas: insts[1..].to_vec(),
+            upstream,
+        });
+    }
+    out
+}
+
+fn validate_sentinel(
+    raw: &RawTopology,
+    hosts: &[Host],
+    ports: &mut Vec<PortUse>,
+    p: &mut Problems,
+) -> Option<Sentinels> {
+    let s = raw.sentinel.as_ref()?;
+    if raw.groups.as_ref().is_none_or(Vec::is_empty) {
+        p.error(
+            "sentinel",
+            "Sentinels monitor replication `groups`, and this topology has none",
+        );
+    }
+    let n = s.instances.len() as u32;
+    if n == 0 {
+        p.error("sentinel.instances", "at least one Sentinel is required");
+    } else if n < 3 {
+        p.warn(
+            "sentinel.instances",
+            format!("{n} Sentinel(s): with fewer than 3, losing one host can leave no majority to authorise a failover"),
+        );
+    } else if n.is_multiple_of(2) {
+        p.warn(
+            "sentinel.instances",
+            format!(
+                "{n} Sentinels: an even number tolerates no more failures than {} would",
+                n - 1
+            ),
+        );
+    }
+    if s.quorum == 0 || s.quorum > n {
+        p.error(
+            "sentinel.quorum",
+            format!(
+                "quorum {} must be between 1 and the number of Sentinels ({n})",
+                s.quorum
+            ),
+        );
+    }
+    let ms = |v: &Option<DurationValue>, field: &str, default: u64, p: &mut Problems| match v {
+        None => default,
+        Some(d) => match parse_duration_ms(d) {
+            Ok(0) => {
+                p.error(format!("sentinel.{field}"), "must be greater than 0");
+                default
+            }
+            Ok(x) => x,
+            Err(e) => {
+                p.error(format!("sentinel.{field}"), e);
+                default
+            }
+        },
+    };
+    let down_after_ms = ms(&s.down_after, "down_after", 30_000, p);
+    let failover_timeout_ms = ms(&s.failover_timeout, "failover_timeout", 180_000, p);
+    let mut instances = Vec::new();
+    let mut per_host: HashMap<usize, u32> = HashMap::new();
+    for (i, sn) in s.instances.iter().enumerate() {
+        let path = format!("sentinel.instances[{i}]");
+        let Some(h) = host_index(hosts, &sn.host, &path, p) else {
+            continue;
+        };
+        ports.push(PortUse {
+            host: h,
+            port: sn.port,
+            path: path.clone(),
+            bus: false,
+        });
+        *per_host.entry(h).or_default() += 1;
+        let bind = match &sn.bind {
+            None => vec![hosts[h].address],
+            Some(b) => b
+                .split_whitespace()
+                .filter_map(|w| match w.parse::<IpAddr>() {
+                    Ok(a) => Some(a),
+                    Err(_) => {
+                        p.error(
+                            format!("{path}.bind"),
+                            format!("{w:?} is not an IP address"),
+                        );
+                        None
+                    }
+                })
+                .collect(),
+        };
+        if bind.iter().any(|a| !a.is_loopback()) && raw.auth.is_none() {
+            p.error(
+                path.clone(),
+                "a Sentinel listening beyond loopback needs auth.password_file (it can reconfigure every master it watches)",
+            );
+        }
+        if sn.port == 0 || sn.port > 65535 {
+            continue;
+        }
+        instances.push(SentinelInstance {
+            key: InstanceKey {
+                host: hosts[h].name.clone(),
+                port: sn.port as u16,
+            },
+            address: hosts[h].address,
+            port: sn.port as u16,
+            bind,
+        });
+    }
+    if hosts.len() > 1 && per_host.values().any(|&c| c > 1) {
+        p.warn(
+            "sentinel.instances",
+            "several Sentinels share a host while other hosts exist; spread them so one host failure cannot take the quorum",
+        );
+    }
+    Some(Sentinels {
+        instances,
+        quorum: s.quorum,
+        down_after_ms,
+        failover_timeout_ms,
+        parallel_syncs: s.parallel_syncs.unwrap_or(1),
+    })
 }
 
 fn explicit_nodes(nodes: &[RawNode], hosts: &[Host], p: &mut Problems) -> Option<Vec<Planned>> {
@@ -534,15 +870,30 @@ fn parse_ports(ports: &PortsValue, p: &mut Problems) -> Option<Vec<u32>> {
     ok.then_some(list)
 }
 
-/// Duplicate host:port, ports out of range, and ports that collide with another instance's
-/// cluster bus port (port + 10000) on the same host.
-fn check_ports(nodes: &[Planned], hosts: &[Host], p: &mut Problems) {
-    let mut used: HashMap<(usize, u32), &Planned> = HashMap::new();
-    for n in nodes {
-        if n.port == 0 || n.port > MAX_PORT {
+/// A port some instance listens on, for the cross-section port checks.
+struct PortUse {
+    host: usize,
+    port: u32,
+    path: String,
+    /// A cluster node: port + 10000 is its bus port.
+    bus: bool,
+}
+
+/// Duplicate host:port, ports out of range, and ports that collide with a cluster node's bus
+/// port (port + 10000) on the same host — across the cluster, groups and Sentinels.
+fn check_ports(uses: &[PortUse], hosts: &[Host], p: &mut Problems) {
+    let mut used: HashMap<(usize, u32), &PortUse> = HashMap::new();
+    for n in uses {
+        let limit = if n.bus { MAX_PORT } else { 65535 };
+        if n.port == 0 || n.port > limit {
+            let why = if n.bus {
+                " (the cluster bus port, port + 10000, must fit)"
+            } else {
+                ""
+            };
             p.error(
                 format!("{}.port", n.path),
-                format!("port {} is outside 1-{MAX_PORT} (the cluster bus port, port + 10000, must fit)", n.port),
+                format!("port {} is outside 1-{limit}{why}", n.port),
             );
             continue;
         }
@@ -556,9 +907,10 @@ fn check_ports(nodes: &[Planned], hosts: &[Host], p: &mut Problems) {
             );
         }
     }
-    for n in nodes {
+    for n in uses {
         if n.port > 10000
             && let Some(owner) = used.get(&(n.host, n.port - 10000))
+            && owner.bus
         {
             p.error(
                 format!("{}.port", n.path),
@@ -716,6 +1068,9 @@ fn resolve_settings(
         persistence,
         maxmemory,
         maxmemory_policy,
+        min_replicas_to_write: 0,
+        min_replicas_max_lag_s: 10,
+        replica_read_only: true,
         extra,
     }
 }

@@ -1,0 +1,424 @@
+//! Planning for plain replication groups and their Sentinels. Pure, like the rest of plan/.
+//!
+//! Roles are runtime state: they are converged with REPLICAOF on live nodes and never written
+//! into redis.conf. Sentinel owns elections: once Sentinels monitor a group, the master they
+//! report is the master, whatever the topology prefers; only `--restore-roles` moves it back,
+//! through Sentinel itself.
+
+use std::collections::BTreeMap;
+
+use super::{Options, Plan, Step};
+use crate::observe::{NodeObs, Observed, ReplLive, SentinelMaster};
+use crate::supervise::ProcState;
+use crate::topology::{Group, Instance, InstanceKey, Topology};
+
+/// Replication offset distance within which a replica counts as in sync for a planned
+/// failover (bytes).
+pub const IN_SYNC_BYTES: i64 = 1 << 20;
+
+pub fn plan(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
+    let mut p = Plan::default();
+    if topo.groups.is_empty() {
+        return p;
+    }
+    // Processes first: start what is down, refuse what is not ours.
+    let mut down: Vec<&InstanceKey> = Vec::new();
+    for key in topo
+        .groups
+        .iter()
+        .flat_map(Group::members)
+        .map(|m| &m.key)
+        .chain(topo.sentinels().map(|s| &s.key))
+    {
+        let Some(o) = obs.nodes.get(key) else {
+            p.blockers.push(format!("{key}: not observed"));
+            continue;
+        };
+        let answered = o.repl.is_some() || o.sentinel.is_some();
+        if o.auth_failed {
+            p.blockers.push(format!(
+                "{key} ({}): {}",
+                o.endpoint,
+                o.error.as_deref().unwrap_or("authentication failed")
+            ));
+        } else if matches!(o.process, ProcState::Stopped | ProcState::Stale { .. }) {
+            if o.port_answers {
+                p.blockers.push(format!(
+                    "{key}: {} answers, but redisctl did not start that process ({}); stop it or change the port",
+                    o.endpoint,
+                    o.error.as_deref().unwrap_or("not one of this deployment's instances")
+                ));
+            } else {
+                down.push(key);
+            }
+        } else if !answered {
+            match o.process {
+                ProcState::Remote => p.notes.push(format!(
+                    "{key} ({}) is not answering and runs on another host: run `redisctl apply` there",
+                    o.endpoint
+                )),
+                _ => p.blockers.push(format!(
+                    "{key} ({}): process is running but not answering: {}",
+                    o.endpoint,
+                    o.error.as_deref().unwrap_or("unknown error")
+                )),
+            }
+        } else if o.config_drift && !matches!(o.process, ProcState::Remote) {
+            p.steps.push(Step::WriteConfig { node: key.clone() });
+        }
+    }
+    if !p.blockers.is_empty() {
+        return p;
+    }
+
+    for s in topo.sentinels().filter(|s| down.contains(&&s.key)) {
+        p.steps.push(Step::Start {
+            node: s.key.clone(),
+        });
+    }
+    // Roles and monitors are planned from what the started nodes report.
+    let starting = !down.is_empty();
+
+    let mut waits = Vec::new();
+    for g in &topo.groups {
+        let current = current_master(topo, g, obs);
+        let busy = sentinel_busy(topo, g, obs);
+        if let Some(why) = &busy {
+            p.notes.push(format!(
+                "{}: {why}; redisctl leaves the group to Sentinel until it settles",
+                g.name
+            ));
+        }
+
+        // Members that are down.
+        for m in g.members().filter(|m| down.contains(&&m.key)) {
+            let upstream = desired_upstream(g, &m.key, current)
+                .cloned()
+                .or_else(|| best_live_replica(g, obs, &m.key));
+            let others_hold_data = g
+                .members()
+                .filter(|o| o.key != m.key)
+                .any(|o| repl(obs, &o.key).is_some_and(|r| r.keys > 0 || r.offset > 0));
+            match upstream {
+                Some(u) if m.settings.persistence.is_off() && others_hold_data => {
+                    p.steps.push(Step::StartReplica {
+                        node: m.key.clone(),
+                        master: u,
+                    })
+                }
+                _ => p.steps.push(Step::Start {
+                    node: m.key.clone(),
+                }),
+            }
+        }
+        if busy.is_some() {
+            waits.push(g.name.clone());
+            continue;
+        }
+
+        // Live members replicate from their upstream.
+        let sentinels = topo.sentinel.is_some();
+        for m in g.members() {
+            let (Some(r), Some(u)) = (repl(obs, &m.key), desired_upstream(g, &m.key, current))
+            else {
+                continue;
+            };
+            let Some(up) = g.member(u) else { continue };
+            if replicates_from(r, up) {
+                continue;
+            }
+            if r.is_master && r.keys > 0 {
+                if sentinels {
+                    p.notes.push(format!(
+                        "{}: {} is a master holding {} keys while {} is the group's master; waiting for Sentinel to demote it",
+                        g.name, m.key, r.keys, current.key
+                    ));
+                } else {
+                    p.blockers.push(format!(
+                        "{}: {} is a master holding {} keys; making it a replica of {u} would discard them. Decide which node holds the data you want, and make the topology's master that node",
+                        g.name, m.key, r.keys
+                    ));
+                }
+                continue;
+            }
+            p.steps.push(Step::ReplicaOf {
+                node: m.key.clone(),
+                master: u.clone(),
+            });
+        }
+
+        // Sentinels monitor the group at its current master.
+        if let Some(sc) = &topo.sentinel {
+            for s in &sc.instances {
+                let Some(live) = obs.nodes.get(&s.key).and_then(|o| o.sentinel.as_ref()) else {
+                    continue;
+                };
+                match live.masters.iter().find(|x| x.name == g.name) {
+                    None => p.steps.push(Step::SentinelMonitor {
+                        sentinel: s.key.clone(),
+                        group: g.name.clone(),
+                        master: current.key.clone(),
+                    }),
+                    Some(sm) => {
+                        let params = sentinel_drift(topo, sm);
+                        if !params.is_empty() {
+                            p.steps.push(Step::SentinelSet {
+                                sentinel: s.key.clone(),
+                                group: g.name.clone(),
+                                params,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+
+        // Preferred master.
+        if current.key != g.master.key {
+            let preferred = repl(obs, &g.master.key);
+            let master_offset = repl(obs, &current.key).map_or(0, |r| r.offset);
+            let ready = preferred.is_some_and(|r| {
+                !r.is_master
+                    && r.link_up
+                    && replicates_from(r, current)
+                    && master_offset - r.offset <= IN_SYNC_BYTES
+            });
+            if !opts.restore_roles {
+                p.notes.push(format!(
+                    "{}: the master is {} (preferred: {}) after a failover; `apply --restore-roles` moves it back",
+                    g.name, current.key, g.master.key
+                ));
+            } else if topo.sentinel.is_none() {
+                p.notes.push(format!(
+                    "{}: --restore-roles needs Sentinels to hand mastership over safely; none are declared",
+                    g.name
+                ));
+            } else if !ready {
+                p.notes.push(format!(
+                    "{}: not moving mastership back to {}: it is not a replica in sync with {} yet",
+                    g.name, g.master.key, current.key
+                ));
+            } else {
+                p.steps.push(Step::SentinelFailover {
+                    group: g.name.clone(),
+                    to: g.master.key.clone(),
+                });
+            }
+        }
+        waits.push(g.name.clone());
+    }
+
+    // Sentinels watching names that are not ours any more.
+    for s in topo.sentinels() {
+        if let Some(live) = obs.nodes.get(&s.key).and_then(|o| o.sentinel.as_ref()) {
+            for m in &live.masters {
+                if !topo.groups.iter().any(|g| g.name == m.name) {
+                    p.steps.push(Step::SentinelRemove {
+                        sentinel: s.key.clone(),
+                        group: m.name.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    if starting {
+        // Only the starts: the rest is planned from what the started nodes report.
+        p.steps.retain(|s| {
+            matches!(
+                s,
+                Step::Start { .. } | Step::StartReplica { .. } | Step::WriteConfig { .. }
+            )
+        });
+        p.partial = true;
+    } else if !p.steps.is_empty() || !problems(topo, obs).is_empty() {
+        p.steps.push(Step::WaitGroups { groups: waits });
+    }
+    p
+}
+
+fn repl<'a>(obs: &'a Observed, key: &InstanceKey) -> Option<&'a ReplLive> {
+    obs.nodes.get(key).and_then(|o: &NodeObs| o.repl.as_ref())
+}
+
+fn replicates_from(r: &ReplLive, up: &Instance) -> bool {
+    !r.is_master
+        && r.master_addr
+            .as_ref()
+            .is_some_and(|(h, port)| *h == up.address.to_string() && *port == up.port)
+}
+
+/// The group's master now: what the Sentinels report (majority), else the member that acts
+/// as master with data or replicas, else the preferred master.
+pub fn current_master<'a>(topo: &Topology, g: &'a Group, obs: &Observed) -> &'a Instance {
+    let mut votes: BTreeMap<&InstanceKey, usize> = BTreeMap::new();
+    for s in topo.sentinels() {
+        if let Some(sm) = obs
+            .nodes
+            .get(&s.key)
+            .and_then(|o| o.sentinel.as_ref())
+            .and_then(|l| l.masters.iter().find(|m| m.name == g.name))
+            && let Some(m) = g
+                .members()
+                .find(|m| m.address.to_string() == sm.ip && m.port == sm.port)
+        {
+            *votes.entry(&m.key).or_default() += 1;
+        }
+    }
+    if let Some((key, _)) = votes.iter().max_by_key(|(_, n)| **n) {
+        return g.member(key).unwrap_or(&g.master);
+    }
+    let acting: Vec<&Instance> = g
+        .members()
+        .filter(|m| {
+            repl(obs, &m.key)
+                .is_some_and(|r| r.is_master && (r.connected_replicas > 0 || r.keys > 0))
+        })
+        .collect();
+    match acting.as_slice() {
+        [one] => one,
+        _ => &g.master,
+    }
+}
+
+/// Where `key` should replicate from, given the current master; None for the master itself.
+pub fn desired_upstream<'a>(
+    g: &'a Group,
+    key: &InstanceKey,
+    current: &'a Instance,
+) -> Option<&'a InstanceKey> {
+    if *key == current.key {
+        return None;
+    }
+    match g.upstream.get(key) {
+        // A chain stays a chain unless its upstream is now the master's old seat.
+        Some(u) if *u != g.master.key && *u != current.key => Some(u),
+        _ => Some(&current.key),
+    }
+}
+
+/// The live member (other than `except`) with the highest replication offset.
+fn best_live_replica(g: &Group, obs: &Observed, except: &InstanceKey) -> Option<InstanceKey> {
+    g.members()
+        .filter(|m| m.key != *except)
+        .filter_map(|m| repl(obs, &m.key).map(|r| (r.offset, &m.key)))
+        .max_by_key(|(off, _)| *off)
+        .map(|(_, k)| k.clone())
+}
+
+/// Why Sentinel is in charge right now (failover running, master down), if it is.
+fn sentinel_busy(topo: &Topology, g: &Group, obs: &Observed) -> Option<String> {
+    for s in topo.sentinels() {
+        if let Some(sm) = obs
+            .nodes
+            .get(&s.key)
+            .and_then(|o| o.sentinel.as_ref())
+            .and_then(|l| l.masters.iter().find(|m| m.name == g.name))
+        {
+            let f = &sm.flags;
+            if f.contains("failover") {
+                return Some(format!("Sentinel {} reports a failover in progress", s.key));
+            }
+            if f.contains("o_down") {
+                return Some(format!(
+                    "Sentinel {} reports the master {}:{} down",
+                    s.key, sm.ip, sm.port
+                ));
+            }
+        }
+    }
+    None
+}
+
+fn sentinel_drift(topo: &Topology, sm: &SentinelMaster) -> Vec<(String, String)> {
+    let Some(sc) = &topo.sentinel else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if sm.quorum != sc.quorum {
+        out.push(("quorum".into(), sc.quorum.to_string()));
+    }
+    if sm.down_after_ms != sc.down_after_ms {
+        out.push((
+            "down-after-milliseconds".into(),
+            sc.down_after_ms.to_string(),
+        ));
+    }
+    if sm.failover_timeout_ms != sc.failover_timeout_ms {
+        out.push((
+            "failover-timeout".into(),
+            sc.failover_timeout_ms.to_string(),
+        ));
+    }
+    if sm.parallel_syncs != sc.parallel_syncs {
+        out.push(("parallel-syncs".into(), sc.parallel_syncs.to_string()));
+    }
+    out
+}
+
+/// Everything that keeps the groups from matching the topology. Empty = converged.
+pub fn problems(topo: &Topology, obs: &Observed) -> Vec<String> {
+    let mut out = Vec::new();
+    for g in &topo.groups {
+        let current = current_master(topo, g, obs);
+        for m in g.members() {
+            let Some(r) = repl(obs, &m.key) else {
+                out.push(format!("{}: {} is not answering", g.name, m.key));
+                continue;
+            };
+            match desired_upstream(g, &m.key, current) {
+                None if !r.is_master => {
+                    out.push(format!("{}: {} is not acting as master yet", g.name, m.key))
+                }
+                None => {}
+                Some(u) => {
+                    let Some(up) = g.member(u) else { continue };
+                    if !replicates_from(r, up) {
+                        out.push(format!(
+                            "{}: {} does not replicate from {u} yet",
+                            g.name, m.key
+                        ));
+                    } else if !r.link_up || r.sync_in_progress {
+                        out.push(format!("{}: {} is still syncing from {u}", g.name, m.key));
+                    }
+                }
+            }
+        }
+        if let Some(sc) = &topo.sentinel {
+            let others = sc.instances.len().saturating_sub(1) as u32;
+            let direct = g
+                .members()
+                .filter(|m| desired_upstream(g, &m.key, current) == Some(&current.key))
+                .count() as u32;
+            for s in &sc.instances {
+                let Some(live) = obs.nodes.get(&s.key).and_then(|o| o.sentinel.as_ref()) else {
+                    out.push(format!("Sentinel {} is not answering", s.key));
+                    continue;
+                };
+                let Some(sm) = live.masters.iter().find(|x| x.name == g.name) else {
+                    out.push(format!("Sentinel {} does not monitor {}", s.key, g.name));
+                    continue;
+                };
+                if sm.ip != current.address.to_string() || sm.port != current.port {
+                    out.push(format!(
+                        "Sentinel {} sees {}:{} as master of {}, not {}",
+                        s.key, sm.ip, sm.port, g.name, current.key
+                    ));
+                }
+                if sm.num_replicas < direct {
+                    out.push(format!(
+                        "Sentinel {} knows {} of {direct} replicas of {}",
+                        s.key, sm.num_replicas, g.name
+                    ));
+                }
+                if sm.num_other_sentinels < others {
+                    out.push(format!(
+                        "Sentinel {} knows {} of the {others} other Sentinels",
+                        s.key, sm.num_other_sentinels
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
