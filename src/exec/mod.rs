@@ -586,8 +586,40 @@ impl Context {
                 let _ = c.cmd(&["CONFIG", "SET", "replica-priority", "0"]).await;
             }
         }
+        // Hold writes on the current master until `to` has every acknowledged write and
+        // Sentinel has moved mastership, so the handover loses nothing. The pause expires
+        // by itself should redisctl die here.
+        let current = {
+            let obs = self.observe().await;
+            crate::plan::current_group_master(&self.topology, g, &obs)
+                .key
+                .clone()
+        };
+        let pause_ms = (self.gate_timeout.as_millis() as u64).max(5000);
+        if let Ok(mut c) = self.conn(&current).await {
+            c.cmd(&["CLIENT", "PAUSE", &pause_ms.to_string(), "WRITE"])
+                .await?;
+        }
         let result = async {
             let target = &self.target(to).managed;
+            self.gate_observed(
+                index,
+                &format!("{to} has every write of {current}"),
+                on_event,
+                |obs| {
+                    let off = |k: &InstanceKey| {
+                        obs.nodes
+                            .get(k)
+                            .and_then(|o| o.repl.as_ref())
+                            .map(|r| r.offset)
+                    };
+                    match (off(&current), off(to)) {
+                        (Some(a), Some(b)) if a == b => Vec::new(),
+                        (a, b) => vec![format!("{to} is at offset {b:?}, {current} at {a:?}")],
+                    }
+                },
+            )
+            .await?;
             let mut last = String::new();
             for s in self.topology.sentinels() {
                 match self.conn(&s.key).await {
@@ -640,9 +672,23 @@ impl Context {
                     missing
                 },
             )
-            .await
+            .await?;
+            // Sentinel demotes the old master only after a delay (and not while its writes
+            // are paused); do it now, as Sentinel would, so the pause can end with no window
+            // in which the old master accepts writes.
+            let mut c = self.conn(&current).await?;
+            c.cmd(&[
+                "REPLICAOF".to_string(),
+                target.address.to_string(),
+                target.port.to_string(),
+            ])
+            .await?;
+            Ok(())
         }
         .await;
+        if let Ok(mut c) = self.conn(&current).await {
+            let _ = c.cmd(&["CLIENT", "UNPAUSE"]).await;
+        }
         for m in &others {
             if let Ok(mut c) = self.conn(&m.key).await {
                 let prio = m.replica_priority.unwrap_or(100).to_string();

@@ -128,9 +128,17 @@ pub fn plan(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
                 continue;
             }
             if r.is_master && r.keys > 0 {
-                if sentinels {
+                let current_serves = repl(obs, &current.key).is_some_and(|c| c.is_master);
+                if sentinels && current_serves && sentinels_agree(topo, g, obs, current) {
+                    // Sentinel already elected `current`; this is a stale master coming
+                    // back. Demote it now, exactly as Sentinel would a few seconds later.
+                    p.steps.push(Step::ReplicaOf {
+                        node: m.key.clone(),
+                        master: u.clone(),
+                    });
+                } else if sentinels {
                     p.notes.push(format!(
-                        "{}: {} is a master holding {} keys while {} is the group's master; waiting for Sentinel to demote it",
+                        "{}: {} is a master holding {} keys while {} is the group's master; waiting for Sentinel to decide",
                         g.name, m.key, r.keys, current.key
                     ));
                 } else {
@@ -295,6 +303,19 @@ pub fn desired_upstream<'a>(
         Some(u) if *u != g.master.key && *u != current.key => Some(u),
         _ => Some(&current.key),
     }
+}
+
+/// Every live Sentinel reports `current` as the group's master.
+fn sentinels_agree(topo: &Topology, g: &Group, obs: &Observed, current: &Instance) -> bool {
+    let views: Vec<&SentinelMaster> = topo
+        .sentinels()
+        .filter_map(|s| obs.nodes.get(&s.key).and_then(|o| o.sentinel.as_ref()))
+        .filter_map(|l| l.masters.iter().find(|m| m.name == g.name))
+        .collect();
+    !views.is_empty()
+        && views
+            .iter()
+            .all(|m| m.ip == current.address.to_string() && m.port == current.port)
 }
 
 /// The live member (other than `except`) with the highest replication offset.

@@ -5,7 +5,7 @@
 
 pub mod converge;
 mod groups;
-pub use groups::problems as group_problems;
+pub use groups::{current_master as current_group_master, problems as group_problems};
 #[cfg(test)]
 mod sim;
 

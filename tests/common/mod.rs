@@ -60,6 +60,32 @@ impl Deployment {
         Deployment { dir, file, ports }
     }
 
+    /// The seeds' Sentinel layout on free ports: master + 2 replicas, 3 Sentinels (quorum 2,
+    /// down-after 1 s), password auth. `persistence` is the YAML of the defaults' persistence.
+    pub fn sentinel(persistence: &str) -> Deployment {
+        let ports = free_ports(6);
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("secret"), "t0p-s3cret\n").unwrap();
+        let yaml = format!(
+            "version: 1\nname: s{p0}\nstate_dir: state\nhosts:\n  - name: local\n    address: 127.0.0.1\n\
+             auth:\n  password_file: secret\n\
+             defaults:\n  persistence:\n{persistence}\
+             groups:\n  - name: mymaster\n    master: {{host: local, port: {p0}}}\n    replicas:\n\
+             \x20     - {{host: local, port: {p1}}}\n      - {{host: local, port: {p2}}}\n\
+             sentinel:\n  instances:\n    - {{host: local, port: {s0}}}\n    - {{host: local, port: {s1}}}\n\
+             \x20   - {{host: local, port: {s2}}}\n  quorum: 2\n  down_after: 1000ms\n  failover_timeout: 10s\n",
+            p0 = ports[0],
+            p1 = ports[1],
+            p2 = ports[2],
+            s0 = ports[3],
+            s1 = ports[4],
+            s2 = ports[5],
+        );
+        let file = dir.path().join("topology.yaml");
+        std::fs::write(&file, yaml).expect("write topology");
+        Deployment { dir, file, ports }
+    }
+
     pub fn state(&self) -> PathBuf {
         self.dir.path().join("state")
     }
@@ -135,8 +161,11 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+pub const PASSWORD: &str = "t0p-s3cret";
+
 pub fn redis_cli(port: u16, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
+        .env("REDISCLI_AUTH", PASSWORD)
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
         .output()

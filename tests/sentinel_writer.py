@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Independent judge for replication groups: a real Sentinel-aware client (redis-py Sentinel).
+
+usage: sentinel_writer.py PASSWORD SECONDS SENTINEL_PORT...
+Writes w:0, w:1, ... to the master that the Sentinels name, for SECONDS (bounded), counting
+acknowledged writes and client errors (retrying through Sentinel after each error), then
+reads every acknowledged key back from the current master and prints a JSON summary.
+"""
+import json
+import sys
+import time
+
+from redis.sentinel import Sentinel
+
+password, seconds = sys.argv[1], float(sys.argv[2])
+ports = [int(p) for p in sys.argv[3:]]
+sentinel = Sentinel(
+    [("127.0.0.1", p) for p in ports],
+    socket_timeout=0.5,
+    sentinel_kwargs={"password": password, "socket_timeout": 0.5},
+    password=password,
+)
+acked, errors, i = [], 0, 0
+deadline = time.monotonic() + seconds
+master = sentinel.master_for("mymaster", socket_timeout=0.5, password=password)
+while time.monotonic() < deadline and i < 1_000_000:
+    try:
+        master.set(f"w:{i}", i)
+        acked.append(i)
+    except Exception:  # connection refused, READONLY, NOREPLICAS, timeouts: all count
+        errors += 1
+        time.sleep(0.02)
+        master = sentinel.master_for("mymaster", socket_timeout=0.5, password=password)
+    i += 1
+time.sleep(0.5)
+master = sentinel.master_for("mymaster", socket_timeout=2, password=password)
+lost = 0
+pipe = master.pipeline(transaction=False)
+for n in acked:
+    pipe.get(f"w:{n}")
+for n, v in zip(acked, pipe.execute()):
+    if v is None or int(v) != n:
+        lost += 1
+host, port = sentinel.discover_master("mymaster")
+print(json.dumps({"writes": i, "acknowledged": len(acked), "lost": lost, "errors": errors, "master_port": port}))
