@@ -185,6 +185,21 @@ fn master_killed_sentinel_fails_over_apply_accepts_it_and_restore_roles_moves_ba
     for &s in &d.ports[3..] {
         assert_eq!(field(&sentinel_masters(s), "port"), Some(m.to_string()));
     }
+    // Sentinel's CONFIG REWRITE after each reconfiguration never reached our files: no
+    // password and no role in redis.conf.
+    for p in &d.ports[..3] {
+        let conf = std::fs::read_to_string(
+            d.state()
+                .join("local")
+                .join(p.to_string())
+                .join("redis.conf"),
+        )
+        .unwrap();
+        assert!(
+            !conf.contains(PASSWORD) && !conf.contains("replicaof"),
+            "{conf}"
+        );
+    }
     // Priorities are back to their declared values.
     for &r in &d.ports[1..3] {
         assert_eq!(

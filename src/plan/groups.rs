@@ -305,17 +305,17 @@ pub fn desired_upstream<'a>(
     }
 }
 
-/// Every live Sentinel reports `current` as the group's master.
+/// A majority of the declared Sentinels reports `current` as the group's master: the
+/// election is settled (the others follow on their next hello).
 fn sentinels_agree(topo: &Topology, g: &Group, obs: &Observed, current: &Instance) -> bool {
-    let views: Vec<&SentinelMaster> = topo
+    let declared = topo.sentinels().count();
+    let votes = topo
         .sentinels()
         .filter_map(|s| obs.nodes.get(&s.key).and_then(|o| o.sentinel.as_ref()))
         .filter_map(|l| l.masters.iter().find(|m| m.name == g.name))
-        .collect();
-    !views.is_empty()
-        && views
-            .iter()
-            .all(|m| m.ip == current.address.to_string() && m.port == current.port)
+        .filter(|m| m.ip == current.address.to_string() && m.port == current.port)
+        .count();
+    votes * 2 > declared
 }
 
 /// The live member (other than `except`) with the highest replication offset.

@@ -234,8 +234,9 @@ fn redis_conf(
     let _ = writeln!(
         c,
         "{GENERATED_MARK} for deployment {:?}, instance {} (shard {}, preferred role {role}).\n\
-         # Do not edit: `redisctl apply` rewrites this file. Runtime state (data/nodes.conf,\n\
-         # the AOF and RDB files) is owned by Redis and never rewritten by redisctl.",
+         # Do not edit: `redisctl apply` rewrites this file. Redis reads it on stdin, so\n\
+         # CONFIG REWRITE cannot change it. Runtime state (data/nodes.conf, the AOF and RDB\n\
+         # files, the replication role) is owned by Redis and never rewritten by redisctl.",
         topo.name, inst.key, inst.shard
     );
     let bind: Vec<String> = s.bind.iter().map(ToString::to_string).collect();

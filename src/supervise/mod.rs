@@ -21,6 +21,11 @@ pub struct Managed {
     pub paths: InstancePaths,
     /// `redis-server` (or `valkey-server`) binary.
     pub binary: PathBuf,
+    /// Feed the configuration on stdin (`redis-server -`) instead of naming the file. Redis
+    /// then has no config file to rewrite, so `CONFIG REWRITE` — which Sentinel issues after
+    /// every reconfiguration — cannot copy the password into redis.conf or fight redisctl
+    /// over it. Sentinels need a file of their own and set this to false.
+    pub config_via_stdin: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -38,9 +38,10 @@ fn find_by_cwd(m: &Managed) -> Option<u32> {
     None
 }
 
-/// A live (non-zombie) process whose title names this instance's port.
+/// A live (non-zombie) redis process of this instance: its title names the port
+/// ("redis-server 127.0.0.1:7000 [cluster]"), or — before it retitles itself — it works in
+/// this instance's directories (we start it there; Redis then changes to `dir`).
 fn is_our_process(pid: u32, m: &Managed) -> bool {
-    let port = m.port;
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
@@ -53,11 +54,15 @@ fn is_our_process(pid: u32, m: &Managed) -> bool {
     }
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let cmdline = String::from_utf8_lossy(&cmdline);
-    // redis-server retitles itself "redis-server 127.0.0.1:7000 [cluster]"; before that
-    // its argv is "redis-server /path/redis.conf" (or sentinel.conf).
-    let config = m.paths.config.display().to_string();
-    (cmdline.contains("-server") || cmdline.contains("-sentinel") || cmdline.contains("redis"))
-        && (cmdline.contains(&format!(":{port}")) || cmdline.contains(&config))
+    if !(cmdline.contains("redis") || cmdline.contains("-server") || cmdline.contains("-sentinel"))
+    {
+        return false;
+    }
+    if cmdline.contains(&format!(":{}", m.port)) {
+        return true;
+    }
+    fs::read_link(format!("/proc/{pid}/cwd"))
+        .is_ok_and(|cwd| cwd == m.paths.dir || cwd == m.paths.data)
 }
 
 fn read_pid(m: &Managed) -> Option<u32> {
@@ -112,10 +117,14 @@ impl Supervisor for ProcessSupervisor {
             .map_err(io("open log"))?;
         let log2 = log.try_clone().map_err(io("open log"))?;
         let mut cmd = Command::new(&m.binary);
-        cmd.arg(&m.paths.config)
-            .args(args)
+        if m.config_via_stdin {
+            let conf = fs::File::open(&m.paths.config).map_err(io("open config"))?;
+            cmd.arg("-").stdin(conf);
+        } else {
+            cmd.arg(&m.paths.config).stdin(Stdio::null());
+        }
+        cmd.args(args)
             .current_dir(&m.paths.dir)
-            .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
         // Own session: Ctrl-C or the death of redisctl must not take the instance with it.
