@@ -2,6 +2,8 @@
 //! line:column), validate (pure, collects every problem) into the model later layers trust.
 //! Nothing here touches the system beyond reading the one file it is given.
 
+#[cfg(test)]
+mod group_tests;
 pub mod model;
 pub mod raw;
 pub mod slots;

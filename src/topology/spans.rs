@@ -71,8 +71,12 @@ impl SpanIndex {
             if let Some(pos) = self.map.get(p) {
                 return Some(*pos);
             }
-            let cut = p.rfind(['.', '['])?;
-            p = &p[..cut];
+            match p.rfind(['.', '[']) {
+                Some(cut) => p = &p[..cut],
+                // A missing top-level field: the document itself.
+                None if !p.is_empty() => p = "",
+                None => return None,
+            }
         }
     }
 }
