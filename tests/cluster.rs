@@ -303,3 +303,49 @@ fn auth_password_reaches_redis_only_through_an_owner_only_file() {
     );
     std::fs::write(&secret, "s3cr3t-p4ss\n").unwrap();
 }
+
+#[test]
+fn a_persistence_off_master_is_not_restarted_empty_over_its_replica() {
+    // Long node timeout: the cluster itself would not fail over in time, so the guard has to.
+    let d = Deployment::custom(3, 1, "    save: []\n    appendonly: false\n", 30000, "");
+    d.ok(&["apply", "--yes"]);
+    let j = judge(d.ports[0], 3000);
+    assert_eq!(j["lost"], 0);
+    let (master, replica) = (d.ports[0], d.ports[3]);
+    let before = redis_cli(master, &["DBSIZE"]).trim().to_string();
+    assert!(wait_for(Duration::from_secs(5), || redis_cli(
+        replica,
+        &["DBSIZE"]
+    )
+    .trim()
+        == before));
+
+    let pid = d.pid(master).unwrap();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(5), || !alive(pid)));
+    let plan = d.json(&["plan"]);
+    assert_eq!(plan["steps"][0]["step"], "take_over", "{plan}");
+    d.ok(&["apply", "--yes"]);
+
+    // The replica kept the data and serves the slots; the old master came back as its replica.
+    assert_eq!(
+        redis_cli(replica, &["DBSIZE"]).trim(),
+        before,
+        "replica wiped"
+    );
+    assert_eq!(info_field(replica, "role").as_deref(), Some("master"));
+    assert_eq!(info_field(master, "role").as_deref(), Some("slave"));
+    assert!(wait_for(Duration::from_secs(10), || redis_cli(
+        master,
+        &["DBSIZE"]
+    )
+    .trim()
+        == before));
+    let (ok, text) = cluster_check(d.ports[1]);
+    assert!(ok, "{text}");
+    let again = judge(d.ports[1], 3000);
+    assert_eq!(again["lost"], 0);
+}

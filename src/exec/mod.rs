@@ -239,6 +239,41 @@ impl Context {
                 ];
                 self.start(node, args).await
             }
+            Step::TakeOver { node, from } => {
+                let mut c = self.conn(node).await?;
+                match c.cmd(&["CLUSTER", "FAILOVER", "FORCE"]).await {
+                    Ok(_) => {}
+                    // Already promoted by an earlier attempt or by the cluster itself.
+                    Err(ClientError::Server { message, .. })
+                        if message.contains("already a master") => {}
+                    Err(e) => return Err(e.into()),
+                }
+                let what = format!("{node} serves the slots of {from}");
+                let deadline = Instant::now() + self.gate_timeout;
+                loop {
+                    let live = observe::fetch_on(&mut c)
+                        .await
+                        .map_err(|e| StepError::Other(e.to_string()))?;
+                    if live.myself.flags.master && !live.myself.slots.is_empty() {
+                        return Ok(());
+                    }
+                    if Instant::now() > deadline {
+                        return Err(StepError::Gate(ExecError::Gate {
+                            secs: self.gate_timeout.as_secs(),
+                            what,
+                            missing: format!(
+                                "{node} is still a replica (the other masters must vote for it)"
+                            ),
+                        }));
+                    }
+                    on_event(Event::StepWaiting {
+                        index,
+                        missing: 1,
+                        first: what.clone(),
+                    });
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
             Step::ConfigSet { node, params } => {
                 let mut c = self.conn(node).await?;
                 for (k, v) in params {

@@ -49,6 +49,12 @@ pub enum Step {
         node: InstanceKey,
         master: InstanceKey,
     },
+    /// `CLUSTER FAILOVER FORCE` on a replica whose master is down (and would come back
+    /// empty): it takes over the slots before `from` is started again.
+    TakeOver {
+        node: InstanceKey,
+        from: InstanceKey,
+    },
     /// `CONFIG SET` of live-changeable settings that drifted from the topology.
     ConfigSet {
         node: InstanceKey,
@@ -112,6 +118,10 @@ impl fmt::Display for Step {
                     "start {node} as a replica of {master} (persistence off: never as an empty master)"
                 )
             }
+            Step::TakeOver { node, from } => write!(
+                f,
+                "{node} takes over the slots of {from} (CLUSTER FAILOVER FORCE) before {from} restarts"
+            ),
             Step::ConfigSet { node, params } => {
                 let kv: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
                 write!(f, "set {} on {node} (live, no restart)", kv.join(" "))
@@ -219,9 +229,10 @@ pub fn plan_with(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
     for part in parts {
         for step in part.steps {
             match step {
-                Step::Start { .. } | Step::StartReplica { .. } | Step::WriteConfig { .. } => {
-                    out.steps.push(step)
-                }
+                Step::Start { .. }
+                | Step::StartReplica { .. }
+                | Step::WriteConfig { .. }
+                | Step::TakeOver { .. } => out.steps.push(step),
                 _ => later.push(step),
             }
         }
@@ -284,9 +295,21 @@ fn plan_cluster(topo: &Topology, obs: &Observed) -> Plan {
     for inst in &instances {
         let o = &obs.nodes[&inst.key];
         if matches!(o.process, ProcState::Stopped | ProcState::Stale { .. }) && o.live.is_none() {
-            pre.push(Step::Start {
-                node: inst.key.clone(),
-            });
+            match empty_restart_guard(inst, o, obs) {
+                Some(replica) => {
+                    p.notes.push(format!(
+                        "{}: persistence is off, so it would restart empty while still owning its slots and its replica {replica} would copy that emptiness; {replica} takes over first, then it starts as a replica",
+                        inst.key
+                    ));
+                    pre.push(Step::TakeOver {
+                        node: replica,
+                        from: inst.key.clone(),
+                    });
+                }
+                None => pre.push(Step::Start {
+                    node: inst.key.clone(),
+                }),
+            }
         } else if o.config_drift && o.live.is_some() && !matches!(o.process, ProcState::Remote) {
             pre.push(Step::WriteConfig {
                 node: inst.key.clone(),
@@ -492,6 +515,37 @@ fn plan_cluster(topo: &Topology, obs: &Observed) -> Plan {
         p.steps.clear();
     }
     p
+}
+
+/// The no-persistence guard for a cluster node that is down: when it has no persistence but
+/// its nodes.conf would bring it back as the owner of its slots, and a live replica holds its
+/// data, that replica must take the slots over before the node starts again.
+fn empty_restart_guard(
+    inst: &crate::topology::Instance,
+    o: &NodeObs,
+    obs: &Observed,
+) -> Option<InstanceKey> {
+    if !inst.settings.persistence.is_off() || !o.has_nodes_conf {
+        return None;
+    }
+    let id = obs.record.id_of(&inst.key)?;
+    let owns_slots = obs.nodes.values().filter_map(|n| n.live.as_ref()).any(|l| {
+        l.peer(id)
+            .is_some_and(|line| line.flags.master && !line.slots.is_empty())
+    });
+    if !owns_slots {
+        return None;
+    }
+    obs.nodes
+        .iter()
+        .filter_map(|(k, n)| n.live.as_ref().map(|l| (k, l)))
+        .filter(|(_, l)| l.myself.flags.replica && l.myself.master_id.as_deref() == Some(id))
+        .max_by_key(|(_, l)| {
+            l.info("slave_repl_offset")
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        })
+        .map(|(k, _)| k.clone())
 }
 
 fn node_state<'a>(key: &InstanceKey, o: &'a NodeObs, obs: &Observed, p: &mut Plan) -> State<'a> {

@@ -45,13 +45,30 @@ impl Deployment {
     }
 
     pub fn with_shards(shards: usize, replicas: usize, extra: &str) -> Deployment {
+        Self::custom(
+            shards,
+            replicas,
+            "    appendonly: true\n    appendfsync: everysec\n",
+            2000,
+            extra,
+        )
+    }
+
+    /// A cluster with the given defaults' persistence YAML and node timeout (ms).
+    pub fn custom(
+        shards: usize,
+        replicas: usize,
+        persistence: &str,
+        node_timeout: u64,
+        extra: &str,
+    ) -> Deployment {
         let ports = free_ports(shards * (replicas + 1));
         let dir = tempfile::tempdir().expect("tempdir");
         let list: Vec<String> = ports.iter().map(u16::to_string).collect();
         let yaml = format!(
             "version: 1\nname: t{}\nstate_dir: state\nhosts:\n  - name: local\n    address: 127.0.0.1\n\
-             defaults:\n  persistence:\n    appendonly: true\n    appendfsync: everysec\n{extra}\
-             cluster:\n  shards: {shards}\n  replicas: {replicas}\n  ports: [{}]\n  node_timeout: 2000\n",
+             defaults:\n  persistence:\n{persistence}{extra}\
+             cluster:\n  shards: {shards}\n  replicas: {replicas}\n  ports: [{}]\n  node_timeout: {node_timeout}\n",
             ports[0],
             list.join(", ")
         );
