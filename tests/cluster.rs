@@ -84,7 +84,7 @@ fn apply_builds_a_cluster_that_real_clients_accept_and_second_apply_is_a_noop() 
     }
 
     // kill -9 a replica: apply restarts it and it resyncs.
-    let replica = d.ports[3];
+    let replica = d.ports[1];
     let pid = d.pid(replica).unwrap();
     Command::new("kill")
         .args(["-9", &pid.to_string()])
@@ -285,7 +285,8 @@ fn auth_password_reaches_redis_only_through_an_owner_only_file() {
     };
     let info = authed(port, &["CLUSTER", "INFO"]);
     assert!(info.contains("cluster_state:ok"), "{info}");
-    for &p in &d.ports[3..] {
+    // Shard-major placement: replicas on the odd positions.
+    for &p in d.ports.iter().skip(1).step_by(2) {
         assert!(authed(p, &["INFO", "replication"]).contains("master_link_status:up"));
     }
 
@@ -311,7 +312,7 @@ fn a_persistence_off_master_is_not_restarted_empty_over_its_replica() {
     d.ok(&["apply", "--yes"]);
     let j = judge(d.ports[0], 3000);
     assert_eq!(j["lost"], 0);
-    let (master, replica) = (d.ports[0], d.ports[3]);
+    let (master, replica) = (d.ports[0], d.ports[1]);
     let before = redis_cli(master, &["DBSIZE"]).trim().to_string();
     assert!(wait_for(Duration::from_secs(5), || redis_cli(
         replica,
@@ -344,8 +345,8 @@ fn a_persistence_off_master_is_not_restarted_empty_over_its_replica() {
     )
     .trim()
         == before));
-    let (ok, text) = cluster_check(d.ports[1]);
+    let (ok, text) = cluster_check(d.ports[2]);
     assert!(ok, "{text}");
-    let again = judge(d.ports[1], 3000);
+    let again = judge(d.ports[2], 3000);
     assert_eq!(again["lost"], 0);
 }

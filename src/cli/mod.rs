@@ -81,6 +81,12 @@ enum Command {
         /// Move mastership back to the preferred masters (safe Sentinel failovers).
         #[arg(long)]
         restore_roles: bool,
+        /// When moving slots, overwrite keys that already exist on the target (BUSYKEY).
+        #[arg(long)]
+        replace: bool,
+        /// Delete the data directories of nodes removed from the topology.
+        #[arg(long)]
+        purge: bool,
     },
     /// Per-node state: role, shard, slots, links, replication, keys, memory, persistence.
     Status { file: PathBuf },
@@ -197,7 +203,15 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             file,
             yes,
             restore_roles,
-        } => apply(cli, file, *yes, *restore_roles, out),
+            replace,
+            purge,
+        } => {
+            let opts = crate::plan::Options {
+                restore_roles: *restore_roles,
+                purge: *purge,
+            };
+            apply(cli, file, *yes, opts, *replace, out)
+        }
         Command::Status { file } => {
             let ctx = context(cli, file, out)?;
             let rt = runtime()?;
@@ -365,6 +379,7 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
         gate_timeout: Duration::from_secs(cli.timeout.max(1)),
         call_timeout: Duration::from_millis(2000),
         options: crate::plan::Options::default(),
+        replace: false,
     })
 }
 
@@ -459,11 +474,13 @@ fn apply(
     cli: &Cli,
     file: &Path,
     yes: bool,
-    restore_roles: bool,
+    options: crate::plan::Options,
+    replace: bool,
     out: &Printer,
 ) -> anyhow::Result<Exit> {
     let mut ctx = context(cli, file, out)?;
-    ctx.options.restore_roles = restore_roles;
+    ctx.options = options;
+    ctx.replace = replace;
     let _lock = lock(&ctx)?;
     let rt = runtime()?;
     let t0 = std::time::Instant::now();

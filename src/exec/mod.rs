@@ -3,6 +3,8 @@
 //! one. Gates poll the real condition (never a fixed sleep) with a bounded deadline and name
 //! what is still missing when it expires.
 
+mod migrate;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,6 +59,14 @@ pub enum Event {
         missing: usize,
         first: String,
     },
+    /// Slot migration progress.
+    Moving {
+        index: usize,
+        slots_done: usize,
+        slots_total: usize,
+        keys: u64,
+        elapsed: Duration,
+    },
     StepDone {
         index: usize,
         total: usize,
@@ -76,6 +86,8 @@ pub struct Context {
     /// Timeout of each Redis call.
     pub call_timeout: Duration,
     pub options: plan::Options,
+    /// Let migrations overwrite keys that already exist on the target.
+    pub replace: bool,
 }
 
 pub fn record_path(state_dir: &Path) -> PathBuf {
@@ -239,6 +251,57 @@ impl Context {
                 ];
                 self.start(node, args).await
             }
+            Step::WaitMembership { nodes } => {
+                self.gate(
+                    index,
+                    nodes,
+                    "every node sees every other as connected",
+                    on_event,
+                    converge::membership_problems,
+                )
+                .await
+            }
+            Step::MoveSlots {
+                from,
+                to,
+                from_addr,
+                to_addr,
+                slots,
+            } => {
+                let others: Vec<String> = self
+                    .targets
+                    .iter()
+                    .filter(|t| {
+                        t.kind == TargetKind::Cluster
+                            && &t.managed.key != from
+                            && &t.managed.key != to
+                    })
+                    .map(|t| t.endpoint.clone())
+                    .collect();
+                let job = migrate::Job {
+                    from_addr,
+                    to_addr,
+                    slots: slots.iter().flat_map(|r| r.start..=r.end).collect(),
+                    password: self.password.as_deref(),
+                    replace: self.replace,
+                    others,
+                    call_timeout: self.call_timeout,
+                };
+                let report = |p: migrate::Progress| {
+                    on_event(Event::Moving {
+                        index,
+                        slots_done: p.slots_done,
+                        slots_total: p.slots_total,
+                        keys: p.keys_moved,
+                        elapsed: p.elapsed,
+                    })
+                };
+                migrate::run(&job, &report)
+                    .await
+                    .map(|_| ())
+                    .map_err(StepError::Other)
+            }
+            Step::Retire { node, id, addr } => self.retire(node, id, addr).await,
             Step::TakeOver { node, from } => {
                 let mut c = self.conn(node).await?;
                 match c.cmd(&["CLUSTER", "FAILOVER", "FORCE"]).await {
@@ -564,6 +627,87 @@ impl Context {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Stop a node the topology no longer declares and forget it everywhere, after checking
+    /// once more that no node sees it owning a slot.
+    async fn retire(&self, node: &InstanceKey, id: &str, addr: &str) -> Result<(), StepError> {
+        let declared: Vec<&Target> = self
+            .targets
+            .iter()
+            .filter(|t| t.kind == TargetKind::Cluster)
+            .collect();
+        for t in &declared {
+            if let Ok(mut c) = self.conn(&t.managed.key).await
+                && let Ok(live) = observe::fetch_on(&mut c).await
+                && live.peer(id).is_some_and(|l| !l.slots.is_empty())
+            {
+                return Err(StepError::Other(format!(
+                    "{} still sees {node} owning slots; a slot-owning node is never forgotten",
+                    t.managed.key
+                )));
+            }
+        }
+        // Stop it (keeping its data), then forget it while it cannot gossip itself back.
+        let ip: std::net::IpAddr = addr
+            .rsplit_once(':')
+            .and_then(|(h, _)| h.trim_matches(['[', ']']).parse().ok())
+            .ok_or_else(|| StepError::Other(format!("bad address {addr}")))?;
+        let managed = crate::supervise::Managed {
+            key: node.clone(),
+            address: ip,
+            port: node.port,
+            paths: crate::render::InstancePaths::new(&self.state_dir, node),
+            binary: PathBuf::from("redis-server"),
+            config_via_stdin: true,
+        };
+        if let Ok(mut c) = Conn::connect(addr, self.password.as_deref(), self.call_timeout).await {
+            let _ = c.cmd(&["SHUTDOWN"]).await;
+        }
+        let sup = self.supervisor.clone();
+        let m = managed.clone();
+        tokio::task::spawn_blocking(move || {
+            sup.stop(&m, Duration::from_secs(10))?;
+            sup.unregister(&m)
+        })
+        .await
+        .map_err(|e| StepError::Other(e.to_string()))?
+        .map_err(|e| StepError::Other(e.to_string()))?;
+        let forgets = declared.iter().map(|t| async move {
+            match self.conn(&t.managed.key).await {
+                Ok(mut c) => match c.cmd(&["CLUSTER", "FORGET", id]).await {
+                    Ok(_) => Ok(()),
+                    Err(ClientError::Server { message, .. })
+                        if message.contains("Unknown node") =>
+                    {
+                        Ok(())
+                    }
+                    Err(e) => Err(e.to_string()),
+                },
+                Err(e) => Err(e.to_string()),
+            }
+        });
+        let errors: Vec<String> = futures::future::join_all(forgets)
+            .await
+            .into_iter()
+            .filter_map(Result::err)
+            .collect();
+        if !errors.is_empty() {
+            return Err(StepError::Other(format!(
+                "CLUSTER FORGET {id}: {}",
+                errors.join("; ")
+            )));
+        }
+        if self.options.purge && managed.paths.dir.exists() {
+            std::fs::remove_dir_all(&managed.paths.dir).map_err(|e| {
+                StepError::Other(format!("remove {}: {e}", managed.paths.dir.display()))
+            })?;
+        }
+        let mut record = load_record(&self.state_dir, &self.topology.name);
+        record.node_ids.remove(&node.to_string());
+        self.save_record(&record)
+            .map_err(|e| StepError::Other(e.to_string()))?;
+        Ok(())
     }
 
     /// Re-observe the whole deployment until `check` finds nothing missing, or the deadline

@@ -99,6 +99,36 @@ impl Printer {
                     }
                 }
             },
+            Event::Moving {
+                index,
+                slots_done,
+                slots_total,
+                keys,
+                elapsed,
+            } => {
+                let secs = elapsed.as_secs_f64().max(0.001);
+                let rate = keys as f64 / secs;
+                let eta = if slots_done > 0 {
+                    secs * (slots_total - slots_done) as f64 / slots_done as f64
+                } else {
+                    0.0
+                };
+                let line = format!(
+                    "moving slots: {slots_done}/{slots_total}, {keys} keys, {rate:.0} keys/s, ETA {eta:.1} s"
+                );
+                match &*guard {
+                    Some(bar) => bar.set_message(line),
+                    None => {
+                        let mut last = self.last_wait.lock().unwrap_or_else(|e| e.into_inner());
+                        if slots_done == slots_total
+                            || last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1))
+                        {
+                            eprintln!("[{index}] {line}");
+                            *last = Some(std::time::Instant::now());
+                        }
+                    }
+                }
+            }
             Event::StepDone {
                 index,
                 total,

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::observe::{Live, NodeObs, Observed};
 use crate::supervise::ProcState;
-use crate::topology::slots::{SLOTS, SlotRange, count, format_ranges, ranges_of};
+use crate::topology::slots::{SlotRange, count, format_ranges, ranges_of};
 use crate::topology::{InstanceKey, Topology};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,6 +54,24 @@ pub enum Step {
     TakeOver {
         node: InstanceKey,
         from: InstanceKey,
+    },
+    /// Wait until every node sees every other as connected (before slots move to new nodes).
+    WaitMembership { nodes: Vec<InstanceKey> },
+    /// Move slots with their keys from one master to another (IMPORTING/MIGRATING,
+    /// GETKEYSINSLOT + MIGRATE batches, SETSLOT NODE everywhere). Also finishes open slots.
+    MoveSlots {
+        from: InstanceKey,
+        to: InstanceKey,
+        from_addr: String,
+        to_addr: String,
+        slots: Vec<SlotRange>,
+    },
+    /// Stop a node the topology no longer declares (it owns no slots) and `CLUSTER FORGET`
+    /// it on every node. Its data directory is kept unless `--purge`.
+    Retire {
+        node: InstanceKey,
+        id: String,
+        addr: String,
     },
     /// `CONFIG SET` of live-changeable settings that drifted from the topology.
     ConfigSet {
@@ -118,6 +136,22 @@ impl fmt::Display for Step {
                     "start {node} as a replica of {master} (persistence off: never as an empty master)"
                 )
             }
+            Step::WaitMembership { nodes } => {
+                write!(f, "wait until all {} nodes see each other", nodes.len())
+            }
+            Step::MoveSlots {
+                from, to, slots, ..
+            } => write!(
+                f,
+                "move {} slots ({}) with their keys from {from} to {to}",
+                count(slots),
+                format_ranges(slots)
+            ),
+            Step::Retire { node, id, addr } => write!(
+                f,
+                "retire {node} ({addr}, id {}): stop it and forget it on every node",
+                short(id)
+            ),
             Step::TakeOver { node, from } => write!(
                 f,
                 "{node} takes over the slots of {from} (CLUSTER FAILOVER FORCE) before {from} restarts"
@@ -212,6 +246,8 @@ impl<'a> State<'a> {
 pub struct Options {
     /// Move mastership back to the preferred nodes (safe Sentinel failovers).
     pub restore_roles: bool,
+    /// Delete the data directories of retired nodes.
+    pub purge: bool,
 }
 
 pub fn plan(topo: &Topology, obs: &Observed) -> Plan {
@@ -416,20 +452,7 @@ fn plan_cluster(topo: &Topology, obs: &Observed) -> Plan {
                 ranges: ranges_of(free),
             });
         }
-        // Report (do not move) slots held by another shard.
-        let mine = st(owners[i]).id();
-        let elsewhere = (range.start..=range.end)
-            .filter(|s| owner_of.get(s).is_some_and(|o| Some(o.as_str()) != mine))
-            .count();
-        if elsewhere > 0 {
-            p.notes.push(format!(
-                "shard {}: {elsewhere} of its {} slots are served by another shard; slot rebalancing is not part of this apply",
-                cluster.shards[i].number,
-                range.len()
-            ));
-        }
     }
-    let _ = SLOTS;
 
     // Membership: every pair of nodes that do not know each other meets directly. Gossip
     // would get there too, but takes seconds per hop; a direct handshake takes one cron tick.
@@ -500,6 +523,28 @@ fn plan_cluster(topo: &Topology, obs: &Observed) -> Plan {
         return p;
     }
 
+    // Slot movement: finish open slots, drain retired shards, balance the declared ones.
+    let planned_add: HashMap<usize, u32> = p
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::AddSlots { node, ranges } => owners
+                .iter()
+                .position(|o| *o == node)
+                .map(|i| (i, count(ranges))),
+            _ => None,
+        })
+        .collect();
+    let moves = slot_moves(topo, obs, &owners, &state, &owner_of, &planned_add, &mut p);
+    if !moves.is_empty() {
+        p.steps.push(Step::WaitMembership {
+            nodes: all_keys.clone(),
+        });
+        p.steps.extend(moves);
+    }
+    let retire = retirements(topo, obs, &all_keys, &mut p);
+    p.steps.extend(retire);
+
     let converged = all_live && converge::problems(topo, &lives).is_empty();
     if !p.steps.is_empty() || !converged {
         p.steps.push(Step::WaitConverged { nodes: all_keys });
@@ -515,6 +560,228 @@ fn plan_cluster(topo: &Topology, obs: &Observed) -> Plan {
         p.steps.clear();
     }
     p
+}
+
+fn parse_key(s: &str) -> Option<InstanceKey> {
+    let (host, port) = s.rsplit_once(':')?;
+    Some(InstanceKey {
+        host: host.to_string(),
+        port: port.parse().ok()?,
+    })
+}
+
+/// Nodes redisctl created (recorded) that the topology no longer declares, as seen by the
+/// live nodes: (key, line).
+fn retired_nodes<'a>(
+    topo: &Topology,
+    obs: &'a Observed,
+) -> Vec<(InstanceKey, &'a crate::observe::parse::NodeLine)> {
+    let declared: Vec<&InstanceKey> = topo.cluster_instances().map(|i| &i.key).collect();
+    let mut out: Vec<(InstanceKey, &crate::observe::parse::NodeLine)> = Vec::new();
+    for (key_text, id) in &obs.record.node_ids {
+        let Some(key) = parse_key(key_text) else {
+            continue;
+        };
+        if declared.contains(&&key) {
+            continue;
+        }
+        // The freshest line about it: prefer one that shows slots.
+        let lines = obs
+            .nodes
+            .values()
+            .filter_map(|o| o.live.as_ref())
+            .filter_map(|l| l.peer(id));
+        let best = lines.max_by_key(|l| count(&l.slots));
+        if let Some(line) = best {
+            out.push((key, line));
+        }
+    }
+    out
+}
+
+/// The moves that finish open slots, drain retired masters and bring every declared shard
+/// to its even share (exact counts of the contiguous split), moving as few slots as possible.
+fn slot_moves<'a>(
+    topo: &Topology,
+    obs: &Observed,
+    owners: &[&InstanceKey],
+    state: &HashMap<&InstanceKey, State<'a>>,
+    owner_of: &HashMap<u16, String>,
+    planned_add: &HashMap<usize, u32>,
+    p: &mut Plan,
+) -> Vec<Step> {
+    let Some(cluster) = &topo.cluster else {
+        return Vec::new();
+    };
+    let st = |k: &InstanceKey| state[k];
+    let retired = retired_nodes(topo, obs);
+    let mut key_of: HashMap<&str, (InstanceKey, String)> = HashMap::new();
+    for inst in topo.cluster_instances() {
+        if let Some(l) = st(&inst.key).live() {
+            key_of.insert(&l.myself.id, (inst.key.clone(), inst.endpoint()));
+        }
+    }
+    for (k, line) in &retired {
+        key_of.insert(&line.id, (k.clone(), line.addr()));
+    }
+    // (node, address) of a move's source and target, and its slots.
+    type End = (InstanceKey, String);
+    let mut moves: Vec<(End, End, Vec<u16>)> = Vec::new();
+    let mut push = |from: &(InstanceKey, String), to: &(InstanceKey, String), slot: u16| match moves
+        .iter_mut()
+        .find(|(f, t, _)| f.0 == from.0 && t.0 == to.0)
+    {
+        Some((_, _, v)) => v.push(slot),
+        None => moves.push((from.clone(), to.clone(), vec![slot])),
+    };
+
+    // 1. Open slots, from any earlier interrupted move: finish towards the same target.
+    let mut open: BTreeSet<u16> = BTreeSet::new();
+    for inst in topo.cluster_instances() {
+        let Some(l) = st(&inst.key).live() else {
+            continue;
+        };
+        let me = (inst.key.clone(), inst.endpoint());
+        for (slot, dst) in &l.myself.migrating {
+            match key_of.get(dst.as_str()) {
+                Some(to) if open.insert(*slot) => push(&me, to, *slot),
+                Some(_) => {}
+                None => p.blockers.push(format!(
+                    "slot {slot} is migrating from {} to unknown node {}; redisctl will not guess where its keys belong",
+                    inst.key,
+                    short(dst)
+                )),
+            }
+        }
+        for (slot, _src) in &l.myself.importing {
+            if open.contains(slot) {
+                continue;
+            }
+            // The keys are wherever the slot is owned now (after a failover: the replica).
+            match owner_of.get(slot).and_then(|o| key_of.get(o.as_str())) {
+                Some(from) => {
+                    open.insert(*slot);
+                    push(from, &me, *slot);
+                }
+                None => p.blockers.push(format!(
+                    "slot {slot} is being imported by {} but no known master owns it",
+                    inst.key
+                )),
+            }
+        }
+    }
+    if !open.is_empty() {
+        p.notes.push(format!(
+            "{} slot(s) were left open by an interrupted migration; finishing them",
+            open.len()
+        ));
+        return moves
+            .into_iter()
+            .map(|(f, t, v)| Step::MoveSlots {
+                from: f.0,
+                to: t.0,
+                from_addr: f.1,
+                to_addr: t.1,
+                slots: ranges_of(v),
+            })
+            .collect();
+    }
+
+    // 2. Balance: every slot of a retired master, and each declared shard's surplus over its
+    // share, goes to the shards below their share, in order.
+    let n = cluster.shards.len();
+    let targets: Vec<u32> = cluster.slot_allocation().iter().map(|r| r.len()).collect();
+    let mut slots_of: Vec<Vec<u16>> = vec![Vec::new(); n];
+    for (i, owner) in owners.iter().enumerate() {
+        if let Some(id) = st(owner).id() {
+            slots_of[i] = owner_of
+                .iter()
+                .filter(|(_, o)| o.as_str() == id)
+                .map(|(s, _)| *s)
+                .collect();
+            slots_of[i].sort_unstable();
+        }
+    }
+    let count_of = |i: usize| slots_of[i].len() as u32 + planned_add.get(&i).copied().unwrap_or(0);
+    let mut surplus: Vec<((InstanceKey, String), u16)> = Vec::new();
+    for (k, line) in &retired {
+        if line.flags.master {
+            let mut v: Vec<u16> = line.slots.iter().flat_map(|r| r.start..=r.end).collect();
+            v.sort_unstable();
+            surplus.extend(v.into_iter().map(|s| ((k.clone(), line.addr()), s)));
+        }
+    }
+    for i in 0..n {
+        let extra = count_of(i).saturating_sub(targets[i]) as usize;
+        if extra > 0 {
+            let from = (owners[i].clone(), endpoint_of(topo, owners[i]));
+            let take = slots_of[i].len().saturating_sub(extra);
+            surplus.extend(slots_of[i][take..].iter().map(|s| (from.clone(), *s)));
+        }
+    }
+    let mut it = surplus.into_iter();
+    for i in 0..n {
+        let need = targets[i].saturating_sub(count_of(i));
+        let to = (owners[i].clone(), endpoint_of(topo, owners[i]));
+        for _ in 0..need {
+            let Some((from, slot)) = it.next() else { break };
+            push(&from, &to, slot);
+        }
+    }
+    moves
+        .into_iter()
+        .map(|(f, t, v)| Step::MoveSlots {
+            from: f.0,
+            to: t.0,
+            from_addr: f.1,
+            to_addr: t.1,
+            slots: ranges_of(v),
+        })
+        .collect()
+}
+
+fn endpoint_of(topo: &Topology, key: &InstanceKey) -> String {
+    topo.cluster_instances()
+        .find(|i| &i.key == key)
+        .map(|i| i.endpoint())
+        .unwrap_or_default()
+}
+
+/// Retire recorded nodes the topology no longer declares: replicas first, then masters
+/// (which by then own no slots; the executor checks again before forgetting).
+fn retirements(
+    topo: &Topology,
+    obs: &Observed,
+    declared: &[InstanceKey],
+    p: &mut Plan,
+) -> Vec<Step> {
+    let mut retired = retired_nodes(topo, obs);
+    retired.sort_by_key(|(k, l)| (l.flags.master, k.clone()));
+    let mut steps = Vec::new();
+    for (key, line) in retired {
+        if declared.contains(&key) {
+            continue;
+        }
+        steps.push(Step::Retire {
+            node: key,
+            id: line.id.clone(),
+            addr: line.addr(),
+        });
+    }
+    // Members nobody declared and redisctl did not create: reported only.
+    for o in obs.nodes.values().filter_map(|o| o.live.as_ref()) {
+        for peer in &o.peers {
+            let known = obs.record.node_ids.values().any(|id| *id == peer.id);
+            if !known && !p.notes.iter().any(|n| n.contains(&peer.id)) {
+                p.notes.push(format!(
+                    "{} ({}) is a member of this cluster that the topology does not declare and redisctl did not create; it is left alone",
+                    peer.addr(),
+                    peer.id
+                ));
+            }
+        }
+    }
+    steps
 }
 
 /// The no-persistence guard for a cluster node that is down: when it has no persistence but

@@ -384,7 +384,7 @@ mod tests {
         );
         let files = instance_files(&topo, state, insts[1], LogTarget::Stdout, Some("s3cr\"et"));
         golden(
-            "local-cluster-7003-replica-auth.conf",
+            "local-cluster-7001-replica-auth.conf",
             std::str::from_utf8(&files[0].contents).unwrap(),
         );
         assert_eq!(files[1].mode, 0o600);

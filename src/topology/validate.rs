@@ -799,26 +799,32 @@ fn generated_nodes(c: &RawCluster, hosts: &[Host], p: &mut Problems) -> Option<V
     let h = hosts.len();
     let mut next_port = vec![0usize; h];
     let mut out = Vec::new();
-    // Masters first (like redis-cli --cluster create), then each replica round; replica k of
-    // shard s goes k hosts further than its master so that no host holds a whole shard.
-    for k in 0..=replicas {
-        for s in 0..shards {
+    // Shard by shard, so that growing `shards` only appends nodes and never moves existing
+    // ones; member k of shard s goes k hosts further than its master, so that no host holds a
+    // whole shard when there are enough hosts.
+    let mut need = vec![0usize; h];
+    for s in 0..shards {
+        for k in 0..=replicas {
+            need[(s as usize + k as usize) % h] += 1;
+        }
+    }
+    let per_host = need.iter().copied().max().unwrap_or(0);
+    if per_host > pool.len() {
+        p.error(
+            "cluster.ports",
+            format!(
+                "{shards} shards x {} nodes need {per_host} ports per host on {h} host(s); only {} given",
+                replicas + 1,
+                pool.len()
+            ),
+        );
+        return None;
+    }
+    for s in 0..shards {
+        for k in 0..=replicas {
             let host = (s as usize + k as usize) % h;
-            let idx = next_port[host];
+            let port = pool[next_port[host]];
             next_port[host] += 1;
-            let Some(&port) = pool.get(idx) else {
-                let per_host = next_port.iter().copied().max().unwrap_or(0);
-                p.error(
-                    "cluster.ports",
-                    format!(
-                        "{} shards x {} nodes need at least {per_host} ports per host on {h} host(s); only {} given",
-                        shards,
-                        replicas + 1,
-                        pool.len()
-                    ),
-                );
-                return None;
-            };
             out.push(Planned {
                 host,
                 port,

@@ -1,0 +1,236 @@
+//! The slot-migration engine: moves slots with their keys from one master to another using
+//! the cluster's own protocol, fast and safe to interrupt.
+//!
+//! Per chunk of slots (several in flight): IMPORTING on the target, MIGRATING on the source,
+//! then GETKEYSINSLOT + `MIGRATE … KEYS` batches (many keys per round trip, pipelined) until
+//! the source is empty, then SETSLOT NODE on the target, the source and every other master.
+//! A slot already owned by the target counts as moved, so a move interrupted at any point is
+//! finished by running it again.
+
+use std::time::{Duration, Instant};
+
+use crate::observe::client::{ClientError, Conn};
+use crate::observe::resp::Value;
+
+/// Slots handled together: one pipeline of SETSLOTs and GETKEYSINSLOTs for all of them.
+const CHUNK: usize = 128;
+/// Keys per GETKEYSINSLOT and per MIGRATE to start with.
+const BATCH: usize = 1000;
+
+pub struct Job<'a> {
+    pub from_addr: &'a str,
+    pub to_addr: &'a str,
+    pub slots: Vec<u16>,
+    pub password: Option<&'a str>,
+    /// Overwrite keys that already exist on the target (BUSYKEY) with the source's values.
+    pub replace: bool,
+    /// Other nodes to tell about the new owner (replicas refuse; that is fine).
+    pub others: Vec<String>,
+    pub call_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub slots_done: usize,
+    pub slots_total: usize,
+    pub keys_moved: u64,
+    pub elapsed: Duration,
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Error(e) => e.clone(),
+        other => other.as_text().unwrap_or_default(),
+    }
+}
+
+/// Move `job.slots`; reports progress after each chunk.
+pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<Progress, String> {
+    let t0 = Instant::now();
+    let err = |e: ClientError| e.to_string();
+    let mut src = Conn::connect(job.from_addr, job.password, job.call_timeout)
+        .await
+        .map_err(err)?;
+    let mut dst = Conn::connect(job.to_addr, job.password, job.call_timeout)
+        .await
+        .map_err(err)?;
+    let src_id = src.text(&["CLUSTER", "MYID"]).await.map_err(err)?;
+    let dst_id = dst.text(&["CLUSTER", "MYID"]).await.map_err(err)?;
+    let (dst_host, dst_port) = job
+        .to_addr
+        .rsplit_once(':')
+        .map(|(h, p)| (h.trim_matches(['[', ']']).to_string(), p.to_string()))
+        .ok_or_else(|| format!("bad address {}", job.to_addr))?;
+    let mut others = Vec::new();
+    for addr in &job.others {
+        if let Ok(c) = Conn::connect(addr, job.password, job.call_timeout).await {
+            others.push(c);
+        }
+    }
+
+    let mut state = Progress {
+        slots_total: job.slots.len(),
+        ..Progress::default()
+    };
+    let mut batch = BATCH;
+    let mut migrate_timeout_ms: u64 = 10_000;
+    for chunk in job.slots.chunks(CHUNK) {
+        // Open the slots on both sides. A slot the target already owns is done.
+        let cmds: Vec<Vec<String>> = chunk
+            .iter()
+            .map(|s| setslot(*s, "IMPORTING", &src_id))
+            .collect();
+        let replies = dst.pipeline(&refs(&cmds)).await.map_err(err)?;
+        let mut active: Vec<u16> = Vec::new();
+        for (slot, r) in chunk.iter().zip(&replies) {
+            match r {
+                Value::Error(e) if e.contains("already the owner") => {}
+                Value::Error(e) => {
+                    return Err(format!("{}: SETSLOT {slot} IMPORTING: {e}", job.to_addr));
+                }
+                _ => active.push(*slot),
+            }
+        }
+        let cmds: Vec<Vec<String>> = active
+            .iter()
+            .map(|s| setslot(*s, "MIGRATING", &dst_id))
+            .collect();
+        let replies = src.pipeline(&refs(&cmds)).await.map_err(err)?;
+        for (slot, r) in active.iter().zip(&replies) {
+            if let Value::Error(e) = r {
+                return Err(format!(
+                    "{}: SETSLOT {slot} MIGRATING: {e} (the slot map changed since planning; run apply again)",
+                    job.from_addr
+                ));
+            }
+        }
+
+        // Move keys until every slot of the chunk is empty on the source.
+        let mut pending = active.clone();
+        while !pending.is_empty() {
+            let cmds: Vec<Vec<String>> = pending
+                .iter()
+                .map(|s| {
+                    vec![
+                        "CLUSTER".into(),
+                        "GETKEYSINSLOT".into(),
+                        s.to_string(),
+                        batch.to_string(),
+                    ]
+                })
+                .collect();
+            let replies = src.pipeline(&refs(&cmds)).await.map_err(err)?;
+            // MIGRATE takes keys of one slot at a time (CROSSSLOT otherwise): one command per
+            // slot, all of them in one pipeline.
+            let mut per_slot: Vec<Vec<Vec<u8>>> = Vec::new();
+            let mut still = Vec::new();
+            for (slot, r) in pending.iter().zip(replies) {
+                match r {
+                    Value::Array(items) if !items.is_empty() => {
+                        still.push(*slot);
+                        per_slot.push(
+                            items
+                                .into_iter()
+                                .filter_map(|v| match v {
+                                    Value::Bulk(b) => Some(b),
+                                    _ => None,
+                                })
+                                .collect(),
+                        );
+                    }
+                    Value::Error(e) => {
+                        return Err(format!("{}: GETKEYSINSLOT {slot}: {e}", job.from_addr));
+                    }
+                    _ => {}
+                }
+            }
+            pending = still;
+            if per_slot.is_empty() {
+                break;
+            }
+            let commands: Vec<Vec<Vec<u8>>> = per_slot
+                .iter()
+                .map(|keys| {
+                    let mut args: Vec<Vec<u8>> = vec![
+                        b"MIGRATE".to_vec(),
+                        dst_host.as_bytes().to_vec(),
+                        dst_port.as_bytes().to_vec(),
+                        Vec::new(),
+                        b"0".to_vec(),
+                        migrate_timeout_ms.to_string().into_bytes(),
+                    ];
+                    if job.replace {
+                        args.push(b"REPLACE".to_vec());
+                    }
+                    if let Some(pw) = job.password {
+                        args.push(b"AUTH".to_vec());
+                        args.push(pw.as_bytes().to_vec());
+                    }
+                    args.push(b"KEYS".to_vec());
+                    args.extend(keys.iter().cloned());
+                    args
+                })
+                .collect();
+            let slices: Vec<&[Vec<u8>]> = commands.iter().map(Vec::as_slice).collect();
+            // Big values need time: MIGRATE blocks the source while it copies.
+            src.timeout = job.call_timeout + Duration::from_millis(migrate_timeout_ms * 2);
+            let replies = src.pipeline(&slices).await;
+            src.timeout = job.call_timeout;
+            for (keys, reply) in per_slot.iter().zip(replies.map_err(err)?) {
+                match reply {
+                    Value::Error(e) if e.starts_with("BUSYKEY") => {
+                        let names: Vec<String> = keys
+                            .iter()
+                            .take(10)
+                            .map(|k| String::from_utf8_lossy(k).into_owned())
+                            .collect();
+                        return Err(format!(
+                            "keys already exist on {} (BUSYKEY), among: {}; nothing was overwritten. If the source's values should win, run apply again with --replace",
+                            job.to_addr,
+                            names.join(", ")
+                        ));
+                    }
+                    Value::Error(e) if e.contains("IOERR") || e.contains("timeout") => {
+                        // Slow target or big keys: smaller batches, more time; the keys are
+                        // still on the source and are fetched again.
+                        batch = (batch / 2).max(1);
+                        migrate_timeout_ms = (migrate_timeout_ms * 2).min(120_000);
+                    }
+                    Value::Error(e) => return Err(format!("{}: MIGRATE: {e}", job.from_addr)),
+                    _ => state.keys_moved += keys.len() as u64,
+                }
+            }
+        }
+
+        // Hand the slots over: target first, then source, then everyone else.
+        let cmds: Vec<Vec<String>> = chunk.iter().map(|s| setslot(*s, "NODE", &dst_id)).collect();
+        for (conn, required) in std::iter::once((&mut dst, true))
+            .chain(std::iter::once((&mut src, true)))
+            .chain(others.iter_mut().map(|c| (c, false)))
+        {
+            let replies = conn.pipeline(&refs(&cmds)).await.map_err(err)?;
+            if required && let Some(e) = replies.iter().find(|r| matches!(r, Value::Error(_))) {
+                return Err(format!("{}: SETSLOT NODE: {}", conn.addr(), text(e)));
+            }
+        }
+        state.slots_done += chunk.len();
+        state.elapsed = t0.elapsed();
+        progress(state);
+    }
+    state.elapsed = t0.elapsed();
+    Ok(state)
+}
+
+fn setslot(slot: u16, how: &str, id: &str) -> Vec<String> {
+    vec![
+        "CLUSTER".into(),
+        "SETSLOT".into(),
+        slot.to_string(),
+        how.into(),
+        id.into(),
+    ]
+}
+
+fn refs(cmds: &[Vec<String>]) -> Vec<&[String]> {
+    cmds.iter().map(Vec::as_slice).collect()
+}
