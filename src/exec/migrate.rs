@@ -16,6 +16,8 @@ use crate::observe::resp::Value;
 const CHUNK: usize = 128;
 /// Keys per GETKEYSINSLOT and per MIGRATE to start with.
 const BATCH: usize = 1000;
+/// Transient MIGRATE failures tolerated per move before giving up (the move resumes later).
+const MAX_RETRIES: u32 = 100;
 
 pub struct Job<'a> {
     pub from_addr: &'a str,
@@ -74,6 +76,7 @@ pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<
     };
     let mut batch = BATCH;
     let mut migrate_timeout_ms: u64 = 10_000;
+    let mut retries = 0u32;
     for chunk in job.slots.chunks(CHUNK) {
         // Open the slots on both sides. A slot the target already owns is done.
         let cmds: Vec<Vec<String>> = chunk
@@ -148,6 +151,12 @@ pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<
             if per_slot.is_empty() {
                 break;
             }
+            if retries > MAX_RETRIES {
+                return Err(format!(
+                    "{}: MIGRATE to {} kept failing after {MAX_RETRIES} retries; the slots stay open and the next apply resumes them",
+                    job.from_addr, job.to_addr
+                ));
+            }
             let commands: Vec<Vec<Vec<u8>>> = per_slot
                 .iter()
                 .map(|keys| {
@@ -178,7 +187,7 @@ pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<
             src.timeout = job.call_timeout;
             for (keys, reply) in per_slot.iter().zip(replies.map_err(err)?) {
                 match reply {
-                    Value::Error(e) if e.starts_with("BUSYKEY") => {
+                    Value::Error(e) if e.contains("BUSYKEY") => {
                         let names: Vec<String> = keys
                             .iter()
                             .take(10)
@@ -195,6 +204,13 @@ pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<
                         // still on the source and are fetched again.
                         batch = (batch / 2).max(1);
                         migrate_timeout_ms = (migrate_timeout_ms * 2).min(120_000);
+                        retries += 1;
+                    }
+                    Value::Error(e) if e.contains("CLUSTERDOWN") || e.contains("TRYAGAIN") => {
+                        // The target is not serving yet (just started, or a failover is
+                        // settling): wait a moment; the keys are fetched again.
+                        retries += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                     Value::Error(e) => return Err(format!("{}: MIGRATE: {e}", job.from_addr)),
                     _ => state.keys_moved += keys.len() as u64,

@@ -252,12 +252,20 @@ impl Context {
                 self.start(node, args).await
             }
             Step::WaitMembership { nodes } => {
+                // Slots move next: every node must also serve (a node refuses imports while
+                // its cluster_state is not ok, e.g. in the first 2 s after it starts).
                 self.gate(
                     index,
                     nodes,
-                    "every node sees every other as connected",
+                    "every node sees every other as connected and reports cluster_state:ok",
                     on_event,
-                    converge::membership_problems,
+                    |lives| {
+                        let mut missing = converge::membership_problems(lives);
+                        missing.extend(lives.iter().filter(|(_, l)| l.cluster_state != "ok").map(
+                            |(k, l)| format!("{k} reports cluster_state:{}", l.cluster_state),
+                        ));
+                        missing
+                    },
                 )
                 .await
             }

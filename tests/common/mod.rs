@@ -55,6 +55,18 @@ impl Deployment {
     }
 
     /// A cluster with the given defaults' persistence YAML and node timeout (ms).
+    /// A cluster over exactly these ports (generated placement takes them in order).
+    pub fn with_ports(shards: usize, replicas: usize, ports: &[u16]) -> Deployment {
+        Self::build(
+            shards,
+            replicas,
+            "    appendonly: false\n",
+            5000,
+            "",
+            ports.to_vec(),
+        )
+    }
+
     pub fn custom(
         shards: usize,
         replicas: usize,
@@ -63,6 +75,17 @@ impl Deployment {
         extra: &str,
     ) -> Deployment {
         let ports = free_ports(shards * (replicas + 1));
+        Self::build(shards, replicas, persistence, node_timeout, extra, ports)
+    }
+
+    fn build(
+        shards: usize,
+        replicas: usize,
+        persistence: &str,
+        node_timeout: u64,
+        extra: &str,
+        ports: Vec<u16>,
+    ) -> Deployment {
         let dir = tempfile::tempdir().expect("tempdir");
         let list: Vec<String> = ports.iter().map(u16::to_string).collect();
         let yaml = format!(
@@ -238,4 +261,59 @@ pub fn judge(port: u16, count: usize) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("judge JSON")
+}
+
+impl Deployment {
+    /// Rewrite the topology's shard count (generated placement appends new shards).
+    pub fn set_shards(&self, n: usize) {
+        let text = std::fs::read_to_string(&self.file).unwrap();
+        let text: String = text
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("shards:") {
+                    format!("  shards: {n}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&self.file, text + "\n").unwrap();
+    }
+}
+
+/// tools/consistency.py in the background: INCR counters through a cluster client.
+pub fn consistency(port: u16, seconds: f64, keys: usize) -> std::process::Child {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/consistency.py");
+    Command::new("python3")
+        .arg(script)
+        .args([
+            "127.0.0.1",
+            &port.to_string(),
+            &seconds.to_string(),
+            &keys.to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 tools/consistency.py")
+}
+
+pub fn finish_json(child: std::process::Child) -> serde_json::Value {
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    serde_json::from_str(&text).unwrap_or_else(|_| {
+        panic!(
+            "no JSON from checker: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+pub fn dbsize_sum(ports: &[u16]) -> u64 {
+    ports
+        .iter()
+        .filter(|&&p| info_field(p, "role").as_deref() == Some("master"))
+        .map(|&p| redis_cli(p, &["DBSIZE"]).trim().parse::<u64>().unwrap_or(0))
+        .sum()
 }
