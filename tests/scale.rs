@@ -140,3 +140,41 @@ fn busykey_is_refused_with_the_key_named_until_replace() {
     );
     assert_eq!(redis_cli(b, &["GET", key]).trim(), "source-value");
 }
+
+#[test]
+fn failover_check_and_restore_roles_in_a_cluster() {
+    let d = Deployment::cluster("");
+    d.ok(&["apply", "--yes"]);
+    assert_eq!(d.run(&["check"]).status.code(), Some(0));
+    let (master, replica) = (d.ports[0], d.ports[1]);
+    let writer = consistency(d.ports[2], 6.0, 2000);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = d.run_with(&["failover"], &[&replica.to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(info_field(replica, "role").as_deref(), Some("master"));
+    assert_eq!(info_field(master, "role").as_deref(), Some("slave"));
+    // Roles moved: accepted, not drift.
+    assert_eq!(d.json(&["plan"])["steps"].as_array().unwrap().len(), 0);
+    // Failing over to a master is refused clearly.
+    let again = d.run_with(&["failover"], &[&replica.to_string()]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already a master"));
+
+    d.ok(&["apply", "--yes", "--restore-roles"]);
+    assert_eq!(info_field(master, "role").as_deref(), Some("master"));
+    let result = finish_json(writer);
+    assert_eq!(result["lost"], 0, "{result}");
+
+    // check reports drift and exits 1.
+    redis_cli(master, &["CONFIG", "SET", "appendfsync", "always"]);
+    let out = d.run(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("appendfsync is \"always\", declared \"everysec\"")
+    );
+}

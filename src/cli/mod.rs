@@ -1,6 +1,7 @@
 //! Command line: clap definitions → validated topology → one function per subcommand. The
 //! only layer that uses anyhow and decides exit codes.
 
+mod check;
 mod status;
 
 use std::path::{Path, PathBuf};
@@ -90,6 +91,19 @@ enum Command {
     },
     /// Per-node state: role, shard, slots, links, replication, keys, memory, persistence.
     Status { file: PathBuf },
+    /// Verify the live deployment: membership and slot maps agree everywhere, full coverage,
+    /// no open slots, replicas as declared, master and replica on different hosts, no drift.
+    /// Exits 1 when anything is wrong.
+    Check { file: PathBuf },
+    /// Make a replica the master of its shard or group (CLUSTER FAILOVER / SENTINEL
+    /// FAILOVER) and wait until every node agrees. Refuses a lagging replica unless --force.
+    Failover {
+        file: PathBuf,
+        /// The replica: host:port, or a port when it is unambiguous.
+        node: String,
+        #[arg(long)]
+        force: bool,
+    },
     /// Stop every instance and delete its state and data. Needs --yes.
     Destroy {
         file: PathBuf,
@@ -220,6 +234,62 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Destroy { file, yes } => destroy(cli, file, *yes, out),
+        Command::Check { file } => {
+            let ctx = context(cli, file, out)?;
+            let rt = runtime()?;
+            let obs = rt.block_on(ctx.observe());
+            let findings = check::findings(&ctx.topology, &obs);
+            if out.json() {
+                out.document(
+                    &serde_json::json!({ "ok": findings.is_empty(), "findings": findings }),
+                );
+            } else if findings.is_empty() {
+                println!("OK: the deployment matches the topology and every node agrees.");
+            } else {
+                println!("{} problem(s):", findings.len());
+                for f in &findings {
+                    println!("  - {f}");
+                }
+            }
+            Ok(if findings.is_empty() {
+                Exit::Ok
+            } else {
+                Exit::User
+            })
+        }
+        Command::Failover { file, node, force } => {
+            let ctx = context(cli, file, out)?;
+            let key = resolve_node(&ctx.topology, node)?;
+            let _lock = lock(&ctx)?;
+            let rt = runtime()?;
+            let t0 = std::time::Instant::now();
+            let on_event = |e| out.event(e);
+            rt.block_on(ctx.failover(&key, *force, &on_event))?;
+            out.finish();
+            if out.json() {
+                out.document(&serde_json::json!({"ok": true, "master": key.to_string(), "elapsed_ms": t0.elapsed().as_millis() as u64}));
+            } else {
+                println!(
+                    "{key} is now the master; every node agrees ({:.1} s).",
+                    t0.elapsed().as_secs_f64()
+                );
+            }
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+/// `host:port`, or a port that only one instance uses.
+fn resolve_node(t: &Topology, text: &str) -> anyhow::Result<crate::topology::InstanceKey> {
+    let all: Vec<&crate::topology::InstanceKey> = t.instances().map(|i| &i.key).collect();
+    let found: Vec<&&crate::topology::InstanceKey> = all
+        .iter()
+        .filter(|k| k.to_string() == text || k.port.to_string() == text)
+        .collect();
+    match found.as_slice() {
+        [one] => Ok((**one).clone()),
+        [] => Err(UserError(format!("no instance {text:?} in the topology")).into()),
+        _ => Err(UserError(format!("{text:?} is ambiguous; write host:port")).into()),
     }
 }
 

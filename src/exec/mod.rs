@@ -310,6 +310,9 @@ impl Context {
                     .map_err(StepError::Other)
             }
             Step::Retire { node, id, addr } => self.retire(node, id, addr).await,
+            Step::ClusterFailover { node } => {
+                self.cluster_failover(index, node, false, on_event).await
+            }
             Step::TakeOver { node, from } => {
                 let mut c = self.conn(node).await?;
                 match c.cmd(&["CLUSTER", "FAILOVER", "FORCE"]).await {
@@ -635,6 +638,153 @@ impl Context {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// `redisctl failover NODE`: make the replica `node` the master of its shard or group,
+    /// refusing a lagging replica unless `force`.
+    pub async fn failover(
+        &self,
+        node: &InstanceKey,
+        force: bool,
+        on_event: &(dyn Fn(Event) + Sync),
+    ) -> Result<(), ExecError> {
+        let fail = |message: String| ExecError::Step {
+            index: 1,
+            step: format!("fail over to {node}"),
+            message,
+        };
+        let lift = |e: StepError| match e {
+            StepError::Gate(g) => g,
+            StepError::Other(m) => fail(m),
+        };
+        let obs = self.observe().await;
+        let o = obs
+            .nodes
+            .get(node)
+            .ok_or_else(|| fail("not in the topology".into()))?;
+        if let Some(g) = self
+            .topology
+            .groups
+            .iter()
+            .find(|g| g.member(node).is_some())
+        {
+            let current = crate::plan::current_group_master(&self.topology, g, &obs);
+            let r = o
+                .repl
+                .as_ref()
+                .ok_or_else(|| fail(o.error.clone().unwrap_or_else(|| "not answering".into())))?;
+            if r.is_master {
+                return Err(fail(format!("{node} is already the master of {}", g.name)));
+            }
+            let master_off = obs
+                .nodes
+                .get(&current.key)
+                .and_then(|x| x.repl.as_ref())
+                .map_or(0, |x| x.offset);
+            let lag = master_off - r.offset;
+            if !force && (!r.link_up || lag > crate::plan::IN_SYNC_BYTES) {
+                return Err(fail(format!(
+                    "{node} lags {lag} bytes behind {} (link {}); a failover now would lose writes. Wait, or pass --force",
+                    current.key,
+                    if r.link_up { "up" } else { "down" }
+                )));
+            }
+            return self
+                .sentinel_failover(1, &g.name, node, on_event)
+                .await
+                .map_err(lift);
+        }
+        let l = o
+            .live
+            .as_ref()
+            .ok_or_else(|| fail(o.error.clone().unwrap_or_else(|| "not answering".into())))?;
+        if !l.myself.flags.replica {
+            return Err(fail(format!("{node} is already a master")));
+        }
+        let master = obs
+            .nodes
+            .values()
+            .filter_map(|x| x.live.as_ref())
+            .find(|x| Some(x.myself.id.as_str()) == l.myself.master_id.as_deref());
+        let off = |x: &Live, f: &str| x.info(f).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        let lag = master.map_or(i64::MAX, |m| {
+            off(m, "master_repl_offset") - off(l, "slave_repl_offset")
+        });
+        let link_up = l.info("master_link_status") == Some("up");
+        if !force && (!link_up || lag > crate::plan::IN_SYNC_BYTES) {
+            return Err(fail(format!(
+                "{node} is not in sync with its master (link {}, {} bytes behind); pass --force to promote it anyway (CLUSTER FAILOVER FORCE)",
+                if link_up { "up" } else { "down" },
+                if lag == i64::MAX {
+                    "unknown".to_string()
+                } else {
+                    lag.to_string()
+                }
+            )));
+        }
+        self.cluster_failover(1, node, force && !link_up, on_event)
+            .await
+            .map_err(lift)
+    }
+
+    /// Promote the replica `node` with `CLUSTER FAILOVER` (FORCE when `force`) and wait until
+    /// every cluster node sees it as the master and its old master as a replica.
+    pub async fn cluster_failover(
+        &self,
+        index: usize,
+        node: &InstanceKey,
+        force: bool,
+        on_event: &(dyn Fn(Event) + Sync),
+    ) -> Result<(), StepError> {
+        let mut c = self.conn(node).await?;
+        let before = observe::fetch_on(&mut c)
+            .await
+            .map_err(|e| StepError::Other(e.to_string()))?;
+        let old_master = match (&before.myself.master_id, before.myself.flags.replica) {
+            (Some(m), true) => m.clone(),
+            _ => return Ok(()), // already a master: nothing to do
+        };
+        let mut args = vec!["CLUSTER", "FAILOVER"];
+        if force {
+            args.push("FORCE");
+        }
+        c.cmd(&args).await?;
+        let id = before.myself.id.clone();
+        let nodes: Vec<InstanceKey> = self
+            .targets
+            .iter()
+            .filter(|t| t.kind == TargetKind::Cluster)
+            .map(|t| t.managed.key.clone())
+            .collect();
+        self.gate(
+            index,
+            &nodes,
+            &format!("every node sees {node} as master"),
+            on_event,
+            |lives| {
+                let mut missing = Vec::new();
+                for (k, l) in lives {
+                    let me = l.myself.id == id;
+                    let line = if me { Some(&l.myself) } else { l.peer(&id) };
+                    if !line.is_some_and(|x| x.flags.master) {
+                        missing.push(format!("{k} does not see {node} as master yet"));
+                    }
+                    let old = if l.myself.id == old_master {
+                        Some(&l.myself)
+                    } else {
+                        l.peer(&old_master)
+                    };
+                    if old.is_some_and(|x| x.flags.master) {
+                        missing.push(format!(
+                            "{k} still sees the old master {} as master",
+                            crate::plan::short(&old_master)
+                        ));
+                    }
+                }
+                missing
+            },
+        )
+        .await
     }
 
     /// Stop a node the topology no longer declares and forget it everywhere, after checking
@@ -967,7 +1117,7 @@ pub fn log_tail(path: &Path, n: usize) -> String {
         .join("\n")
 }
 
-enum StepError {
+pub enum StepError {
     Gate(ExecError),
     Other(String),
 }

@@ -5,7 +5,9 @@
 
 pub mod converge;
 mod groups;
-pub use groups::{current_master as current_group_master, problems as group_problems};
+pub use groups::{
+    IN_SYNC_BYTES, current_master as current_group_master, problems as group_problems,
+};
 #[cfg(test)]
 mod sim;
 
@@ -55,6 +57,9 @@ pub enum Step {
         node: InstanceKey,
         from: InstanceKey,
     },
+    /// Coordinated `CLUSTER FAILOVER` on a replica (its master pauses writes until the
+    /// replica has them all), then wait until every node sees the new roles.
+    ClusterFailover { node: InstanceKey },
     /// Wait until every node sees every other as connected (before slots move to new nodes).
     WaitMembership { nodes: Vec<InstanceKey> },
     /// Move slots with their keys from one master to another (IMPORTING/MIGRATING,
@@ -138,6 +143,9 @@ impl fmt::Display for Step {
             }
             Step::WaitMembership { nodes } => {
                 write!(f, "wait until all {} nodes see each other", nodes.len())
+            }
+            Step::ClusterFailover { node } => {
+                write!(f, "fail over to {node} (CLUSTER FAILOVER, no write lost)")
             }
             Step::MoveSlots {
                 from, to, slots, ..
@@ -256,7 +264,7 @@ pub fn plan(topo: &Topology, obs: &Observed) -> Plan {
 
 pub fn plan_with(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
     let parts = [
-        plan_cluster(topo, obs),
+        plan_cluster(topo, obs, opts),
         groups::plan(topo, obs, opts),
         drift(topo, obs),
     ];
@@ -303,7 +311,7 @@ fn drift(topo: &Topology, obs: &Observed) -> Plan {
     p
 }
 
-fn plan_cluster(topo: &Topology, obs: &Observed) -> Plan {
+fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
     let mut p = Plan::default();
     let Some(cluster) = &topo.cluster else {
         return p;
@@ -521,6 +529,43 @@ fn plan_cluster(topo: &Topology, obs: &Observed) -> Plan {
     if !p.blockers.is_empty() {
         p.steps.clear();
         return p;
+    }
+
+    // Preferred masters: Redis Cluster owns elections; --restore-roles hands mastership back
+    // with a coordinated CLUSTER FAILOVER when the preferred node is an in-sync replica.
+    for (i, shard) in cluster.shards.iter().enumerate() {
+        let (owner, preferred) = (owners[i], &shard.master.key);
+        if owner == preferred {
+            continue;
+        }
+        let owner_live = st(owner).live();
+        let ready = match (st(preferred).live(), owner_live) {
+            (Some(pl), Some(ol)) => {
+                let off =
+                    |l: &Live, f: &str| l.info(f).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+                pl.myself.flags.replica
+                    && pl.myself.master_id.as_deref() == Some(ol.myself.id.as_str())
+                    && pl.info("master_link_status") == Some("up")
+                    && off(ol, "master_repl_offset") - off(pl, "slave_repl_offset")
+                        <= groups::IN_SYNC_BYTES
+            }
+            _ => false,
+        };
+        if !opts.restore_roles {
+            p.notes.push(format!(
+                "shard {}: the master is {owner} (preferred: {preferred}) after a failover; `apply --restore-roles` moves it back",
+                shard.number
+            ));
+        } else if ready {
+            p.steps.push(Step::ClusterFailover {
+                node: preferred.clone(),
+            });
+        } else {
+            p.notes.push(format!(
+                "shard {}: not moving mastership back to {preferred}: it is not a replica of {owner} in sync yet",
+                shard.number
+            ));
+        }
     }
 
     // Slot movement: finish open slots, drain retired shards, balance the declared ones.

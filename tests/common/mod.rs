@@ -131,9 +131,15 @@ impl Deployment {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[])
+    }
+
+    /// `redisctl ARGS FILE TAIL` (for commands with operands after the file).
+    pub fn run_with(&self, args: &[&str], tail: &[&str]) -> Output {
         let mut cmd = Command::new(bin());
         cmd.args(args)
             .arg(&self.file)
+            .args(tail)
             .env_remove("REDISCTL_STATE_DIR");
         cmd.output().expect("run redisctl")
     }
