@@ -25,6 +25,18 @@ fn scale_3_to_4_to_3_under_writes_loses_nothing() {
     let loaded = judge(d.ports[0], 100_000);
     assert_eq!(loaded["lost"], 0);
 
+    // The plan shows the data each move carries before anything moves: a quarter of the keys.
+    d.set_shards(4);
+    let plan = d.json(&["plan"]);
+    let moving: u64 = plan["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["keys"].as_u64().unwrap())
+        .sum();
+    assert!((20_000..=30_000).contains(&moving), "{plan}");
+    assert!(plan["moves"][0]["bytes"].as_u64().unwrap() > 0, "{plan}");
+
     let checker = consistency(d.ports[0], 14.0, 5000);
     std::thread::sleep(Duration::from_millis(500));
     apply_with_shards(&d, 4);

@@ -199,7 +199,8 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             let rt = runtime()?;
             let obs = rt.block_on(ctx.observe());
             let plan = crate::plan::plan(&ctx.topology, &obs);
-            print_plan(&plan, out);
+            let estimates = rt.block_on(ctx.estimate_moves(&plan));
+            print_plan_with(&plan, &estimates, out);
             if !plan.blockers.is_empty() {
                 return Err(UserError(format!(
                     "plan is blocked:\n  - {}",
@@ -492,10 +493,15 @@ fn render_cmd(cli: &Cli, file: &Path, dir: Option<&Path>, out: &Printer) -> anyh
 }
 
 fn print_plan(plan: &crate::plan::Plan, out: &Printer) {
+    print_plan_with(plan, &[], out)
+}
+
+fn print_plan_with(plan: &crate::plan::Plan, estimates: &[(usize, u64, u64)], out: &Printer) {
     if out.json() {
         out.document(&serde_json::json!({
             "steps": plan.steps, "blockers": plan.blockers, "notes": plan.notes, "partial": plan.partial,
             "empty": plan.is_empty(),
+            "moves": estimates.iter().map(|(i, k, b)| serde_json::json!({"step": i, "keys": k, "bytes": b})).collect::<Vec<_>>(),
         }));
         return;
     }
@@ -508,7 +514,7 @@ fn print_plan(plan: &crate::plan::Plan, out: &Printer) {
     }
     if !plan.steps.is_empty() {
         println!("Plan: {} step(s)", plan.steps.len());
-        print!("{}", exec::render_plan_text(plan));
+        print!("{}", exec::render_plan_with(plan, estimates));
         if plan.partial {
             println!("  (more steps follow once the started nodes report their state)");
         }

@@ -250,3 +250,71 @@ fn setslot(slot: u16, how: &str, id: &str) -> Vec<String> {
 fn refs(cmds: &[Vec<String>]) -> Vec<&[String]> {
     cmds.iter().map(Vec::as_slice).collect()
 }
+
+/// Keys and bytes a move would carry: COUNTKEYSINSLOT for every slot, MEMORY USAGE of up to
+/// 32 sampled keys for the average size.
+pub async fn estimate(
+    from_addr: &str,
+    slots: &[u16],
+    password: Option<&str>,
+    limit: Duration,
+) -> Result<(u64, u64), String> {
+    let mut c = Conn::connect(from_addr, password, limit)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut keys = 0u64;
+    let mut with_keys = Vec::new();
+    for chunk in slots.chunks(1024) {
+        let cmds: Vec<Vec<String>> = chunk
+            .iter()
+            .map(|s| vec!["CLUSTER".into(), "COUNTKEYSINSLOT".into(), s.to_string()])
+            .collect();
+        for (slot, r) in chunk
+            .iter()
+            .zip(c.pipeline(&refs(&cmds)).await.map_err(|e| e.to_string())?)
+        {
+            if let Value::Int(n) = r
+                && n > 0
+            {
+                keys += n as u64;
+                with_keys.push(*slot);
+            }
+        }
+    }
+    let step = (with_keys.len() / 32).max(1);
+    let sample: Vec<u16> = with_keys.iter().step_by(step).take(32).copied().collect();
+    let cmds: Vec<Vec<String>> = sample
+        .iter()
+        .map(|s| {
+            vec![
+                "CLUSTER".into(),
+                "GETKEYSINSLOT".into(),
+                s.to_string(),
+                "1".into(),
+            ]
+        })
+        .collect();
+    let mut sizes = Vec::new();
+    for r in c.pipeline(&refs(&cmds)).await.map_err(|e| e.to_string())? {
+        if let Value::Array(items) = r
+            && let Some(Value::Bulk(k)) = items.into_iter().next()
+            && let Ok(Value::Int(n)) = c
+                .cmd(&[
+                    b"MEMORY".as_slice(),
+                    b"USAGE".as_slice(),
+                    &k,
+                    b"SAMPLES",
+                    b"0",
+                ])
+                .await
+        {
+            sizes.push(n as u64);
+        }
+    }
+    let avg = if sizes.is_empty() {
+        0
+    } else {
+        sizes.iter().sum::<u64>() / sizes.len() as u64
+    };
+    Ok((keys, keys * avg))
+}

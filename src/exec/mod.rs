@@ -3,7 +3,7 @@
 //! one. Gates poll the real condition (never a fixed sleep) with a bounded deadline and name
 //! what is still missing when it expires.
 
-mod migrate;
+pub mod migrate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -106,6 +106,30 @@ pub fn load_record(state_dir: &Path, name: &str) -> Record {
 }
 
 impl Context {
+    /// (step index, keys, bytes) for every slot move of `plan`, read from the sources.
+    pub async fn estimate_moves(&self, plan: &Plan) -> Vec<(usize, u64, u64)> {
+        let mut out = Vec::new();
+        for (i, step) in plan.steps.iter().enumerate() {
+            if let Step::MoveSlots {
+                from_addr, slots, ..
+            } = step
+            {
+                let list: Vec<u16> = slots.iter().flat_map(|r| r.start..=r.end).collect();
+                if let Ok((keys, bytes)) = migrate::estimate(
+                    from_addr,
+                    &list,
+                    self.password.as_deref(),
+                    self.call_timeout,
+                )
+                .await
+                {
+                    out.push((i + 1, keys, bytes));
+                }
+            }
+        }
+        out
+    }
+
     pub fn observer(&self) -> Observer {
         Observer {
             supervisor: self.supervisor.clone(),
@@ -1136,9 +1160,20 @@ pub struct Summary {
 }
 
 pub fn render_plan_text(plan: &Plan) -> String {
+    render_plan_with(plan, &[])
+}
+
+/// The numbered steps, with the data each slot move carries when it was estimated.
+pub fn render_plan_with(plan: &Plan, estimates: &[(usize, u64, u64)]) -> String {
     let mut s = String::new();
     for (i, step) in plan.steps.iter().enumerate() {
         s.push_str(&format!("  {:>3}. {step}\n", i + 1));
+        if let Some((_, keys, bytes)) = estimates.iter().find(|e| e.0 == i + 1) {
+            s.push_str(&format!(
+                "       ~{keys} keys, ~{:.1} MiB\n",
+                *bytes as f64 / (1024.0 * 1024.0)
+            ));
+        }
     }
     s
 }
