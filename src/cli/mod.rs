@@ -451,6 +451,7 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
         call_timeout: Duration::from_millis(2000),
         options: crate::plan::Options::default(),
         replace: false,
+        record_lock: tokio::sync::Mutex::new(()),
     })
 }
 

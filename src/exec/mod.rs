@@ -88,6 +88,8 @@ pub struct Context {
     pub options: plan::Options,
     /// Let migrations overwrite keys that already exist on the target.
     pub replace: bool,
+    /// Serialises updates of state.json by steps running side by side.
+    pub record_lock: tokio::sync::Mutex<()>,
 }
 
 pub fn record_path(state_dir: &Path) -> PathBuf {
@@ -229,31 +231,49 @@ impl Context {
         summary: &mut Summary,
     ) -> Result<(), ExecError> {
         let total = plan.steps.len();
-        for (i, step) in plan.steps.iter().enumerate() {
-            let index = i + 1;
-            on_event(Event::StepStart {
-                index,
-                total,
-                step: step.to_string(),
-            });
-            let t = Instant::now();
-            self.step(step, index, on_event)
-                .await
-                .map_err(|e| match e {
-                    StepError::Gate(g) => g,
-                    StepError::Other(message) => ExecError::Step {
+        let mut i = 0;
+        while i < total {
+            // Independent steps of one kind run together (starts, meets, slot moves between
+            // disjoint pairs, …); events keep their plan numbers.
+            let mut end = i + 1;
+            while end < total && parallel_with(&plan.steps[i..end], &plan.steps[end]) {
+                end += 1;
+            }
+            let runs = (i..end).map(|k| {
+                let step = &plan.steps[k];
+                async move {
+                    let index = k + 1;
+                    on_event(Event::StepStart {
                         index,
+                        total,
                         step: step.to_string(),
-                        message,
-                    },
-                })?;
-            summary.executed.push(step.clone());
-            on_event(Event::StepDone {
-                index,
-                total,
-                step: step.to_string(),
-                elapsed: t.elapsed(),
+                    });
+                    let t = Instant::now();
+                    self.step(step, index, on_event)
+                        .await
+                        .map_err(|e| match e {
+                            StepError::Gate(g) => g,
+                            StepError::Other(message) => ExecError::Step {
+                                index,
+                                step: step.to_string(),
+                                message,
+                            },
+                        })?;
+                    on_event(Event::StepDone {
+                        index,
+                        total,
+                        step: step.to_string(),
+                        elapsed: t.elapsed(),
+                    });
+                    Ok::<(), ExecError>(())
+                }
             });
+            let results = futures::future::join_all(runs).await;
+            for (k, r) in (i..end).zip(results) {
+                r?;
+                summary.executed.push(plan.steps[k].clone());
+            }
+            i = end;
         }
         Ok(())
     }
@@ -628,6 +648,7 @@ impl Context {
                     Ok(_) if t.kind != TargetKind::Cluster => return Ok(()),
                     Ok(_) => {
                         let id = c.text(&["CLUSTER", "MYID"]).await?;
+                        let _guard = self.record_lock.lock().await;
                         let mut record = load_record(&self.state_dir, &self.topology.name);
                         let live = observe::fetch_on(&mut c).await.ok();
                         // Record only ids we can vouch for: a node that came up empty, or
@@ -1157,6 +1178,35 @@ pub struct Summary {
     pub executed: Vec<Step>,
     pub rounds: usize,
     pub notes: Vec<String>,
+}
+
+/// Can `next` run at the same time as `group` (consecutive steps)? Same kind, and for slot
+/// moves no node in common.
+fn parallel_with(group: &[Step], next: &Step) -> bool {
+    use Step::*;
+    let same = |a: &Step| std::mem::discriminant(a) == std::mem::discriminant(next);
+    match next {
+        Start { .. }
+        | StartReplica { .. }
+        | ConfigSet { .. }
+        | SetConfigEpoch { .. }
+        | AddSlots { .. }
+        | Meet { .. } => group.iter().all(|g| {
+            same(g)
+                || matches!(
+                    (g, next),
+                    (
+                        Start { .. } | StartReplica { .. },
+                        Start { .. } | StartReplica { .. }
+                    )
+                )
+        }),
+        MoveSlots { from, to, .. } => group.iter().all(|g| match g {
+            MoveSlots { from: f, to: t, .. } => f != from && f != to && t != from && t != to,
+            _ => false,
+        }),
+        _ => false,
+    }
 }
 
 pub fn render_plan_text(plan: &Plan) -> String {

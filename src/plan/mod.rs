@@ -249,6 +249,9 @@ impl<'a> State<'a> {
     }
 }
 
+/// `cluster-node-timeout` while a brand-new cluster forms (see plan_cluster).
+pub const BOOTSTRAP_NODE_TIMEOUT_MS: u64 = 500;
+
 /// Choices the operator makes on the command line.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
@@ -592,7 +595,29 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
 
     let converged = all_live && converge::problems(topo, &lives).is_empty();
     if !p.steps.is_empty() || !converged {
-        p.steps.push(Step::WaitConverged { nodes: all_keys });
+        p.steps.push(Step::WaitConverged {
+            nodes: all_keys.clone(),
+        });
+    }
+    // A brand-new cluster forms on a short node timeout: nodes ping a peer they have not
+    // heard from after half of it, so slot maps spread in a few hundred milliseconds instead
+    // of seconds. The declared timeout is set back before apply returns (and, should apply
+    // be interrupted, the next one sees the drift and restores it).
+    let declared_timeout = cluster.settings.node_timeout_ms;
+    let brand_new = all_keys.iter().all(|k| match st(k) {
+        State::StartsFresh => true,
+        State::Live(l) => l.is_fresh(),
+        State::Unknown => false,
+    });
+    if brand_new && declared_timeout > BOOTSTRAP_NODE_TIMEOUT_MS && !p.steps.is_empty() {
+        let set = |ms: u64| {
+            all_keys.iter().map(move |k| Step::ConfigSet {
+                node: k.clone(),
+                params: vec![("cluster-node-timeout".into(), ms.to_string())],
+            })
+        };
+        pre.extend(set(BOOTSTRAP_NODE_TIMEOUT_MS));
+        p.steps.extend(set(declared_timeout));
     }
     pre.append(&mut p.steps);
     p.steps = pre;
