@@ -1181,7 +1181,7 @@ pub struct Summary {
 }
 
 /// Can `next` run at the same time as `group` (consecutive steps)? Same kind, and for slot
-/// moves no node in common.
+/// moves distinct sources.
 fn parallel_with(group: &[Step], next: &Step) -> bool {
     use Step::*;
     let same = |a: &Step| std::mem::discriminant(a) == std::mem::discriminant(next);
@@ -1201,8 +1201,10 @@ fn parallel_with(group: &[Step], next: &Step) -> bool {
                     )
                 )
         }),
+        // A source runs one MIGRATE at a time, so each move needs its own source; a target
+        // imports from several sources at once just fine.
         MoveSlots { from, to, .. } => group.iter().all(|g| match g {
-            MoveSlots { from: f, to: t, .. } => f != from && f != to && t != from && t != to,
+            MoveSlots { from: f, to: t, .. } => f != from && f != to && t != from,
             _ => false,
         }),
         _ => false,
