@@ -350,3 +350,36 @@ fn a_persistence_off_master_is_not_restarted_empty_over_its_replica() {
     let again = judge(d.ports[2], 3000);
     assert_eq!(again["lost"], 0);
 }
+
+#[test]
+fn a_node_whose_process_and_data_are_gone_is_recreated_and_its_old_id_forgotten() {
+    let d = Deployment::cluster("");
+    d.ok(&["apply", "--yes"]);
+    judge(d.ports[0], 2000);
+    let replica = d.ports[1];
+    let old_id = redis_cli(replica, &["CLUSTER", "MYID"]).trim().to_string();
+    let pid = d.pid(replica).unwrap();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(5), || !alive(pid)));
+    std::fs::remove_dir_all(d.state().join("local").join(replica.to_string())).unwrap();
+
+    d.ok(&["apply", "--yes"]);
+    let new_id = redis_cli(replica, &["CLUSTER", "MYID"]).trim().to_string();
+    assert_ne!(new_id, old_id);
+    assert_eq!(
+        info_field(replica, "master_link_status").as_deref(),
+        Some("up")
+    );
+    for &p in &d.ports {
+        assert!(
+            !redis_cli(p, &["CLUSTER", "NODES"]).contains(&old_id),
+            "{p} still lists the old id"
+        );
+    }
+    let (ok, text) = cluster_check(d.ports[0]);
+    assert!(ok, "{text}");
+    assert_eq!(d.json(&["plan"])["steps"].as_array().unwrap().len(), 0);
+}

@@ -93,7 +93,20 @@ fn apply_killed_mid_migration_is_finished_by_the_next_apply() {
     }));
     child.kill().unwrap();
     child.wait().unwrap();
-    d.ok(&["apply", "--yes"]);
+    // A move in flight was journaled; the next apply says what it resumes.
+    let journaled = std::fs::read_dir(d.state().join("moves"))
+        .map(|r| r.count())
+        .unwrap_or(0);
+    let out = d.json(&["apply", "--yes"]);
+    if journaled > 0 {
+        assert!(out["notes"].to_string().contains("did not finish"), "{out}");
+    }
+    assert_eq!(
+        std::fs::read_dir(d.state().join("moves"))
+            .map(|r| r.count())
+            .unwrap_or(0),
+        0
+    );
     let (ok, text) = cluster_check(d.ports[0]);
     assert!(ok, "{text}");
     assert!(text.contains("in 4 masters"), "{text}");

@@ -186,8 +186,11 @@ impl Context {
             if let Some(l) = &o.live
                 && l.is_fresh()
                 && ours
+                && let Some(old) = record.node_ids.insert(key.to_string(), l.myself.id.clone())
+                && old != l.myself.id
+                && !record.replaced.contains(&old)
             {
-                record.node_ids.insert(key.to_string(), l.myself.id.clone());
+                record.replaced.push(old);
             }
         }
         if record != obs.record {
@@ -196,16 +199,38 @@ impl Context {
         Ok(record)
     }
 
+    /// Slot moves journaled by an apply that did not finish them.
+    pub fn interrupted_moves(&self) -> Vec<String> {
+        let Ok(dir) = std::fs::read_dir(self.state_dir.join("moves")) else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter_map(|e| serde_json::from_slice::<Step>(&std::fs::read(e.path()).ok()?).ok())
+            .map(|s| s.to_string())
+            .collect()
+    }
+
     /// observe → plan → execute until the plan is empty.
     pub async fn apply(&self, on_event: &(dyn Fn(Event) + Sync)) -> Result<Summary, ExecError> {
         let mut summary = Summary::default();
+        let resumed: Vec<String> = self
+            .interrupted_moves()
+            .into_iter()
+            .map(|m| {
+                format!("an earlier apply did not finish: {m}; open slots are completed first")
+            })
+            .collect();
         const ROUNDS: usize = 6;
         let mut last = String::new();
         for round in 1..=ROUNDS {
             let obs = self.observe().await;
             self.record_fresh(&obs)?;
             let plan = plan::plan_with(&self.topology, &obs, self.options);
-            summary.notes = plan.notes.clone();
+            summary.notes = resumed
+                .iter()
+                .cloned()
+                .chain(plan.notes.iter().cloned())
+                .collect();
             if !plan.blockers.is_empty() {
                 return Err(ExecError::Blocked(plan.blockers.join("\n  - ")));
             }
@@ -348,12 +373,30 @@ impl Context {
                         elapsed: p.elapsed,
                     })
                 };
+                // Journal the move before it starts; the next apply reports what it resumes.
+                let journal = self
+                    .state_dir
+                    .join("moves")
+                    .join(format!("{from}-to-{to}.json"));
+                let body = serde_json::to_vec_pretty(step).unwrap_or_default();
+                let _ = fsio::ensure_dir(&self.state_dir.join("moves"), 0o750);
+                fsio::write_atomic(&journal, &body, 0o640)
+                    .map_err(|e| StepError::Other(format!("journal {}: {e}", journal.display())))?;
                 migrate::run(&job, &report)
                     .await
-                    .map(|_| ())
-                    .map_err(StepError::Other)
+                    .map_err(StepError::Other)?;
+                let _ = std::fs::remove_file(&journal);
+                Ok(())
             }
             Step::Retire { node, id, addr } => self.retire(node, id, addr).await,
+            Step::Forget { id, .. } => {
+                self.forget_everywhere(id).await?;
+                let _guard = self.record_lock.lock().await;
+                let mut record = load_record(&self.state_dir, &self.topology.name);
+                record.replaced.retain(|r| r != id);
+                self.save_record(&record)
+                    .map_err(|e| StepError::Other(e.to_string()))
+            }
             Step::ClusterFailover { node } => {
                 self.cluster_failover(index, node, false, on_event).await
             }
@@ -656,7 +699,12 @@ impl Context {
                         if live.as_ref().is_some_and(Live::is_fresh)
                             || record.id_of(node) == Some(id.as_str())
                         {
-                            record.node_ids.insert(node.to_string(), id);
+                            if let Some(old) = record.node_ids.insert(node.to_string(), id.clone())
+                                && old != id
+                                && !record.replaced.contains(&old)
+                            {
+                                record.replaced.push(old);
+                            }
                             self.save_record(&record)
                                 .map_err(|e| StepError::Other(e.to_string()))?;
                         }
@@ -876,6 +924,40 @@ impl Context {
         .await
         .map_err(|e| StepError::Other(e.to_string()))?
         .map_err(|e| StepError::Other(e.to_string()))?;
+        self.forget_everywhere(id).await?;
+        if self.options.purge && managed.paths.dir.exists() {
+            std::fs::remove_dir_all(&managed.paths.dir).map_err(|e| {
+                StepError::Other(format!("remove {}: {e}", managed.paths.dir.display()))
+            })?;
+        }
+        let _guard = self.record_lock.lock().await;
+        let mut record = load_record(&self.state_dir, &self.topology.name);
+        record.node_ids.remove(&node.to_string());
+        self.save_record(&record)
+            .map_err(|e| StepError::Other(e.to_string()))?;
+        Ok(())
+    }
+
+    /// `CLUSTER FORGET id` on every declared cluster node at once (within the 60 s ban), after
+    /// checking that nobody sees it owning a slot.
+    async fn forget_everywhere(&self, id: &str) -> Result<(), StepError> {
+        let declared: Vec<&Target> = self
+            .targets
+            .iter()
+            .filter(|t| t.kind == TargetKind::Cluster)
+            .collect();
+        for t in &declared {
+            if let Ok(mut c) = self.conn(&t.managed.key).await
+                && let Ok(live) = observe::fetch_on(&mut c).await
+                && live.peer(id).is_some_and(|l| !l.slots.is_empty())
+            {
+                return Err(StepError::Other(format!(
+                    "{} sees {} owning slots; a slot-owning node is never forgotten",
+                    t.managed.key,
+                    crate::plan::short(id)
+                )));
+            }
+        }
         let forgets = declared.iter().map(|t| async move {
             match self.conn(&t.managed.key).await {
                 Ok(mut c) => match c.cmd(&["CLUSTER", "FORGET", id]).await {
@@ -901,15 +983,6 @@ impl Context {
                 errors.join("; ")
             )));
         }
-        if self.options.purge && managed.paths.dir.exists() {
-            std::fs::remove_dir_all(&managed.paths.dir).map_err(|e| {
-                StepError::Other(format!("remove {}: {e}", managed.paths.dir.display()))
-            })?;
-        }
-        let mut record = load_record(&self.state_dir, &self.topology.name);
-        record.node_ids.remove(&node.to_string());
-        self.save_record(&record)
-            .map_err(|e| StepError::Other(e.to_string()))?;
         Ok(())
     }
 

@@ -25,6 +25,10 @@ pub struct Record {
     pub deployment: String,
     /// `host:port` → node id.
     pub node_ids: BTreeMap<String, String>,
+    /// Ids of our nodes that were recreated empty under a new id: the cluster still lists them
+    /// (failing, often without an address) until they are forgotten.
+    #[serde(default)]
+    pub replaced: Vec<String>,
 }
 
 impl Record {

@@ -21,7 +21,7 @@ use crate::supervise::ProcState;
 use crate::topology::slots::{SlotRange, count, format_ranges, ranges_of};
 use crate::topology::{InstanceKey, Topology};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
     /// Render the instance's files and start its process.
@@ -78,6 +78,9 @@ pub enum Step {
         id: String,
         addr: String,
     },
+    /// `CLUSTER FORGET` on every node of an old identity still listed at the address of a
+    /// declared node that was recreated empty (it owns no slots).
+    Forget { id: String, addr: String },
     /// `CONFIG SET` of live-changeable settings that drifted from the topology.
     ConfigSet {
         node: InstanceKey,
@@ -144,6 +147,11 @@ impl fmt::Display for Step {
             Step::WaitMembership { nodes } => {
                 write!(f, "wait until all {} nodes see each other", nodes.len())
             }
+            Step::Forget { id, addr } => write!(
+                f,
+                "forget the old identity {} of {addr} on every node (recreated)",
+                short(id)
+            ),
             Step::ClusterFailover { node } => {
                 write!(f, "fail over to {node} (CLUSTER FAILOVER, no write lost)")
             }
@@ -838,10 +846,41 @@ fn retirements(
             addr: line.addr(),
         });
     }
+    // Old identities of declared nodes that were recreated empty at the same address: the
+    // rest of the cluster still lists them (failing). Forget them unless they own slots.
+    let live_ids: HashMap<String, &str> = topo
+        .cluster_instances()
+        .filter_map(|i| {
+            obs.nodes
+                .get(&i.key)
+                .and_then(|o| o.live.as_ref())
+                .map(|l| (i.endpoint(), l.myself.id.as_str()))
+        })
+        .collect();
+    let mut stale: BTreeSet<(String, String)> = BTreeSet::new();
+    for o in obs.nodes.values().filter_map(|o| o.live.as_ref()) {
+        for peer in &o.peers {
+            let same_address = live_ids
+                .get(&peer.addr())
+                .is_some_and(|current| *current != peer.id);
+            let replaced = obs.record.replaced.contains(&peer.id);
+            if (same_address || replaced) && peer.slots.is_empty() && !peer.flags.handshake {
+                stale.insert((peer.id.clone(), peer.addr()));
+            }
+        }
+    }
+    for (id, addr) in &stale {
+        steps.push(Step::Forget {
+            id: id.clone(),
+            addr: addr.clone(),
+        });
+    }
     // Members nobody declared and redisctl did not create: reported only.
     for o in obs.nodes.values().filter_map(|o| o.live.as_ref()) {
         for peer in &o.peers {
-            let known = obs.record.node_ids.values().any(|id| *id == peer.id);
+            let known = obs.record.node_ids.values().any(|id| *id == peer.id)
+                || stale.iter().any(|(id, _)| *id == peer.id)
+                || peer.flags.handshake;
             if !known && !p.notes.iter().any(|n| n.contains(&peer.id)) {
                 p.notes.push(format!(
                     "{} ({}) is a member of this cluster that the topology does not declare and redisctl did not create; it is left alone",

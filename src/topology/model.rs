@@ -110,7 +110,7 @@ impl Shard {
 }
 
 /// Identity of an instance: host name and port. Stable across runs; node ids are not.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 pub struct InstanceKey {
     pub host: String,
     pub port: u16,

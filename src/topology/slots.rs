@@ -5,7 +5,9 @@ use std::fmt;
 pub const SLOTS: u16 = 16384;
 
 /// An inclusive range of slots, `start..=end`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct SlotRange {
     pub start: u16,
     pub end: u16,
