@@ -66,6 +66,9 @@ fn scale_3_to_4_to_3_under_writes_loses_nothing() {
         );
         assert!(!redis_cli(d.ports[0], &["CLUSTER", "NODES"]).contains(&format!(":{p}@")));
     }
+    // destroy removes the whole deployment, kept data of retired nodes included.
+    d.ok(&["destroy", "--yes"]);
+    assert!(!d.state().exists(), "state left behind");
 }
 
 #[test]

@@ -653,6 +653,44 @@ fn destroy(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<E
             let _ = std::fs::remove_dir(parent);
         }
     }
+    // Nodes retired by scale-in keep their data until the deployment is destroyed: remove
+    // every other instance directory this deployment generated (its redis.conf says so).
+    let marker = format!(
+        "{} for deployment {:?}",
+        render::GENERATED_MARK,
+        ctx.topology.name
+    );
+    for host in std::fs::read_dir(&ctx.state_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for inst in std::fs::read_dir(host.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let dir = inst.path();
+            let ours = std::fs::read_to_string(dir.join("redis.conf"))
+                .is_ok_and(|c| c.starts_with(&marker));
+            if !ours {
+                continue;
+            }
+            if let Ok(pid) = std::fs::read_to_string(dir.join("redis.pid"))
+                && let Ok(pid) = pid.trim().parse::<i32>()
+                && std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|c| c.starts_with(&dir))
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+            std::fs::remove_dir_all(&dir).with_context(|| format!("remove {}", dir.display()))?;
+            removed.push(dir.display().to_string());
+        }
+        let _ = std::fs::remove_dir(host.path());
+    }
+    let _ = std::fs::remove_dir_all(ctx.state_dir.join("moves"));
     let _ = std::fs::remove_file(exec::record_path(&ctx.state_dir));
     let _ = std::fs::remove_file(ctx.state_dir.join(".lock"));
     drop(lock);
