@@ -56,6 +56,15 @@ impl Sim {
         self.nodes.values().find(|n| n.id == id && n.running)
     }
 
+    fn ip_of(&self, key: &InstanceKey) -> String {
+        self.topo
+            .cluster_instances()
+            .find(|i| &i.key == key)
+            .map(|i| i.address.to_string())
+            // Retired nodes are no longer declared; any address not used by a declared one.
+            .unwrap_or_else(|| "127.0.0.99".into())
+    }
+
     fn line(&self, n: &Node, myself: bool) -> NodeLine {
         let key = self
             .nodes
@@ -63,9 +72,10 @@ impl Sim {
             .find(|(_, x)| x.id == n.id)
             .map(|(k, _)| k.clone())
             .unwrap();
+        let ip = self.ip_of(&key);
         NodeLine {
             id: n.id.clone(),
-            ip: "127.0.0.1".into(),
+            ip,
             port: key.port,
             bus_port: key.port + 10000,
             flags: Flags {
@@ -122,7 +132,7 @@ impl Sim {
             nodes.insert(
                 key.clone(),
                 NodeObs {
-                    endpoint: format!("127.0.0.1:{}", key.port),
+                    endpoint: format!("{}:{}", self.ip_of(key), key.port),
                     process: if n.running {
                         ProcState::Running { pid: 1 }
                     } else {
