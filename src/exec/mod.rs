@@ -986,6 +986,34 @@ impl Context {
         Ok(())
     }
 
+    /// One poll of a gate: done when nothing is missing; past the deadline, an error naming
+    /// everything still missing; otherwise report progress and poll again.
+    fn settled(
+        &self,
+        index: usize,
+        what: &str,
+        deadline: Instant,
+        missing: Vec<String>,
+        on_event: &(dyn Fn(Event) + Sync),
+    ) -> Result<bool, StepError> {
+        if missing.is_empty() {
+            return Ok(true);
+        }
+        if Instant::now() > deadline {
+            return Err(StepError::Gate(ExecError::Gate {
+                secs: self.gate_timeout.as_secs(),
+                what: what.to_string(),
+                missing: missing.join("\n  - "),
+            }));
+        }
+        on_event(Event::StepWaiting {
+            index,
+            missing: missing.len(),
+            first: missing[0].clone(),
+        });
+        Ok(false)
+    }
+
     /// Re-observe the whole deployment until `check` finds nothing missing, or the deadline
     /// passes.
     async fn gate_observed(
@@ -998,22 +1026,9 @@ impl Context {
         let deadline = Instant::now() + self.gate_timeout;
         loop {
             let obs = self.observe().await;
-            let missing = check(&obs);
-            if missing.is_empty() {
+            if self.settled(index, what, deadline, check(&obs), on_event)? {
                 return Ok(());
             }
-            if Instant::now() > deadline {
-                return Err(StepError::Gate(ExecError::Gate {
-                    secs: self.gate_timeout.as_secs(),
-                    what: what.to_string(),
-                    missing: missing.join("\n  - "),
-                }));
-            }
-            on_event(Event::StepWaiting {
-                index,
-                missing: missing.len(),
-                first: missing[0].clone(),
-            });
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -1197,21 +1212,9 @@ impl Context {
             if missing.is_empty() {
                 missing = check(&lives);
             }
-            if missing.is_empty() {
+            if self.settled(index, what, deadline, missing, on_event)? {
                 return Ok(());
             }
-            if Instant::now() > deadline {
-                return Err(StepError::Gate(ExecError::Gate {
-                    secs: self.gate_timeout.as_secs(),
-                    what: what.to_string(),
-                    missing: missing.join("\n  - "),
-                }));
-            }
-            on_event(Event::StepWaiting {
-                index,
-                missing: missing.len(),
-                first: missing[0].clone(),
-            });
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

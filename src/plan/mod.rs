@@ -702,9 +702,7 @@ fn slot_moves<'a>(
     for (k, line) in &retired {
         key_of.insert(&line.id, (k.clone(), line.addr()));
     }
-    // (node, address) of a move's source and target, and its slots.
-    type End = (InstanceKey, String);
-    let mut moves: Vec<(End, End, Vec<u16>)> = Vec::new();
+    let mut moves: Vec<Move> = Vec::new();
     let mut push = |from: &(InstanceKey, String), to: &(InstanceKey, String), slot: u16| match moves
         .iter_mut()
         .find(|(f, t, _)| f.0 == from.0 && t.0 == to.0)
@@ -753,16 +751,7 @@ fn slot_moves<'a>(
             "{} slot(s) were left open by an interrupted migration; finishing them",
             open.len()
         ));
-        return moves
-            .into_iter()
-            .map(|(f, t, v)| Step::MoveSlots {
-                from: f.0,
-                to: t.0,
-                from_addr: f.1,
-                to_addr: t.1,
-                slots: ranges_of(v),
-            })
-            .collect();
+        return move_steps(moves);
     }
 
     // 2. Balance: every slot of a retired master, and each declared shard's surplus over its
@@ -806,6 +795,13 @@ fn slot_moves<'a>(
             push(&from, &to, slot);
         }
     }
+    move_steps(moves)
+}
+
+/// ((source, address), (target, address), slots) → MoveSlots steps.
+type Move = ((InstanceKey, String), (InstanceKey, String), Vec<u16>);
+
+fn move_steps(moves: Vec<Move>) -> Vec<Step> {
     moves
         .into_iter()
         .map(|(f, t, v)| Step::MoveSlots {
