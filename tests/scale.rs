@@ -206,3 +206,79 @@ fn failover_check_and_restore_roles_in_a_cluster() {
             .contains("appendfsync is \"always\", declared \"everysec\"")
     );
 }
+
+#[test]
+fn an_identical_copy_on_the_target_is_not_a_conflict() {
+    let d = Deployment::cluster("");
+    d.ok(&["apply", "--yes"]);
+    let (a, b) = (d.ports[0], d.ports[2]);
+    let id = |p: u16| redis_cli(p, &["CLUSTER", "MYID"]).trim().to_string();
+    let key = "k596"; // slot 0
+    redis_cli(a, &["SET", key, "same"]);
+    redis_cli(b, &["CLUSTER", "SETSLOT", "0", "IMPORTING", &id(a)]);
+    redis_cli(a, &["CLUSTER", "SETSLOT", "0", "MIGRATING", &id(b)]);
+    let py = format!(
+        "import redis; c=redis.Redis(port={b}); c.execute_command('ASKING'); c.set('{key}', 'same')"
+    );
+    assert!(
+        Command::new("python3")
+            .args(["-c", &py])
+            .status()
+            .unwrap()
+            .success()
+    );
+    d.ok(&["apply", "--yes"]);
+    let (ok, text) = cluster_check(d.ports[0]);
+    assert!(ok, "{text}");
+    let py = format!(
+        "import redis.cluster as c; print(c.RedisCluster(host='127.0.0.1', port={a}).get('{key}').decode())"
+    );
+    let out = Command::new("python3").args(["-c", &py]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "same");
+}
+
+#[test]
+#[ignore = "flaky: once in four runs the new master stayed cluster_state:fail after the killed source restarted, so the pre-move gate timed out; kept for the investigation in issue 5 (cargo test -- --ignored)"]
+fn a_source_master_killed_mid_migration_is_replaced_and_the_move_completes() {
+    let ports = free_ports(8);
+    let d = Deployment::with_ports(3, 1, &ports);
+    d.ok(&["apply", "--yes"]);
+    judge(d.ports[0], 60_000);
+    d.set_shards(4);
+    let mut child = Command::new(bin())
+        .args(["apply", "--yes"])
+        .arg(&d.file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Once shard 1's master is migrating a slot, kill it (and the apply).
+    let source = d.ports[0];
+    assert!(wait_for(Duration::from_secs(30), || {
+        redis_cli(source, &["CLUSTER", "NODES"])
+            .lines()
+            .any(|l| l.contains("myself") && l.contains("->-"))
+    }));
+    let pid = d.pid(source).unwrap();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Its replica takes over after the node timeout (5 s).
+    let replica = d.ports[1];
+    assert!(wait_for(Duration::from_secs(20), || info_field(
+        replica, "role"
+    )
+    .as_deref()
+        == Some("master")));
+
+    d.ok(&["apply", "--yes"]);
+    let (ok, text) = cluster_check(d.ports[2]);
+    assert!(ok, "{text}");
+    assert!(text.contains("in 4 masters"), "{text}");
+    assert_eq!(dbsize_sum(&d.ports), 60_000);
+    let again = judge(d.ports[2], 60_000);
+    assert_eq!(again["lost"], 0);
+}

@@ -160,22 +160,13 @@ pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<
             let commands: Vec<Vec<Vec<u8>>> = per_slot
                 .iter()
                 .map(|keys| {
-                    let mut args: Vec<Vec<u8>> = vec![
-                        b"MIGRATE".to_vec(),
-                        dst_host.as_bytes().to_vec(),
-                        dst_port.as_bytes().to_vec(),
-                        Vec::new(),
-                        b"0".to_vec(),
-                        migrate_timeout_ms.to_string().into_bytes(),
-                    ];
-                    if job.replace {
-                        args.push(b"REPLACE".to_vec());
-                    }
-                    if let Some(pw) = job.password {
-                        args.push(b"AUTH".to_vec());
-                        args.push(pw.as_bytes().to_vec());
-                    }
-                    args.push(b"KEYS".to_vec());
+                    let mut args = migrate_args(
+                        &dst_host,
+                        &dst_port,
+                        migrate_timeout_ms,
+                        job.replace,
+                        job.password,
+                    );
                     args.extend(keys.iter().cloned());
                     args
                 })
@@ -188,16 +179,40 @@ pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<
             for (keys, reply) in per_slot.iter().zip(replies.map_err(err)?) {
                 match reply {
                     Value::Error(e) if e.contains("BUSYKEY") => {
-                        let names: Vec<String> = keys
-                            .iter()
-                            .take(10)
-                            .map(|k| String::from_utf8_lossy(k).into_owned())
-                            .collect();
-                        return Err(format!(
-                            "keys already exist on {} (BUSYKEY), among: {}; nothing was overwritten. If the source's values should win, run apply again with --replace",
-                            job.to_addr,
-                            names.join(", ")
-                        ));
+                        // Keys on both sides. Identical copies (a move interrupted after the
+                        // target got a key but before the source forgot it, e.g. when the
+                        // source's replica took over) are safe to overwrite; anything else is
+                        // refused and named.
+                        let differing = differing_keys(&mut src, &mut dst, keys)
+                            .await
+                            .map_err(err)?;
+                        if !differing.is_empty() {
+                            let names: Vec<String> = differing
+                                .iter()
+                                .take(10)
+                                .map(|k| String::from_utf8_lossy(k).into_owned())
+                                .collect();
+                            return Err(format!(
+                                "{} key(s) already exist on {} with other values (BUSYKEY): {}; nothing was overwritten. If the source's values should win, run apply again with --replace",
+                                differing.len(),
+                                job.to_addr,
+                                names.join(", ")
+                            ));
+                        }
+                        let mut args = migrate_args(
+                            &dst_host,
+                            &dst_port,
+                            migrate_timeout_ms,
+                            true,
+                            job.password,
+                        );
+                        args.extend(keys.iter().cloned());
+                        match src.pipeline(&[args.as_slice()]).await.map_err(err)?.pop() {
+                            Some(Value::Error(e)) => {
+                                return Err(format!("{}: MIGRATE REPLACE: {e}", job.from_addr));
+                            }
+                            _ => state.keys_moved += keys.len() as u64,
+                        }
                     }
                     Value::Error(e) if e.contains("IOERR") || e.contains("timeout") => {
                         // Slow target or big keys: smaller batches, more time; the keys are
@@ -235,6 +250,62 @@ pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<
     }
     state.elapsed = t0.elapsed();
     Ok(state)
+}
+
+/// `MIGRATE host port "" 0 timeout [REPLACE] [AUTH pw] KEYS` (keys to be appended).
+fn migrate_args(
+    host: &str,
+    port: &str,
+    timeout_ms: u64,
+    replace: bool,
+    password: Option<&str>,
+) -> Vec<Vec<u8>> {
+    let mut args: Vec<Vec<u8>> = vec![
+        b"MIGRATE".to_vec(),
+        host.as_bytes().to_vec(),
+        port.as_bytes().to_vec(),
+        Vec::new(),
+        b"0".to_vec(),
+        timeout_ms.to_string().into_bytes(),
+    ];
+    if replace {
+        args.push(b"REPLACE".to_vec());
+    }
+    if let Some(pw) = password {
+        args.push(b"AUTH".to_vec());
+        args.push(pw.as_bytes().to_vec());
+    }
+    args.push(b"KEYS".to_vec());
+    args
+}
+
+/// Keys that exist on the target with a value other than the source's (DUMP compared; the
+/// target is importing, hence ASKING).
+async fn differing_keys(
+    src: &mut Conn,
+    dst: &mut Conn,
+    keys: &[Vec<u8>],
+) -> Result<Vec<Vec<u8>>, ClientError> {
+    let dump: Vec<Vec<Vec<u8>>> = keys
+        .iter()
+        .map(|k| vec![b"DUMP".to_vec(), k.clone()])
+        .collect();
+    let src_cmds: Vec<&[Vec<u8>]> = dump.iter().map(Vec::as_slice).collect();
+    let asking = vec![b"ASKING".to_vec()];
+    let mut dst_cmds: Vec<&[Vec<u8>]> = Vec::new();
+    for d in &dump {
+        dst_cmds.push(asking.as_slice());
+        dst_cmds.push(d.as_slice());
+    }
+    let theirs = src.pipeline(&src_cmds).await?;
+    let ours = dst.pipeline(&dst_cmds).await?;
+    Ok(keys
+        .iter()
+        .zip(theirs)
+        .zip(ours.into_iter().skip(1).step_by(2))
+        .filter(|((_, s), d)| !matches!(d, Value::Nil) && s != d)
+        .map(|((k, _), _)| k.clone())
+        .collect())
 }
 
 fn setslot(slot: u16, how: &str, id: &str) -> Vec<String> {
