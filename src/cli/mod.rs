@@ -2,6 +2,7 @@
 //! only layer that uses anyhow and decides exit codes.
 
 mod check;
+mod manpages;
 mod status;
 
 use std::path::{Path, PathBuf};
@@ -38,7 +39,7 @@ struct UserError(String);
 #[command(
     name = "redisctl",
     version,
-    about = "Turn a declarative YAML topology into a running, healthy Redis Cluster",
+    about = "Turn a declarative YAML topology into a running, healthy Redis deployment: Redis Cluster, master-replica groups and Sentinels",
     after_help = "Exit codes: 0 ok, 1 invalid input / refused / drift (plan --exit-code), 2 failure, 130 interrupted."
 )]
 pub struct Cli {
@@ -120,6 +121,12 @@ enum Command {
     Schema,
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
+    /// Write the man pages into DIR (packaging).
+    #[command(hide = true)]
+    Man {
+        #[arg(long, default_value = "man")]
+        out: PathBuf,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -194,6 +201,14 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Render { file, out: dir } => render_cmd(cli, file, dir.as_deref(), out),
+        Command::Man { out: dir } => {
+            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+            for (name, text) in manpages::pages() {
+                std::fs::write(dir.join(&name), text)
+                    .with_context(|| format!("write {}", dir.join(&name).display()))?;
+            }
+            Ok(Exit::Ok)
+        }
         Command::Plan { file, exit_code } => {
             let ctx = context(cli, file, out)?;
             let rt = runtime()?;

@@ -1,0 +1,127 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_redisctl_global_optspecs
+    string join \n o/output= state-dir= timeout= h/help V/version
+end
+
+function __fish_redisctl_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_redisctl_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_redisctl_using_subcommand
+    set -l cmd (__fish_redisctl_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c redisctl -n "__fish_redisctl_needs_command" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
+json\t''"
+complete -c redisctl -n "__fish_redisctl_needs_command" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
+complete -c redisctl -n "__fish_redisctl_needs_command" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_needs_command" -s h -l help -d 'Print help'
+complete -c redisctl -n "__fish_redisctl_needs_command" -s V -l version -d 'Print version'
+complete -c redisctl -n "__fish_redisctl_needs_command" -f -a "validate" -d 'Check a topology file; report every problem with file:line:column'
+complete -c redisctl -n "__fish_redisctl_needs_command" -f -a "render" -d 'Write (or print) the files redisctl would generate for each instance'
+complete -c redisctl -n "__fish_redisctl_needs_command" -f -a "plan" -d 'Show the numbered steps `apply` would execute. Changes nothing'
+complete -c redisctl -n "__fish_redisctl_needs_command" -f -a "apply" -d 'Converge the live deployment to the topology'
+complete -c redisctl -n "__fish_redisctl_needs_command" -f -a "status" -d 'Per-node state: role, shard, slots, links, replication, keys, memory, persistence'
+complete -c redisctl -n "__fish_redisctl_needs_command" -f -a "check" -d 'Verify the live deployment: membership and slot maps agree everywhere, full coverage, no open slots, replicas as declared, master and replica on different hosts, no drift. Exits 1 when anything is wrong'
+complete -c redisctl -n "__fish_redisctl_needs_command" -f -a "failover" -d 'Make a replica the master of its shard or group (CLUSTER FAILOVER / SENTINEL FAILOVER) and wait until every node agrees. Refuses a lagging replica unless --force'
+complete -c redisctl -n "__fish_redisctl_needs_command" -f -a "destroy" -d 'Stop every instance and delete its state and data. Needs --yes'
+complete -c redisctl -n "__fish_redisctl_needs_command" -f -a "keyslot" -d 'Hash slot of each key (CRC16 with {hash tags}, as CLUSTER KEYSLOT)'
+complete -c redisctl -n "__fish_redisctl_needs_command" -f -a "schema" -d 'Print the JSON Schema of the topology format'
+complete -c redisctl -n "__fish_redisctl_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c redisctl -n "__fish_redisctl_needs_command" -f -a "man" -d 'Write the man pages into DIR (packaging)'
+complete -c redisctl -n "__fish_redisctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c redisctl -n "__fish_redisctl_using_subcommand validate" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
+json\t''"
+complete -c redisctl -n "__fish_redisctl_using_subcommand validate" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
+complete -c redisctl -n "__fish_redisctl_using_subcommand validate" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand validate" -s h -l help -d 'Print help'
+complete -c redisctl -n "__fish_redisctl_using_subcommand render" -l out -d 'Write the state layout under DIR instead of printing (secrets are redacted)' -r -F
+complete -c redisctl -n "__fish_redisctl_using_subcommand render" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
+json\t''"
+complete -c redisctl -n "__fish_redisctl_using_subcommand render" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
+complete -c redisctl -n "__fish_redisctl_using_subcommand render" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand render" -s h -l help -d 'Print help'
+complete -c redisctl -n "__fish_redisctl_using_subcommand plan" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
+json\t''"
+complete -c redisctl -n "__fish_redisctl_using_subcommand plan" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
+complete -c redisctl -n "__fish_redisctl_using_subcommand plan" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand plan" -l exit-code -d 'Exit 1 when there is something to do'
+complete -c redisctl -n "__fish_redisctl_using_subcommand plan" -s h -l help -d 'Print help'
+complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
+json\t''"
+complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
+complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -s y -l yes -d 'Do not ask for confirmation'
+complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l restore-roles -d 'Move mastership back to the preferred masters (safe Sentinel failovers)'
+complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l replace -d 'When moving slots, overwrite keys that already exist on the target (BUSYKEY)'
+complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l purge -d 'Delete the data directories of nodes removed from the topology'
+complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -s h -l help -d 'Print help'
+complete -c redisctl -n "__fish_redisctl_using_subcommand status" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
+json\t''"
+complete -c redisctl -n "__fish_redisctl_using_subcommand status" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
+complete -c redisctl -n "__fish_redisctl_using_subcommand status" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand status" -s h -l help -d 'Print help'
+complete -c redisctl -n "__fish_redisctl_using_subcommand check" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
+json\t''"
+complete -c redisctl -n "__fish_redisctl_using_subcommand check" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
+complete -c redisctl -n "__fish_redisctl_using_subcommand check" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand check" -s h -l help -d 'Print help'
+complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
+json\t''"
+complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
+complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -l force
+complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -s h -l help -d 'Print help'
+complete -c redisctl -n "__fish_redisctl_using_subcommand destroy" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
+json\t''"
+complete -c redisctl -n "__fish_redisctl_using_subcommand destroy" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
+complete -c redisctl -n "__fish_redisctl_using_subcommand destroy" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand destroy" -l yes -d 'Confirm that the deployment\'s data is to be deleted'
+complete -c redisctl -n "__fish_redisctl_using_subcommand destroy" -s h -l help -d 'Print help'
+complete -c redisctl -n "__fish_redisctl_using_subcommand keyslot" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
+json\t''"
+complete -c redisctl -n "__fish_redisctl_using_subcommand keyslot" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
+complete -c redisctl -n "__fish_redisctl_using_subcommand keyslot" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand keyslot" -s h -l help -d 'Print help'
+complete -c redisctl -n "__fish_redisctl_using_subcommand schema" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
+json\t''"
+complete -c redisctl -n "__fish_redisctl_using_subcommand schema" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
+complete -c redisctl -n "__fish_redisctl_using_subcommand schema" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand schema" -s h -l help -d 'Print help'
+complete -c redisctl -n "__fish_redisctl_using_subcommand completions" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
+json\t''"
+complete -c redisctl -n "__fish_redisctl_using_subcommand completions" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
+complete -c redisctl -n "__fish_redisctl_using_subcommand completions" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c redisctl -n "__fish_redisctl_using_subcommand man" -l out -r -F
+complete -c redisctl -n "__fish_redisctl_using_subcommand man" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
+json\t''"
+complete -c redisctl -n "__fish_redisctl_using_subcommand man" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
+complete -c redisctl -n "__fish_redisctl_using_subcommand man" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand man" -s h -l help -d 'Print help'
+complete -c redisctl -n "__fish_redisctl_using_subcommand help; and not __fish_seen_subcommand_from validate render plan apply status check failover destroy keyslot schema completions man help" -f -a "validate" -d 'Check a topology file; report every problem with file:line:column'
+complete -c redisctl -n "__fish_redisctl_using_subcommand help; and not __fish_seen_subcommand_from validate render plan apply status check failover destroy keyslot schema completions man help" -f -a "render" -d 'Write (or print) the files redisctl would generate for each instance'
+complete -c redisctl -n "__fish_redisctl_using_subcommand help; and not __fish_seen_subcommand_from validate render plan apply status check failover destroy keyslot schema completions man help" -f -a "plan" -d 'Show the numbered steps `apply` would execute. Changes nothing'
+complete -c redisctl -n "__fish_redisctl_using_subcommand help; and not __fish_seen_subcommand_from validate render plan apply status check failover destroy keyslot schema completions man help" -f -a "apply" -d 'Converge the live deployment to the topology'
+complete -c redisctl -n "__fish_redisctl_using_subcommand help; and not __fish_seen_subcommand_from validate render plan apply status check failover destroy keyslot schema completions man help" -f -a "status" -d 'Per-node state: role, shard, slots, links, replication, keys, memory, persistence'
+complete -c redisctl -n "__fish_redisctl_using_subcommand help; and not __fish_seen_subcommand_from validate render plan apply status check failover destroy keyslot schema completions man help" -f -a "check" -d 'Verify the live deployment: membership and slot maps agree everywhere, full coverage, no open slots, replicas as declared, master and replica on different hosts, no drift. Exits 1 when anything is wrong'
+complete -c redisctl -n "__fish_redisctl_using_subcommand help; and not __fish_seen_subcommand_from validate render plan apply status check failover destroy keyslot schema completions man help" -f -a "failover" -d 'Make a replica the master of its shard or group (CLUSTER FAILOVER / SENTINEL FAILOVER) and wait until every node agrees. Refuses a lagging replica unless --force'
+complete -c redisctl -n "__fish_redisctl_using_subcommand help; and not __fish_seen_subcommand_from validate render plan apply status check failover destroy keyslot schema completions man help" -f -a "destroy" -d 'Stop every instance and delete its state and data. Needs --yes'
+complete -c redisctl -n "__fish_redisctl_using_subcommand help; and not __fish_seen_subcommand_from validate render plan apply status check failover destroy keyslot schema completions man help" -f -a "keyslot" -d 'Hash slot of each key (CRC16 with {hash tags}, as CLUSTER KEYSLOT)'
+complete -c redisctl -n "__fish_redisctl_using_subcommand help; and not __fish_seen_subcommand_from validate render plan apply status check failover destroy keyslot schema completions man help" -f -a "schema" -d 'Print the JSON Schema of the topology format'
+complete -c redisctl -n "__fish_redisctl_using_subcommand help; and not __fish_seen_subcommand_from validate render plan apply status check failover destroy keyslot schema completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c redisctl -n "__fish_redisctl_using_subcommand help; and not __fish_seen_subcommand_from validate render plan apply status check failover destroy keyslot schema completions man help" -f -a "man" -d 'Write the man pages into DIR (packaging)'
+complete -c redisctl -n "__fish_redisctl_using_subcommand help; and not __fish_seen_subcommand_from validate render plan apply status check failover destroy keyslot schema completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
