@@ -883,22 +883,7 @@ impl Context {
     /// Stop a node the topology no longer declares and forget it everywhere, after checking
     /// once more that no node sees it owning a slot.
     async fn retire(&self, node: &InstanceKey, id: &str, addr: &str) -> Result<(), StepError> {
-        let declared: Vec<&Target> = self
-            .targets
-            .iter()
-            .filter(|t| t.kind == TargetKind::Cluster)
-            .collect();
-        for t in &declared {
-            if let Ok(mut c) = self.conn(&t.managed.key).await
-                && let Ok(live) = observe::fetch_on(&mut c).await
-                && live.peer(id).is_some_and(|l| !l.slots.is_empty())
-            {
-                return Err(StepError::Other(format!(
-                    "{} still sees {node} owning slots; a slot-owning node is never forgotten",
-                    t.managed.key
-                )));
-            }
-        }
+        self.refuse_if_owning_slots(id, &node.to_string()).await?;
         // Stop it (keeping its data), then forget it while it cannot gossip itself back.
         let ip: std::net::IpAddr = addr
             .rsplit_once(':')
@@ -938,26 +923,36 @@ impl Context {
         Ok(())
     }
 
-    /// `CLUSTER FORGET id` on every declared cluster node at once (within the 60 s ban), after
-    /// checking that nobody sees it owning a slot.
-    async fn forget_everywhere(&self, id: &str) -> Result<(), StepError> {
-        let declared: Vec<&Target> = self
+    /// A node is never stopped or forgotten while any node sees it owning a slot.
+    async fn refuse_if_owning_slots(&self, id: &str, name: &str) -> Result<(), StepError> {
+        for t in self
             .targets
             .iter()
             .filter(|t| t.kind == TargetKind::Cluster)
-            .collect();
-        for t in &declared {
+        {
             if let Ok(mut c) = self.conn(&t.managed.key).await
                 && let Ok(live) = observe::fetch_on(&mut c).await
                 && live.peer(id).is_some_and(|l| !l.slots.is_empty())
             {
                 return Err(StepError::Other(format!(
-                    "{} sees {} owning slots; a slot-owning node is never forgotten",
-                    t.managed.key,
-                    crate::plan::short(id)
+                    "{} still sees {name} owning slots; a slot-owning node is never forgotten",
+                    t.managed.key
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// `CLUSTER FORGET id` on every declared cluster node at once (within the 60 s ban), after
+    /// checking that nobody sees it owning a slot.
+    async fn forget_everywhere(&self, id: &str) -> Result<(), StepError> {
+        self.refuse_if_owning_slots(id, crate::plan::short(id))
+            .await?;
+        let declared: Vec<&Target> = self
+            .targets
+            .iter()
+            .filter(|t| t.kind == TargetKind::Cluster)
+            .collect();
         let forgets = declared.iter().map(|t| async move {
             match self.conn(&t.managed.key).await {
                 Ok(mut c) => match c.cmd(&["CLUSTER", "FORGET", id]).await {
