@@ -233,7 +233,9 @@ fn validate_hosts(raw: &RawTopology, p: &mut Problems) -> Vec<Host> {
                     format!("{path}.address"),
                     format!("{:?} is not an IP address", h.address),
                 );
-                IpAddr::from([0, 0, 0, 0])
+                // A loopback placeholder: 0.0.0.0 would add a bogus "non-loopback address
+                // without a password" error for every instance on this host.
+                IpAddr::from([127, 0, 0, 1])
             }
         };
         out.push(Host {
@@ -785,7 +787,8 @@ fn generated_nodes(c: &RawCluster, hosts: &[Host], p: &mut Problems) -> Option<V
         return None;
     };
     let pool = parse_ports(ports, p)?;
-    if hosts.is_empty() || shards == 0 {
+    // `shards: 0` goes on with no nodes, so that the shard-count check refuses it.
+    if hosts.is_empty() {
         return None;
     }
     if shards > 1000 {
@@ -846,7 +849,24 @@ fn parse_ports(ports: &PortsValue, p: &mut Problems) -> Option<Vec<u32>> {
                 Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?))
             });
             match parsed {
-                Some((a, b)) if a <= b => (a..=b).collect(),
+                // Only the ends can be out of range: check them before expanding, so that a
+                // typo like "7000-700000" gives one error, not one per port (nor a huge list).
+                Some((a, b)) if a <= b => {
+                    let bad: Vec<u32> = [a, b]
+                        .into_iter()
+                        .filter(|&x| x == 0 || x > MAX_PORT)
+                        .collect();
+                    for port in &bad {
+                        p.error(
+                            "cluster.ports",
+                            format!("port {port} is outside 1-{MAX_PORT} (the cluster bus port, port + 10000, must fit)"),
+                        );
+                    }
+                    if !bad.is_empty() {
+                        return None;
+                    }
+                    (a..=b).collect()
+                }
                 _ => {
                     p.error(
                         "cluster.ports",
