@@ -425,7 +425,10 @@ fn check_exposure(
     let exposed = settings.bind.iter().any(|a| !a.is_loopback());
     if exposed
         && raw.auth.is_none()
-        && settings.extra.get("protected-mode").map(String::as_str) != Some("no")
+        && !settings
+            .extra
+            .get("protected-mode")
+            .is_some_and(|v| v.eq_ignore_ascii_case("no"))
     {
         p.error(
             path.to_string(),
