@@ -499,6 +499,11 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
     let all_live = lives.len() == all_keys.len();
 
     // Replicas.
+    let lives_ids: Vec<&str> = lives.iter().map(|(_, l)| l.myself.id.as_str()).collect();
+    let lives_lines = |id: &str| {
+        let id = id.to_string();
+        lives.iter().filter_map(move |(_, l)| l.peer(&id).cloned())
+    };
     for (i, shard) in cluster.shards.iter().enumerate() {
         let owner = owners[i];
         let owner_id = st(owner).id();
@@ -521,6 +526,15 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
                             "{m} should be a replica in shard {} but is a master owning {} slots; move its slots first",
                             shard.number,
                             count(&me.slots)
+                        ));
+                    } else if let Some(old) = me.master_id.as_deref().filter(|old| {
+                        me.flags.replica
+                            && !lives_ids.contains(old)
+                            && lives_lines(old).any(|x| x.flags.master && !x.slots.is_empty())
+                    }) {
+                        p.blockers.push(format!(
+                            "{m} replicates {}, which still owns slots but is not a live node of this deployment (its node was recreated empty?); {m} holds the only live copy of them and replicating {owner} would delete it. Let the cluster fail over to {m} (or run CLUSTER FAILOVER TAKEOVER on it), then apply again",
+                            short(old)
                         ));
                     } else if me.flags.master && l.keys > 0 {
                         p.blockers.push(format!(
@@ -598,7 +612,8 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
         });
         p.steps.extend(moves);
     }
-    let retire = retirements(topo, obs, &all_keys, &mut p);
+    let planned = p.steps.clone();
+    let retire = retirements(topo, obs, &all_keys, &planned, &mut p);
     p.steps.extend(retire);
 
     let converged = all_live && converge::problems(topo, &lives).is_empty();
@@ -733,8 +748,15 @@ fn slot_moves<'a>(
             if open.contains(slot) {
                 continue;
             }
-            // The keys are wherever the slot is owned now (after a failover: the replica).
-            match owner_of.get(slot).and_then(|o| key_of.get(o.as_str())) {
+            // The keys are wherever the slot is owned now (after a failover: the replica);
+            // a retired master is not observed itself, only in its peers' views.
+            let owner = owner_of.get(slot).map(String::as_str).or_else(|| {
+                retired
+                    .iter()
+                    .find(|(_, l)| l.flags.master && l.slots.iter().any(|r| r.contains(*slot)))
+                    .map(|(_, l)| l.id.as_str())
+            });
+            match owner.and_then(|o| key_of.get(o)) {
                 Some(from) => {
                     open.insert(*slot);
                     push(from, &me, *slot);
@@ -827,6 +849,7 @@ fn retirements(
     topo: &Topology,
     obs: &Observed,
     declared: &[InstanceKey],
+    planned: &[Step],
     p: &mut Plan,
 ) -> Vec<Step> {
     let mut retired = retired_nodes(topo, obs);
@@ -834,6 +857,25 @@ fn retirements(
     let mut steps = Vec::new();
     for (key, line) in retired {
         if declared.contains(&key) {
+            continue;
+        }
+        // A master is retired once this plan moves all its slots away (an interrupted move
+        // is finished alone first; the rest of its slots move in the next round).
+        let leaving: BTreeSet<u16> = planned
+            .iter()
+            .filter_map(|s| match s {
+                Step::MoveSlots { from, slots, .. } if *from == key => Some(slots),
+                _ => None,
+            })
+            .flatten()
+            .flat_map(|r| r.start..=r.end)
+            .collect();
+        if line
+            .slots
+            .iter()
+            .flat_map(|r| r.start..=r.end)
+            .any(|s| !leaving.contains(&s))
+        {
             continue;
         }
         steps.push(Step::Retire {
