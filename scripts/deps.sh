@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
 # Install what redisctl's demo and tests need on Debian/Ubuntu, only when missing:
-# redis-server, redis-sentinel, redis-cli (redis-tools) and redis-py (the independent judge).
+# redis-server, redis-sentinel, redis-cli (redis-tools); with --tests also redis-py (the
+# independent judge), and for the systemd/package tests systemd-nspawn, debootstrap, rpm,
+# cargo-deb and cargo-generate-rpm.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 command -v redis-cli >/dev/null || need+=(redis-tools)
+tools=()
 if [ "${1:-}" = "--tests" ]; then
   python3 -c 'import redis' 2>/dev/null || py_need=1
+  command -v systemd-nspawn >/dev/null || need+=(systemd-container)
+  command -v debootstrap >/dev/null || need+=(debootstrap)
+  command -v rpm >/dev/null || need+=(rpm)
+  command -v ip >/dev/null || need+=(iproute2)
+  command -v nsenter >/dev/null || need+=(util-linux)
+  cargo deb --version >/dev/null 2>&1 || tools+=(cargo-deb)
+  cargo generate-rpm --version >/dev/null 2>&1 || tools+=(cargo-generate-rpm)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
@@ -18,4 +28,8 @@ fi
 if [ -n "${py_need:-}" ]; then
   echo "installing redis-py ..." >&2
   python3 -m pip install -q redis 2>/dev/null || python3 -m pip install -q --break-system-packages redis
+fi
+if [ ${#tools[@]} -gt 0 ]; then
+  echo "installing ${tools[*]} (cargo install, a few minutes) ..." >&2
+  cargo install --locked --quiet "${tools[@]}"
 fi

@@ -101,7 +101,7 @@ _redisctl() {
 
     case "${cmd}" in
         redisctl)
-            opts="-o -h -V --output --state-dir --timeout --help --version validate render plan apply status check failover destroy keyslot schema completions man help"
+            opts="-o -h -V --output --state-dir --timeout --supervisor --help --version validate render plan apply status check failover destroy keyslot schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -123,6 +123,10 @@ _redisctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --supervisor)
+                    COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -131,7 +135,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__apply)
-            opts="-y -o -h --yes --restore-roles --replace --purge --output --state-dir --timeout --help"
+            opts="-y -o -h --yes --restore-roles --replace --purge --stop-distro-redis --output --state-dir --timeout --supervisor --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -151,6 +155,10 @@ _redisctl() {
                     ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --supervisor)
+                    COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -161,7 +169,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__check)
-            opts="-o -h --output --state-dir --timeout --help"
+            opts="-o -h --output --state-dir --timeout --supervisor --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -181,6 +189,10 @@ _redisctl() {
                     ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --supervisor)
+                    COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -191,7 +203,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__completions)
-            opts="-o -h --output --state-dir --timeout --help bash elvish fish powershell zsh"
+            opts="-o -h --output --state-dir --timeout --supervisor --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -211,6 +223,10 @@ _redisctl() {
                     ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --supervisor)
+                    COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -221,7 +237,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__destroy)
-            opts="-o -h --yes --output --state-dir --timeout --help"
+            opts="-o -h --yes --output --state-dir --timeout --supervisor --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -241,6 +257,10 @@ _redisctl() {
                     ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --supervisor)
+                    COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -251,7 +271,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__failover)
-            opts="-o -h --force --output --state-dir --timeout --help"
+            opts="-o -h --force --output --state-dir --timeout --supervisor --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -271,6 +291,10 @@ _redisctl() {
                     ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --supervisor)
+                    COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -477,7 +501,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__keyslot)
-            opts="-o -h --output --state-dir --timeout --help"
+            opts="-o -h --output --state-dir --timeout --supervisor --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -497,6 +521,10 @@ _redisctl() {
                     ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --supervisor)
+                    COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -507,7 +535,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__man)
-            opts="-o -h --out --output --state-dir --timeout --help"
+            opts="-o -h --out --output --state-dir --timeout --supervisor --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -531,6 +559,10 @@ _redisctl() {
                     ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --supervisor)
+                    COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -541,7 +573,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__plan)
-            opts="-o -h --exit-code --output --state-dir --timeout --help"
+            opts="-o -h --exit-code --output --state-dir --timeout --supervisor --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -563,6 +595,10 @@ _redisctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --supervisor)
+                    COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -571,7 +607,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__render)
-            opts="-o -h --out --output --state-dir --timeout --help"
+            opts="-o -h --out --output --state-dir --timeout --supervisor --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -597,6 +633,10 @@ _redisctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --supervisor)
+                    COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -605,7 +645,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__schema)
-            opts="-o -h --output --state-dir --timeout --help"
+            opts="-o -h --output --state-dir --timeout --supervisor --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -625,6 +665,10 @@ _redisctl() {
                     ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --supervisor)
+                    COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -635,7 +679,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__status)
-            opts="-o -h --output --state-dir --timeout --help"
+            opts="-o -h --output --state-dir --timeout --supervisor --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -655,6 +699,10 @@ _redisctl() {
                     ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --supervisor)
+                    COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -665,7 +713,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__validate)
-            opts="-o -h --output --state-dir --timeout --help"
+            opts="-o -h --output --state-dir --timeout --supervisor --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -685,6 +733,10 @@ _redisctl() {
                     ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --supervisor)
+                    COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_redisctl_global_optspecs
-    string join \n o/output= state-dir= timeout= h/help V/version
+    string join \n o/output= state-dir= timeout= supervisor= h/help V/version
 end
 
 function __fish_redisctl_needs_command
@@ -28,6 +28,9 @@ complete -c redisctl -n "__fish_redisctl_needs_command" -s o -l output -d 'Outpu
 json\t''"
 complete -c redisctl -n "__fish_redisctl_needs_command" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
 complete -c redisctl -n "__fish_redisctl_needs_command" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_needs_command" -l supervisor -d 'Who runs the instances: `systemd` units (redis@PORT), or redisctl\'s own `process` supervisor; `auto` picks systemd when it is PID 1 and redisctl runs as root' -r -f -a "auto\t''
+process\t''
+systemd\t''"
 complete -c redisctl -n "__fish_redisctl_needs_command" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_needs_command" -s V -l version -d 'Print version'
 complete -c redisctl -n "__fish_redisctl_needs_command" -f -a "validate" -d 'Check a topology file; report every problem with file:line:column'
@@ -47,70 +50,107 @@ complete -c redisctl -n "__fish_redisctl_using_subcommand validate" -s o -l outp
 json\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand validate" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
 complete -c redisctl -n "__fish_redisctl_using_subcommand validate" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand validate" -l supervisor -d 'Who runs the instances: `systemd` units (redis@PORT), or redisctl\'s own `process` supervisor; `auto` picks systemd when it is PID 1 and redisctl runs as root' -r -f -a "auto\t''
+process\t''
+systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand validate" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand render" -l out -d 'Write the state layout under DIR instead of printing (secrets are redacted)' -r -F
 complete -c redisctl -n "__fish_redisctl_using_subcommand render" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand render" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
 complete -c redisctl -n "__fish_redisctl_using_subcommand render" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand render" -l supervisor -d 'Who runs the instances: `systemd` units (redis@PORT), or redisctl\'s own `process` supervisor; `auto` picks systemd when it is PID 1 and redisctl runs as root' -r -f -a "auto\t''
+process\t''
+systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand render" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand plan" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand plan" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
 complete -c redisctl -n "__fish_redisctl_using_subcommand plan" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand plan" -l supervisor -d 'Who runs the instances: `systemd` units (redis@PORT), or redisctl\'s own `process` supervisor; `auto` picks systemd when it is PID 1 and redisctl runs as root' -r -f -a "auto\t''
+process\t''
+systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand plan" -l exit-code -d 'Exit 1 when there is something to do'
 complete -c redisctl -n "__fish_redisctl_using_subcommand plan" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l supervisor -d 'Who runs the instances: `systemd` units (redis@PORT), or redisctl\'s own `process` supervisor; `auto` picks systemd when it is PID 1 and redisctl runs as root' -r -f -a "auto\t''
+process\t''
+systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -s y -l yes -d 'Do not ask for confirmation'
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l restore-roles -d 'Move mastership back to the preferred masters (safe Sentinel failovers)'
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l replace -d 'When moving slots, overwrite keys that already exist on the target (BUSYKEY)'
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l purge -d 'Delete the data directories of nodes removed from the topology'
+complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l stop-distro-redis -d 'Stop and disable the distribution\'s own Redis service (e.g. redis-server) when it holds a port the topology wants, instead of refusing'
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand status" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand status" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
 complete -c redisctl -n "__fish_redisctl_using_subcommand status" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand status" -l supervisor -d 'Who runs the instances: `systemd` units (redis@PORT), or redisctl\'s own `process` supervisor; `auto` picks systemd when it is PID 1 and redisctl runs as root' -r -f -a "auto\t''
+process\t''
+systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand status" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand check" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand check" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
 complete -c redisctl -n "__fish_redisctl_using_subcommand check" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand check" -l supervisor -d 'Who runs the instances: `systemd` units (redis@PORT), or redisctl\'s own `process` supervisor; `auto` picks systemd when it is PID 1 and redisctl runs as root' -r -f -a "auto\t''
+process\t''
+systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand check" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
 complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -l supervisor -d 'Who runs the instances: `systemd` units (redis@PORT), or redisctl\'s own `process` supervisor; `auto` picks systemd when it is PID 1 and redisctl runs as root' -r -f -a "auto\t''
+process\t''
+systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -l force
 complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand destroy" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand destroy" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
 complete -c redisctl -n "__fish_redisctl_using_subcommand destroy" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand destroy" -l supervisor -d 'Who runs the instances: `systemd` units (redis@PORT), or redisctl\'s own `process` supervisor; `auto` picks systemd when it is PID 1 and redisctl runs as root' -r -f -a "auto\t''
+process\t''
+systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand destroy" -l yes -d 'Confirm that the deployment\'s data is to be deleted'
 complete -c redisctl -n "__fish_redisctl_using_subcommand destroy" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand keyslot" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand keyslot" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
 complete -c redisctl -n "__fish_redisctl_using_subcommand keyslot" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand keyslot" -l supervisor -d 'Who runs the instances: `systemd` units (redis@PORT), or redisctl\'s own `process` supervisor; `auto` picks systemd when it is PID 1 and redisctl runs as root' -r -f -a "auto\t''
+process\t''
+systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand keyslot" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand schema" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand schema" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
 complete -c redisctl -n "__fish_redisctl_using_subcommand schema" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand schema" -l supervisor -d 'Who runs the instances: `systemd` units (redis@PORT), or redisctl\'s own `process` supervisor; `auto` picks systemd when it is PID 1 and redisctl runs as root' -r -f -a "auto\t''
+process\t''
+systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand schema" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand completions" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand completions" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
 complete -c redisctl -n "__fish_redisctl_using_subcommand completions" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand completions" -l supervisor -d 'Who runs the instances: `systemd` units (redis@PORT), or redisctl\'s own `process` supervisor; `auto` picks systemd when it is PID 1 and redisctl runs as root' -r -f -a "auto\t''
+process\t''
+systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand man" -l out -r -F
 complete -c redisctl -n "__fish_redisctl_using_subcommand man" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand man" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F
 complete -c redisctl -n "__fish_redisctl_using_subcommand man" -l timeout -d 'Seconds each convergence gate may wait before naming what is missing' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand man" -l supervisor -d 'Who runs the instances: `systemd` units (redis@PORT), or redisctl\'s own `process` supervisor; `auto` picks systemd when it is PID 1 and redisctl runs as root' -r -f -a "auto\t''
+process\t''
+systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand man" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand help; and not __fish_seen_subcommand_from validate render plan apply status check failover destroy keyslot schema completions man help" -f -a "validate" -d 'Check a topology file; report every problem with file:line:column'
 complete -c redisctl -n "__fish_redisctl_using_subcommand help; and not __fish_seen_subcommand_from validate render plan apply status check failover destroy keyslot schema completions man help" -f -a "render" -d 'Write (or print) the files redisctl would generate for each instance'

@@ -17,7 +17,7 @@ use crate::exec::{self, Context, ExecError};
 use crate::observe::{Target, TargetKind};
 use crate::output::{Format, Printer};
 use crate::render::{self, InstancePaths, LogTarget};
-use crate::supervise::{Managed, Supervisor, process::ProcessSupervisor};
+use crate::supervise::{Managed, Supervisor, process::ProcessSupervisor, systemd};
 use crate::topology::{self, Topology, TopologyError};
 
 /// Exit codes (documented in the man page and README).
@@ -52,8 +52,25 @@ pub struct Cli {
     /// Seconds each convergence gate may wait before naming what is missing.
     #[arg(long, global = true, default_value_t = 60)]
     timeout: u64,
+    /// Who runs the instances: `systemd` units (redis@PORT), or redisctl's own `process`
+    /// supervisor; `auto` picks systemd when it is PID 1 and redisctl runs as root.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        env = "REDISCTL_SUPERVISOR"
+    )]
+    supervisor: SupervisorChoice,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SupervisorChoice {
+    Auto,
+    Process,
+    Systemd,
 }
 
 #[derive(Subcommand)]
@@ -89,6 +106,10 @@ enum Command {
         /// Delete the data directories of nodes removed from the topology.
         #[arg(long)]
         purge: bool,
+        /// Stop and disable the distribution's own Redis service (e.g. redis-server) when it
+        /// holds a port the topology wants, instead of refusing.
+        #[arg(long)]
+        stop_distro_redis: bool,
     },
     /// Per-node state: role, shard, slots, links, replication, keys, memory, persistence.
     Status { file: PathBuf },
@@ -235,12 +256,13 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             restore_roles,
             replace,
             purge,
+            stop_distro_redis,
         } => {
             let opts = crate::plan::Options {
                 restore_roles: *restore_roles,
                 purge: *purge,
             };
-            apply(cli, file, *yes, opts, *replace, out)
+            apply(cli, file, *yes, opts, *replace, *stop_distro_redis, out)
         }
         Command::Status { file } => {
             let ctx = context(cli, file, out)?;
@@ -404,7 +426,16 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
         state_dir
     };
     let password = read_password(&topology)?;
-    let supervisor: Arc<dyn Supervisor> = Arc::new(ProcessSupervisor);
+    // systemd collects stdout into the journal; the process supervisor needs log files.
+    let (supervisor, log): (Arc<dyn Supervisor>, LogTarget) = if use_systemd(cli, &state_dir)? {
+        let policies = systemd::restart_policies(&topology);
+        (
+            Arc::new(systemd::SystemdSupervisor::new(policies)),
+            LogTarget::Stdout,
+        )
+    } else {
+        (Arc::new(ProcessSupervisor), LogTarget::File)
+    };
     let binary = redis_binary();
     let sentinel_binary = sentinel_binary();
     let mut targets: Vec<Target> = topology
@@ -420,13 +451,7 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
             },
             endpoint: inst.endpoint(),
             local: is_local(inst.address),
-            rendered: render::instance_files(
-                &topology,
-                &state_dir,
-                inst,
-                LogTarget::File,
-                password.as_deref(),
-            ),
+            rendered: render::instance_files(&topology, &state_dir, inst, log, password.as_deref()),
             kind: if inst.group.is_some() {
                 TargetKind::Group
             } else {
@@ -446,13 +471,7 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
         },
         endpoint: s.endpoint(),
         local: is_local(s.address),
-        rendered: render::sentinel_files(
-            &topology,
-            &state_dir,
-            s,
-            LogTarget::File,
-            password.as_deref(),
-        ),
+        rendered: render::sentinel_files(&topology, &state_dir, s, log, password.as_deref()),
         kind: TargetKind::Sentinel,
         live_params: Vec::new(),
     }));
@@ -468,6 +487,64 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
         replace: false,
         record_lock: tokio::sync::Mutex::new(()),
     })
+}
+
+fn use_systemd(cli: &Cli, state_dir: &Path) -> anyhow::Result<bool> {
+    match cli.supervisor {
+        // State the units' sandbox cannot see (/tmp, /home) stays with the process supervisor.
+        SupervisorChoice::Auto => Ok(systemd::auto_selects_systemd()
+            && render::systemd::visible(state_dir).is_ok()),
+        SupervisorChoice::Process => Ok(false),
+        SupervisorChoice::Systemd if !systemd::systemd_is_pid1() => Err(UserError(
+            "--supervisor systemd: systemd is not the service manager here (no /run/systemd/system); use --supervisor process".into(),
+        )
+        .into()),
+        SupervisorChoice::Systemd if !nix::unistd::geteuid().is_root() => Err(UserError(
+            "--supervisor systemd needs root (it installs units); run with sudo or use --supervisor process".into(),
+        )
+        .into()),
+        SupervisorChoice::Systemd => Ok(true),
+    }
+}
+
+/// The distribution's own Redis service on a port the topology wants: refuse, naming the
+/// unit and the way out, or stop and disable it with --stop-distro-redis.
+fn distro_redis_guard(ctx: &Context, stop: bool, out: &Printer) -> anyhow::Result<()> {
+    if !systemd::systemd_is_pid1() {
+        return Ok(());
+    }
+    let ports: Vec<u16> = ctx
+        .targets
+        .iter()
+        .filter(|t| t.local)
+        .flat_map(|t| {
+            let bus = (t.kind == TargetKind::Cluster)
+                .then(|| t.managed.port.checked_add(10000))
+                .flatten();
+            [Some(t.managed.port), bus]
+        })
+        .flatten()
+        .collect();
+    let conflicts = systemd::distro_conflicts(&ports);
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    if !stop {
+        let lines: Vec<String> = conflicts.iter().map(|c| format!("\n  - {c}")).collect();
+        return Err(UserError(format!(
+            "the distribution's Redis is in the way; nothing was changed:{}",
+            lines.concat()
+        ))
+        .into());
+    }
+    for c in conflicts {
+        out.info(format!(
+            "stopping and disabling {} (it held port {})",
+            c.unit, c.port
+        ));
+        systemd::stop_distro_unit(&c.unit).map_err(|e| anyhow!(e))?;
+    }
+    Ok(())
 }
 
 fn render_cmd(cli: &Cli, file: &Path, dir: Option<&Path>, out: &Printer) -> anyhow::Result<Exit> {
@@ -568,11 +645,13 @@ fn apply(
     yes: bool,
     options: crate::plan::Options,
     replace: bool,
+    stop_distro_redis: bool,
     out: &Printer,
 ) -> anyhow::Result<Exit> {
     let mut ctx = context(cli, file, out)?;
     ctx.options = options;
     ctx.replace = replace;
+    distro_redis_guard(&ctx, stop_distro_redis, out)?;
     let _lock = lock(&ctx)?;
     let rt = runtime()?;
     let t0 = std::time::Instant::now();

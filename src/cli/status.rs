@@ -144,12 +144,19 @@ pub fn print(ctx: &Context, obs: &Observed, out: &Printer) {
             }),
         });
     }
+    // The service manager's view (systemd: unit, state, restarts).
+    let units: Vec<serde_json::Value> = ctx
+        .targets
+        .iter()
+        .filter_map(|t| ctx.supervisor.details(&t.managed))
+        .collect();
     if out.json() {
         out.document(&json!({
             "deployment": ctx.topology.name,
             "supervisor": ctx.supervisor.name(),
             "nodes": rows,
             "sentinels": sentinels,
+            "units": units,
         }));
         return;
     }
@@ -256,6 +263,27 @@ pub fn print(ctx: &Context, obs: &Observed, out: &Printer) {
                 } else {
                     monitors.join("; ")
                 }
+            );
+        }
+    }
+    if !units.is_empty() {
+        println!();
+        println!(
+            "{:<30} {:<22} {:>8} {:>8} BOOT",
+            "UNIT", "STATE", "PID", "RESTARTS"
+        );
+        for u in &units {
+            println!(
+                "{:<30} {:<22} {:>8} {:>8} {}",
+                u["unit"].as_str().unwrap_or("-"),
+                format!(
+                    "{} ({})",
+                    u["active"].as_str().unwrap_or("-"),
+                    u["sub"].as_str().unwrap_or("-")
+                ),
+                u["main_pid"].as_u64().unwrap_or(0),
+                u["restarts"].as_u64().unwrap_or(0),
+                u["enabled"].as_str().unwrap_or("-")
             );
         }
     }

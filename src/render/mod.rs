@@ -4,6 +4,8 @@
 //! Runtime-owned files (nodes.conf, AOF, RDB) live in the instance's `data/` and are never
 //! rendered: Redis rewrites them and redisctl must not fight it.
 
+pub mod systemd;
+
 use std::path::{Path, PathBuf};
 
 use crate::topology::{Instance, InstanceKey, SentinelInstance, Topology};

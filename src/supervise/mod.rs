@@ -1,8 +1,9 @@
 //! Supervisors run instances. One trait, one backend per service manager: `process`
-//! (built-in, detached children with pid files) here; `systemd` joins it later. The executor
+//! (built-in, detached children with pid files) and `systemd` (units, systemctl). The executor
 //! talks Redis (SHUTDOWN, PING); supervisors only start, signal and report processes.
 
 pub mod process;
+pub mod systemd;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -59,6 +60,12 @@ pub enum SuperviseError {
         what: String,
         source: std::io::Error,
     },
+    #[error("{key} ({unit}): {message}")]
+    Unit {
+        key: InstanceKey,
+        unit: String,
+        message: String,
+    },
     #[error("{key}: pid {pid} did not exit within {secs} s, even after SIGKILL")]
     WontDie {
         key: InstanceKey,
@@ -79,4 +86,9 @@ pub trait Supervisor: Send + Sync {
     fn stop(&self, m: &Managed, grace: Duration) -> Result<(), SuperviseError>;
     /// Forget the instance (units, pid files). Never touches data.
     fn unregister(&self, m: &Managed) -> Result<(), SuperviseError>;
+    /// What the service manager knows beyond the pid (systemd: unit, state, restarts), for
+    /// `redisctl status`.
+    fn details(&self, _m: &Managed) -> Option<serde_json::Value> {
+        None
+    }
 }
