@@ -476,7 +476,7 @@ fn appliance_on_real_systemd() {
     let pkgs = match packages() {
         Ok(p) => p,
         Err(why) => {
-            skip("appliance_on_real_systemd", &why);
+            skip("appliance_on_real_systemd", why);
             return;
         }
     };

@@ -28,6 +28,9 @@ _redisctl() {
             redisctl,destroy)
                 cmd="redisctl__subcmd__destroy"
                 ;;
+            redisctl,drain)
+                cmd="redisctl__subcmd__drain"
+                ;;
             redisctl,failover)
                 cmd="redisctl__subcmd__failover"
                 ;;
@@ -46,11 +49,17 @@ _redisctl() {
             redisctl,render)
                 cmd="redisctl__subcmd__render"
                 ;;
+            redisctl,restart)
+                cmd="redisctl__subcmd__restart"
+                ;;
             redisctl,schema)
                 cmd="redisctl__subcmd__schema"
                 ;;
             redisctl,status)
                 cmd="redisctl__subcmd__status"
+                ;;
+            redisctl,undrain)
+                cmd="redisctl__subcmd__undrain"
                 ;;
             redisctl,validate)
                 cmd="redisctl__subcmd__validate"
@@ -66,6 +75,9 @@ _redisctl() {
                 ;;
             redisctl__subcmd__help,destroy)
                 cmd="redisctl__subcmd__help__subcmd__destroy"
+                ;;
+            redisctl__subcmd__help,drain)
+                cmd="redisctl__subcmd__help__subcmd__drain"
                 ;;
             redisctl__subcmd__help,failover)
                 cmd="redisctl__subcmd__help__subcmd__failover"
@@ -85,11 +97,17 @@ _redisctl() {
             redisctl__subcmd__help,render)
                 cmd="redisctl__subcmd__help__subcmd__render"
                 ;;
+            redisctl__subcmd__help,restart)
+                cmd="redisctl__subcmd__help__subcmd__restart"
+                ;;
             redisctl__subcmd__help,schema)
                 cmd="redisctl__subcmd__help__subcmd__schema"
                 ;;
             redisctl__subcmd__help,status)
                 cmd="redisctl__subcmd__help__subcmd__status"
+                ;;
+            redisctl__subcmd__help,undrain)
+                cmd="redisctl__subcmd__help__subcmd__undrain"
                 ;;
             redisctl__subcmd__help,validate)
                 cmd="redisctl__subcmd__help__subcmd__validate"
@@ -101,7 +119,7 @@ _redisctl() {
 
     case "${cmd}" in
         redisctl)
-            opts="-o -h -V --output --state-dir --timeout --supervisor --help --version validate render plan apply status check failover destroy keyslot schema completions man help"
+            opts="-o -h -V --output --state-dir --timeout --supervisor --host --help --version validate render plan apply drain undrain restart status check failover destroy keyslot schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -127,6 +145,10 @@ _redisctl() {
                     COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
                     return 0
                     ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -135,12 +157,16 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__apply)
-            opts="-y -o -h --yes --restore-roles --replace --purge --stop-distro-redis --output --state-dir --timeout --supervisor --help"
+            opts="-y -o -h --yes --restore-roles --replace --purge --stop-distro-redis --coordinator --output --state-dir --timeout --supervisor --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --coordinator)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
@@ -159,6 +185,10 @@ _redisctl() {
                     ;;
                 --supervisor)
                     COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -169,7 +199,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__check)
-            opts="-o -h --output --state-dir --timeout --supervisor --help"
+            opts="-o -h --output --state-dir --timeout --supervisor --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -193,6 +223,10 @@ _redisctl() {
                     ;;
                 --supervisor)
                     COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -203,7 +237,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__completions)
-            opts="-o -h --output --state-dir --timeout --supervisor --help bash elvish fish powershell zsh"
+            opts="-o -h --output --state-dir --timeout --supervisor --host --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -229,6 +263,10 @@ _redisctl() {
                     COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
                     return 0
                     ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -237,7 +275,45 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__destroy)
-            opts="-o -h --yes --output --state-dir --timeout --supervisor --help"
+            opts="-o -h --yes --output --state-dir --timeout --supervisor --host --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --supervisor)
+                    COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        redisctl__subcmd__drain)
+            opts="-o -h --force --move-slots --output --state-dir --timeout --supervisor --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -271,7 +347,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__failover)
-            opts="-o -h --force --output --state-dir --timeout --supervisor --help"
+            opts="-o -h --force --output --state-dir --timeout --supervisor --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -297,6 +373,10 @@ _redisctl() {
                     COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
                     return 0
                     ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -305,7 +385,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__help)
-            opts="validate render plan apply status check failover destroy keyslot schema completions man help"
+            opts="validate render plan apply drain undrain restart status check failover destroy keyslot schema completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -361,6 +441,20 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__help__subcmd__destroy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        redisctl__subcmd__help__subcmd__drain)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -458,6 +552,20 @@ _redisctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        redisctl__subcmd__help__subcmd__restart)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         redisctl__subcmd__help__subcmd__schema)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -486,6 +594,20 @@ _redisctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        redisctl__subcmd__help__subcmd__undrain)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         redisctl__subcmd__help__subcmd__validate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -501,7 +623,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__keyslot)
-            opts="-o -h --output --state-dir --timeout --supervisor --help"
+            opts="-o -h --output --state-dir --timeout --supervisor --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -525,6 +647,10 @@ _redisctl() {
                     ;;
                 --supervisor)
                     COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -535,7 +661,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__man)
-            opts="-o -h --out --output --state-dir --timeout --supervisor --help"
+            opts="-o -h --out --output --state-dir --timeout --supervisor --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -563,6 +689,10 @@ _redisctl() {
                     ;;
                 --supervisor)
                     COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -573,7 +703,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__plan)
-            opts="-o -h --exit-code --output --state-dir --timeout --supervisor --help"
+            opts="-o -h --exit-code --output --state-dir --timeout --supervisor --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -599,6 +729,10 @@ _redisctl() {
                     COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
                     return 0
                     ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -607,7 +741,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__render)
-            opts="-o -h --out --output --state-dir --timeout --supervisor --help"
+            opts="-o -h --out --output --state-dir --timeout --supervisor --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -637,6 +771,10 @@ _redisctl() {
                     COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
                     return 0
                     ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -644,8 +782,8 @@ _redisctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        redisctl__subcmd__schema)
-            opts="-o -h --output --state-dir --timeout --supervisor --help"
+        redisctl__subcmd__restart)
+            opts="-o -h --rolling --output --state-dir --timeout --supervisor --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -671,6 +809,48 @@ _redisctl() {
                     COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
                     return 0
                     ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        redisctl__subcmd__schema)
+            opts="-o -h --output --state-dir --timeout --supervisor --host --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --supervisor)
+                    COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -679,7 +859,45 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__status)
-            opts="-o -h --output --state-dir --timeout --supervisor --help"
+            opts="-o -h --output --state-dir --timeout --supervisor --host --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --supervisor)
+                    COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        redisctl__subcmd__undrain)
+            opts="-o -h --keep-roles --output --state-dir --timeout --supervisor --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -713,7 +931,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__validate)
-            opts="-o -h --output --state-dir --timeout --supervisor --help"
+            opts="-o -h --output --state-dir --timeout --supervisor --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -737,6 +955,10 @@ _redisctl() {
                     ;;
                 --supervisor)
                     COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

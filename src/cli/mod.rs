@@ -2,6 +2,7 @@
 //! only layer that uses anyhow and decides exit codes.
 
 mod check;
+mod maintenance;
 mod manpages;
 mod status;
 
@@ -62,6 +63,10 @@ pub struct Cli {
         env = "REDISCTL_SUPERVISOR"
     )]
     supervisor: SupervisorChoice,
+    /// Which of the topology's hosts this machine is (default: the hosts whose address is
+    /// local here). Only this host's instances are started, stopped or rewritten.
+    #[arg(long, global = true, env = "REDISCTL_HOST", value_name = "NAME")]
+    host: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -110,6 +115,41 @@ enum Command {
         /// holds a port the topology wants, instead of refusing.
         #[arg(long)]
         stop_distro_redis: bool,
+        /// The host whose `apply` makes cluster-level changes (default: the first host in
+        /// `hosts`); name another while that one is down or drained.
+        #[arg(long, value_name = "HOST")]
+        coordinator: Option<String>,
+    },
+    /// Move every master off HOST (safe manual failovers; slot moves only with
+    /// --move-slots), then stop HOST's instances and mark it drained. Run it on HOST.
+    Drain {
+        file: PathBuf,
+        host: String,
+        /// Drain even though the pre-checks found a risk (printed); never loses acknowledged
+        /// writes by itself, but may leave shards without a replica.
+        #[arg(long)]
+        force: bool,
+        /// Move the slots of a master that has no in-sync replica on another host to the
+        /// other masters (instead of refusing).
+        #[arg(long)]
+        move_slots: bool,
+    },
+    /// Start HOST's instances again, wait until its replicas have resynchronised, restore the
+    /// roles recorded by `drain` (safe manual failovers) and clear the mark. Run it on HOST.
+    Undrain {
+        file: PathBuf,
+        host: String,
+        /// Leave mastership where it is now.
+        #[arg(long)]
+        keep_roles: bool,
+    },
+    /// Restart this host's instances one at a time (replicas first; a master only after a
+    /// safe failover to a replica, and back; Sentinels last), waiting for each to catch up.
+    Restart {
+        file: PathBuf,
+        /// One at a time, never losing availability (the only mode).
+        #[arg(long, required = true)]
+        rolling: bool,
     },
     /// Per-node state: role, shard, slots, links, replication, keys, memory, persistence.
     Status { file: PathBuf },
@@ -257,13 +297,32 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             replace,
             purge,
             stop_distro_redis,
+            coordinator,
         } => {
             let opts = crate::plan::Options {
                 restore_roles: *restore_roles,
                 purge: *purge,
             };
-            apply(cli, file, *yes, opts, *replace, *stop_distro_redis, out)
+            let flags = ApplyFlags {
+                yes: *yes,
+                replace: *replace,
+                stop_distro_redis: *stop_distro_redis,
+                coordinator: coordinator.clone(),
+            };
+            apply(cli, file, opts, &flags, out)
         }
+        Command::Drain {
+            file,
+            host,
+            force,
+            move_slots,
+        } => maintenance::drain(cli, file, host, *force, *move_slots, out),
+        Command::Undrain {
+            file,
+            host,
+            keep_roles,
+        } => maintenance::undrain(cli, file, host, *keep_roles, out),
+        Command::Restart { file, .. } => maintenance::restart(cli, file, out),
         Command::Status { file } => {
             let ctx = context(cli, file, out)?;
             let rt = runtime()?;
@@ -436,6 +495,21 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
     } else {
         (Arc::new(ProcessSupervisor), LogTarget::File)
     };
+    if let Some(h) = &cli.host
+        && !topology.hosts.iter().any(|x| &x.name == h)
+    {
+        let names: Vec<&str> = topology.hosts.iter().map(|h| h.name.as_str()).collect();
+        bail!(UserError(format!(
+            "--host {h}: no such host in {}; hosts are: {}",
+            file.display(),
+            names.join(", ")
+        )));
+    }
+    // --host names this machine; otherwise every host whose address is local here.
+    let here = |host: &str, addr: std::net::IpAddr| match &cli.host {
+        Some(h) => h == host,
+        None => is_local(addr),
+    };
     let binary = redis_binary();
     let sentinel_binary = sentinel_binary();
     let mut targets: Vec<Target> = topology
@@ -450,7 +524,7 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
                 config_via_stdin: true,
             },
             endpoint: inst.endpoint(),
-            local: is_local(inst.address),
+            local: here(&inst.key.host, inst.address),
             rendered: render::instance_files(&topology, &state_dir, inst, log, password.as_deref()),
             kind: if inst.group.is_some() {
                 TargetKind::Group
@@ -470,7 +544,7 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
             config_via_stdin: false,
         },
         endpoint: s.endpoint(),
-        local: is_local(s.address),
+        local: here(&s.key.host, s.address),
         rendered: render::sentinel_files(&topology, &state_dir, s, log, password.as_deref()),
         kind: TargetKind::Sentinel,
         live_params: Vec::new(),
@@ -486,6 +560,7 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
         options: crate::plan::Options::default(),
         replace: false,
         record_lock: tokio::sync::Mutex::new(()),
+        coordinator_elsewhere: None,
     })
 }
 
@@ -639,20 +714,33 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
+struct ApplyFlags {
+    yes: bool,
+    replace: bool,
+    stop_distro_redis: bool,
+    coordinator: Option<String>,
+}
+
 fn apply(
     cli: &Cli,
     file: &Path,
-    yes: bool,
     options: crate::plan::Options,
-    replace: bool,
-    stop_distro_redis: bool,
+    flags: &ApplyFlags,
     out: &Printer,
 ) -> anyhow::Result<Exit> {
+    let yes = flags.yes;
     let mut ctx = context(cli, file, out)?;
     ctx.options = options;
-    ctx.replace = replace;
-    distro_redis_guard(&ctx, stop_distro_redis, out)?;
+    ctx.replace = flags.replace;
+    ctx.coordinator_elsewhere = coordinator_elsewhere(&ctx, flags.coordinator.as_deref())?;
+    maintenance::refuse_if_drained(&ctx)?;
+    distro_redis_guard(&ctx, flags.stop_distro_redis, out)?;
     let _lock = lock(&ctx)?;
+    if let Some(c) = &ctx.coordinator_elsewhere {
+        out.info(format!(
+            "this host realises its own instances; cluster-level changes are made by `redisctl apply` on {c} (the coordinator)"
+        ));
+    }
     let rt = runtime()?;
     let t0 = std::time::Instant::now();
     if !yes {
@@ -705,6 +793,42 @@ fn apply(
         );
     }
     Ok(Exit::Ok)
+}
+
+/// The coordinator (first host in `hosts`, or `--coordinator`), when this run is not on it.
+fn coordinator_elsewhere(ctx: &Context, flag: Option<&str>) -> anyhow::Result<Option<String>> {
+    let hosts = &ctx.topology.hosts;
+    let name = match flag {
+        Some(n) if !hosts.iter().any(|h| h.name == n) => {
+            let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+            return Err(UserError(format!(
+                "--coordinator {n}: no such host; hosts are: {}",
+                names.join(", ")
+            ))
+            .into());
+        }
+        Some(n) => n.to_string(),
+        None => hosts[0].name.clone(),
+    };
+    let here = ctx
+        .targets
+        .iter()
+        .any(|t| t.local && t.managed.key.host == name)
+        || local_hosts(ctx).contains(&name);
+    Ok((!here).then_some(name))
+}
+
+/// The topology hosts this run acts for.
+pub(crate) fn local_hosts(ctx: &Context) -> Vec<String> {
+    let mut v: Vec<String> = ctx
+        .targets
+        .iter()
+        .filter(|t| t.local)
+        .map(|t| t.managed.key.host.clone())
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 fn destroy(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<Exit> {

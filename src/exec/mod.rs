@@ -3,6 +3,7 @@
 //! one. Gates poll the real condition (never a fixed sleep) with a bounded deadline and name
 //! what is still missing when it expires.
 
+pub mod maintenance;
 pub mod migrate;
 
 use std::net::SocketAddr;
@@ -90,6 +91,9 @@ pub struct Context {
     pub replace: bool,
     /// Serialises updates of state.json by steps running side by side.
     pub record_lock: tokio::sync::Mutex<()>,
+    /// The host whose redisctl makes cluster-level changes, when it is not this one: then
+    /// this run realises only its own instances (host-level steps).
+    pub coordinator_elsewhere: Option<String>,
 }
 
 pub fn record_path(state_dir: &Path) -> PathBuf {
@@ -220,16 +224,21 @@ impl Context {
                 format!("an earlier apply did not finish: {m}; open slots are completed first")
             })
             .collect();
+        if self.coordinator_elsewhere.is_none() {
+            self.await_other_hosts(on_event).await;
+        }
         const ROUNDS: usize = 6;
         let mut last = String::new();
         for round in 1..=ROUNDS {
             let obs = self.observe().await;
             self.record_fresh(&obs)?;
             let plan = plan::plan_with(&self.topology, &obs, self.options);
+            let (plan, pending) = self.this_hosts_part(plan);
             summary.notes = resumed
                 .iter()
                 .cloned()
                 .chain(plan.notes.iter().cloned())
+                .chain(pending)
                 .collect();
             if !plan.blockers.is_empty() {
                 return Err(ExecError::Blocked(plan.blockers.join("\n  - ")));
@@ -247,6 +256,95 @@ impl Context {
             self.execute(&plan, on_event, &mut summary).await?;
         }
         Err(ExecError::NoConvergence(ROUNDS, last))
+    }
+
+    /// Without the coordinator role, the part of `plan` this host runs: host-level steps on
+    /// its own instances, and only the blockers that name them. The rest is described in a
+    /// note for the operator.
+    pub fn this_hosts_part(&self, plan: Plan) -> (Plan, Option<String>) {
+        let Some(coordinator) = &self.coordinator_elsewhere else {
+            return (plan, None);
+        };
+        let local: Vec<&InstanceKey> = self
+            .targets
+            .iter()
+            .filter(|t| t.local)
+            .map(|t| &t.managed.key)
+            .collect();
+        let (mine, theirs): (Vec<Step>, Vec<Step>) = plan
+            .steps
+            .into_iter()
+            .partition(|s| s.host_node().is_some_and(|n| local.contains(&n)));
+        let blockers = plan
+            .blockers
+            .into_iter()
+            .filter(|b| local.iter().any(|k| b.contains(&k.to_string())))
+            .collect();
+        let pending = (!theirs.is_empty()).then(|| {
+            let list: Vec<String> = theirs.iter().take(5).map(ToString::to_string).collect();
+            format!(
+                "{} cluster-level step(s) are left to `redisctl apply` on the coordinator host {coordinator}: {}{}",
+                theirs.len(),
+                list.join("; "),
+                if theirs.len() > 5 { "; ..." } else { "" }
+            )
+        });
+        (
+            Plan {
+                steps: mine,
+                blockers,
+                notes: plan.notes,
+                partial: plan.partial,
+            },
+            pending,
+        )
+    }
+
+    /// The coordinator waits (bounded by the gate timeout) for declared cluster nodes on other
+    /// hosts that no node knows yet and that do not answer: their hosts' `apply` is starting
+    /// them (all hosts are usually applied at once). A node the cluster knows (e.g. on a
+    /// drained host) is not waited for.
+    async fn await_other_hosts(&self, on_event: &(dyn Fn(Event) + Sync)) {
+        if self.targets.iter().all(|t| t.local) {
+            return;
+        }
+        let deadline = Instant::now() + self.gate_timeout;
+        loop {
+            let obs = self.observe().await;
+            let known = |t: &Target| {
+                obs.nodes.values().filter_map(|o| o.live.as_ref()).any(|l| {
+                    l.peers
+                        .iter()
+                        .any(|p| p.port == t.managed.port && p.ip == t.managed.address.to_string())
+                })
+            };
+            let missing: Vec<String> = self
+                .targets
+                .iter()
+                .filter(|t| t.kind == TargetKind::Cluster && !t.local)
+                .filter(|t| {
+                    obs.nodes
+                        .get(&t.managed.key)
+                        .is_some_and(|o| !o.port_answers)
+                })
+                .filter(|t| !known(t))
+                .map(|t| {
+                    format!(
+                        "{} ({}) on another host: not started yet (run `redisctl apply` there)",
+                        t.managed.key, t.endpoint
+                    )
+                })
+                .collect();
+            if missing.is_empty() || Instant::now() > deadline {
+                return;
+            }
+            on_event(Event::StepWaiting {
+                index: 0,
+                missing: missing.len(),
+                first: missing[0].clone(),
+            });
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     pub async fn execute(

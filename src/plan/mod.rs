@@ -119,6 +119,26 @@ pub enum Step {
     WaitConverged { nodes: Vec<InstanceKey> },
 }
 
+impl Step {
+    /// The instance a host-level step acts on: starting it, its files, its live settings,
+    /// whom a group member replicates, what a Sentinel monitors. Every host's redisctl runs
+    /// these for its own instances; everything else (meet, slots, replicas of the cluster,
+    /// failovers, moves, retirements) is cluster-level and only the coordinator runs it.
+    pub fn host_node(&self) -> Option<&InstanceKey> {
+        match self {
+            Step::Start { node }
+            | Step::StartReplica { node, .. }
+            | Step::WriteConfig { node }
+            | Step::ConfigSet { node, .. }
+            | Step::ReplicaOf { node, .. } => Some(node),
+            Step::SentinelMonitor { sentinel, .. }
+            | Step::SentinelSet { sentinel, .. }
+            | Step::SentinelRemove { sentinel, .. } => Some(sentinel),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -1000,7 +1020,10 @@ fn node_state<'a>(key: &InstanceKey, o: &'a NodeObs, obs: &Observed, p: &mut Pla
         }
         (_, Some(l)) => {
             let recorded = obs.record.id_of(key);
-            if !l.is_fresh() && recorded != Some(l.myself.id.as_str()) {
+            if !l.is_fresh()
+                && recorded != Some(l.myself.id.as_str())
+                && !(recorded.is_none() && member_of_our_cluster(&l.myself.id, obs))
+            {
                 p.blockers.push(format!(
                     "{key} ({}): node {} holds data or belongs to a cluster, but redisctl has no record of creating it (state.json{}); it is reported, not touched",
                     o.endpoint,
@@ -1031,6 +1054,17 @@ fn node_state<'a>(key: &InstanceKey, o: &'a NodeObs, obs: &Observed, p: &mut Pla
             State::Unknown
         }
     }
+}
+
+/// Several hosts each record the nodes they started; a node another host's redisctl created
+/// is accepted when a node this state directory recorded lists it as a member of its
+/// cluster (never a node of some other cluster at a declared address).
+fn member_of_our_cluster(id: &str, obs: &Observed) -> bool {
+    obs.nodes.iter().any(|(k, o)| {
+        o.live.as_ref().is_some_and(|l| {
+            obs.record.id_of(k) == Some(l.myself.id.as_str()) && l.peer(id).is_some()
+        })
+    })
 }
 
 pub fn short(id: &str) -> &str {

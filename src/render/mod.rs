@@ -111,6 +111,9 @@ pub fn sentinel_files(
     let bind: Vec<String> = s.bind.iter().map(ToString::to_string).collect();
     let _ = writeln!(c, "port {}", s.port);
     let _ = writeln!(c, "bind {}", bind.join(" "));
+    // The other Sentinels find this one at the host's declared address, whatever source
+    // address the kernel picks for its outgoing connections (several addresses per host).
+    let _ = writeln!(c, "sentinel announce-ip {}", quote(&s.address.to_string()));
     let _ = writeln!(c, "daemonize no");
     let _ = writeln!(c, "dir {}", quote(&paths.data.display().to_string()));
     if log == LogTarget::File {
@@ -245,6 +248,12 @@ fn redis_conf(
     let _ = writeln!(c, "\n# Network");
     let _ = writeln!(c, "port {}", inst.port);
     let _ = writeln!(c, "bind {}", bind.join(" "));
+    // Peers, replicas' masters and Sentinels know it by the host's declared address, not by
+    // the source address the kernel picks for outgoing connections (hosts with several).
+    let _ = writeln!(c, "replica-announce-ip {}", inst.address);
+    if inst.group.is_none() {
+        let _ = writeln!(c, "cluster-announce-ip {}", inst.address);
+    }
     let _ = writeln!(c, "\n# Process");
     let _ = writeln!(c, "daemonize no");
     let _ = writeln!(c, "dir {}", quote(&paths.data.display().to_string()));

@@ -86,6 +86,11 @@ pub trait Supervisor: Send + Sync {
     fn stop(&self, m: &Managed, grace: Duration) -> Result<(), SuperviseError>;
     /// Forget the instance (units, pid files). Never touches data.
     fn unregister(&self, m: &Managed) -> Result<(), SuperviseError>;
+    /// Keep a stopped instance stopped: not started at boot (drain). The next `start`
+    /// undoes it. Nothing to do for the process supervisor, which starts nothing by itself.
+    fn hold(&self, _m: &Managed) -> Result<(), SuperviseError> {
+        Ok(())
+    }
     /// What the service manager knows beyond the pid (systemd: unit, state, restarts), for
     /// `redisctl status`.
     fn details(&self, _m: &Managed) -> Option<serde_json::Value> {

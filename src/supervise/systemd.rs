@@ -564,6 +564,15 @@ impl Supervisor for SystemdSupervisor {
         Ok(())
     }
 
+    fn hold(&self, m: &Managed) -> Result<(), SuperviseError> {
+        if self.owner(m) != Owner::This {
+            return Ok(());
+        }
+        self.systemctl(&["disable", "--quiet", &Self::unit(m)])
+            .map(|_| ())
+            .map_err(|e| Self::err(m, e))
+    }
+
     fn details(&self, m: &Managed) -> Option<serde_json::Value> {
         (self.owner(m) == Owner::This).then(|| self.unit_details(m))
     }

@@ -54,6 +54,9 @@ pub const MAX_PORT: u32 = 55535;
 pub const MANAGED_DIRECTIVES: &[(&str, &str)] = &[
     ("port", "cluster.ports or cluster.nodes[].port"),
     ("bind", "bind"),
+    ("cluster-announce-ip", "hosts[].address"),
+    ("replica-announce-ip", "hosts[].address"),
+    ("slave-announce-ip", "hosts[].address"),
     ("dir", "state_dir"),
     ("daemonize", "the supervisor"),
     ("supervised", "the supervisor"),
