@@ -313,7 +313,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__drain)
-            opts="-o -h --force --move-slots --output --state-dir --timeout --supervisor --help"
+            opts="-o -h --force --move-slots --output --state-dir --timeout --supervisor --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -337,6 +337,10 @@ _redisctl() {
                     ;;
                 --supervisor)
                     COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -897,7 +901,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__undrain)
-            opts="-o -h --keep-roles --output --state-dir --timeout --supervisor --help"
+            opts="-o -h --keep-roles --output --state-dir --timeout --supervisor --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -921,6 +925,10 @@ _redisctl() {
                     ;;
                 --supervisor)
                     COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

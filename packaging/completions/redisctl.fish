@@ -101,6 +101,7 @@ complete -c redisctl -n "__fish_redisctl_using_subcommand drain" -l timeout -d '
 complete -c redisctl -n "__fish_redisctl_using_subcommand drain" -l supervisor -d 'Who runs the instances: `systemd` units (redis@PORT), or redisctl\'s own `process` supervisor; `auto` picks systemd when it is PID 1 and redisctl runs as root' -r -f -a "auto\t''
 process\t''
 systemd\t''"
+complete -c redisctl -n "__fish_redisctl_using_subcommand drain" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
 complete -c redisctl -n "__fish_redisctl_using_subcommand drain" -l force -d 'Drain even though the pre-checks found a risk (printed); never loses acknowledged writes by itself, but may leave shards without a replica'
 complete -c redisctl -n "__fish_redisctl_using_subcommand drain" -l move-slots -d 'Move the slots of a master that has no in-sync replica on another host to the other masters (instead of refusing)'
 complete -c redisctl -n "__fish_redisctl_using_subcommand drain" -s h -l help -d 'Print help'
@@ -111,6 +112,7 @@ complete -c redisctl -n "__fish_redisctl_using_subcommand undrain" -l timeout -d
 complete -c redisctl -n "__fish_redisctl_using_subcommand undrain" -l supervisor -d 'Who runs the instances: `systemd` units (redis@PORT), or redisctl\'s own `process` supervisor; `auto` picks systemd when it is PID 1 and redisctl runs as root' -r -f -a "auto\t''
 process\t''
 systemd\t''"
+complete -c redisctl -n "__fish_redisctl_using_subcommand undrain" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
 complete -c redisctl -n "__fish_redisctl_using_subcommand undrain" -l keep-roles -d 'Leave mastership where it is now'
 complete -c redisctl -n "__fish_redisctl_using_subcommand undrain" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand restart" -s o -l output -d 'Output format for reports' -r -f -a "text\t''

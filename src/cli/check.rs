@@ -36,6 +36,16 @@ pub fn findings(topo: &Topology, obs: &Observed) -> Vec<String> {
         out.extend(converge::problems(topo, &lives));
     }
     out.extend(plan::group_problems(topo, obs));
+    for key in topo
+        .groups
+        .iter()
+        .flat_map(|g| g.members().map(|m| &m.key))
+        .chain(topo.sentinels().map(|s| &s.key))
+    {
+        if obs.nodes.get(key).is_some_and(|o| !o.port_answers) {
+            out.push(format!("{key} is not answering"));
+        }
+    }
     // Anti-affinity with the roles as they are now (failovers move masters around).
     if topo.hosts.len() > 1
         && let Some(c) = &topo.cluster

@@ -124,7 +124,9 @@ enum Command {
     /// --move-slots), then stop HOST's instances and mark it drained. Run it on HOST.
     Drain {
         file: PathBuf,
-        host: String,
+        /// The host to drain (this machine).
+        #[arg(value_name = "HOST")]
+        target: String,
         /// Drain even though the pre-checks found a risk (printed); never loses acknowledged
         /// writes by itself, but may leave shards without a replica.
         #[arg(long)]
@@ -138,7 +140,9 @@ enum Command {
     /// roles recorded by `drain` (safe manual failovers) and clear the mark. Run it on HOST.
     Undrain {
         file: PathBuf,
-        host: String,
+        /// The drained host (this machine).
+        #[arg(value_name = "HOST")]
+        target: String,
         /// Leave mastership where it is now.
         #[arg(long)]
         keep_roles: bool,
@@ -202,7 +206,7 @@ pub fn main() -> ExitCode {
                 Exit::User
             } else if let Some(x) = e.downcast_ref::<ExecError>() {
                 match x {
-                    ExecError::Blocked(_) => Exit::User,
+                    ExecError::Blocked(_) | ExecError::Refused(_) => Exit::User,
                     _ => Exit::Failure,
                 }
             } else if e.to_string() == "interrupted" {
@@ -313,15 +317,15 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
         }
         Command::Drain {
             file,
-            host,
+            target,
             force,
             move_slots,
-        } => maintenance::drain(cli, file, host, *force, *move_slots, out),
+        } => maintenance::drain(cli, file, target, *force, *move_slots, out),
         Command::Undrain {
             file,
-            host,
+            target,
             keep_roles,
-        } => maintenance::undrain(cli, file, host, *keep_roles, out),
+        } => maintenance::undrain(cli, file, target, *keep_roles, out),
         Command::Restart { file, .. } => maintenance::restart(cli, file, out),
         Command::Status { file } => {
             let ctx = context(cli, file, out)?;

@@ -100,19 +100,19 @@ impl Context {
                 .iter()
                 .map(|h| h.name.as_str())
                 .collect();
-            return Err(ExecError::Blocked(format!(
+            return Err(ExecError::Refused(format!(
                 "no host {host:?} in the topology; hosts are: {}",
                 names.join(", ")
             )));
         }
         let ts = self.host_targets(host);
         if ts.is_empty() {
-            return Err(ExecError::Blocked(format!(
+            return Err(ExecError::Refused(format!(
                 "host {host} runs no instance of this deployment; nothing to {verb}"
             )));
         }
         if ts.iter().any(|t| !t.local) {
-            return Err(ExecError::Blocked(format!(
+            return Err(ExecError::Refused(format!(
                 "{verb} {host} must run on {host} itself (it stops and starts {host}'s instances and keeps the mark in its state directory); run it there, or pass --host {host} if this machine is {host}"
             )));
         }
@@ -184,7 +184,7 @@ impl Context {
         let t0 = Instant::now();
         self.require_local(host, "drain")?;
         if load_mark(&self.state_dir, host).is_some() {
-            return Err(ExecError::Blocked(format!(
+            return Err(ExecError::Refused(format!(
                 "{host} is already drained; `redisctl undrain` brings it back"
             )));
         }
@@ -278,7 +278,7 @@ impl Context {
         }
         if !risks.is_empty() {
             if !force {
-                return Err(ExecError::Blocked(format!(
+                return Err(ExecError::Refused(format!(
                     "drain {host} refused; nothing was changed (--force drains anyway):\n  - {}",
                     risks.join("\n  - ")
                 )));
@@ -584,7 +584,7 @@ impl Context {
         let t0 = Instant::now();
         self.require_local(host, "undrain")?;
         let Some(mark) = load_mark(&self.state_dir, host) else {
-            return Err(ExecError::Blocked(format!(
+            return Err(ExecError::Refused(format!(
                 "{host} is not drained (no {})",
                 mark_path(&self.state_dir, host).display()
             )));
@@ -682,7 +682,7 @@ impl Context {
             .map(|t| t.managed.key.to_string())
             .collect();
         if !down.is_empty() {
-            return Err(ExecError::Blocked(format!(
+            return Err(ExecError::Refused(format!(
                 "not every instance here is running ({}); run `redisctl apply` first",
                 down.join(", ")
             )));
@@ -711,7 +711,7 @@ impl Context {
                     .is_some(),
             };
             if !has {
-                return Err(ExecError::Blocked(format!(
+                return Err(ExecError::Refused(format!(
                     "{m} is a master without an in-sync replica; restarting it would interrupt its shard. Add a replica, or restart it by hand"
                 )));
             }
@@ -741,7 +741,7 @@ impl Context {
                 }
             };
             let Some(to) = to else {
-                return Err(ExecError::Blocked(format!(
+                return Err(ExecError::Refused(format!(
                     "{m}: no in-sync replica to hand mastership to right now; nothing more was restarted"
                 )));
             };

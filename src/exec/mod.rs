@@ -34,6 +34,9 @@ pub enum ExecError {
     },
     #[error("apply refused; nothing was changed:\n  - {0}")]
     Blocked(String),
+    /// A maintenance command refused before changing anything; the message says why.
+    #[error("{0}")]
+    Refused(String),
     #[error("the deployment did not converge after {0} rounds of planning; last plan:\n{1}")]
     NoConvergence(usize, String),
     #[error("cannot write state in {path}: {source}")]

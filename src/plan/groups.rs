@@ -157,7 +157,7 @@ pub fn plan(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
 
         // Sentinels monitor the group at its current master.
         if let Some(sc) = &topo.sentinel {
-            for s in &sc.instances {
+            for s in sc.instances.iter().filter(|s| !away(obs, &s.key)) {
                 let Some(live) = obs.nodes.get(&s.key).and_then(|o| o.sentinel.as_ref()) else {
                     continue;
                 };
@@ -377,12 +377,23 @@ fn sentinel_drift(topo: &Topology, sm: &SentinelMaster) -> Vec<(String, String)>
     out
 }
 
+/// An instance on another host that does not answer: its host's `apply` starts it (or the
+/// host is drained). Reported as a note by the planner and by `check`, never waited for.
+fn away(obs: &Observed, key: &InstanceKey) -> bool {
+    obs.nodes
+        .get(key)
+        .is_some_and(|o| matches!(o.process, ProcState::Remote) && !o.port_answers)
+}
+
 /// Everything that keeps the groups from matching the topology. Empty = converged.
 pub fn problems(topo: &Topology, obs: &Observed) -> Vec<String> {
     let mut out = Vec::new();
     for g in &topo.groups {
         let current = current_master(topo, g, obs);
         for m in g.members() {
+            if away(obs, &m.key) {
+                continue;
+            }
             let Some(r) = repl(obs, &m.key) else {
                 out.push(format!("{}: {} is not answering", g.name, m.key));
                 continue;
@@ -411,7 +422,7 @@ pub fn problems(topo: &Topology, obs: &Observed) -> Vec<String> {
                 .members()
                 .filter(|m| desired_upstream(g, &m.key, current) == Some(&current.key))
                 .count() as u32;
-            for s in &sc.instances {
+            for s in sc.instances.iter().filter(|s| !away(obs, &s.key)) {
                 let Some(live) = obs.nodes.get(&s.key).and_then(|o| o.sentinel.as_ref()) else {
                     out.push(format!("Sentinel {} is not answering", s.key));
                     continue;
