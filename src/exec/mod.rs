@@ -942,14 +942,23 @@ impl Context {
         if force {
             args.push("FORCE");
         }
-        c.cmd(&args).await?;
-        let id = before.myself.id.clone();
-        let nodes: Vec<InstanceKey> = self
+        // Every node that answers now must agree; one that does not (a drained or failed
+        // host) learns the new roles when it comes back.
+        let declared: Vec<InstanceKey> = self
             .targets
             .iter()
             .filter(|t| t.kind == TargetKind::Cluster)
             .map(|t| t.managed.key.clone())
             .collect();
+        let answering = futures::future::join_all(declared.iter().map(|k| self.conn(k))).await;
+        let nodes: Vec<InstanceKey> = declared
+            .into_iter()
+            .zip(answering)
+            .filter(|(_, c)| c.is_ok())
+            .map(|(k, _)| k)
+            .collect();
+        c.cmd(&args).await?;
+        let id = before.myself.id.clone();
         self.gate(
             index,
             &nodes,

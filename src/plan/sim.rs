@@ -834,6 +834,11 @@ fn a_non_fresh_node_without_a_record_blocks_and_nothing_is_planned() {
     let c = sim.topo.cluster.clone().expect("a cluster");
     let key = c.shards[1].master.key.clone();
     sim.record.node_ids.remove(&key.to_string());
+    // A node of another cluster at that address: none of our recorded nodes knows it.
+    let id = sim.nodes[&key].id.clone();
+    for n in sim.nodes.values_mut() {
+        n.known.remove(&id);
+    }
     // Also a stopped node, which alone would plan a start.
     sim.node(&c.shards[0].replicas[0].key).running = false;
     let p = plan_with(&sim.topo, &sim.observed(), Options::default());
@@ -845,6 +850,21 @@ fn a_non_fresh_node_without_a_record_blocks_and_nothing_is_planned() {
         p.blockers
     );
     assert!(p.blockers[0].contains("has no record of creating it"));
+}
+
+/// Another host's redisctl created this node (so this state directory has no record of
+/// it), but our recorded nodes list it as a member of their cluster: it is ours to plan
+/// with, and nothing is refused.
+#[test]
+fn a_node_another_host_recorded_is_accepted_as_a_member_of_our_cluster() {
+    let mut sim = Sim::new(topology(3, 1, 1, false));
+    converge_sim(&mut sim, Options::default(), "setup");
+    let c = sim.topo.cluster.clone().expect("a cluster");
+    let key = c.shards[1].master.key.clone();
+    sim.record.node_ids.remove(&key.to_string());
+    let p = plan_with(&sim.topo, &sim.observed(), Options::default());
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    assert!(p.steps.is_empty(), "{:?}", p.steps);
 }
 
 /// A master's data directory is lost and its node restarted empty before the cluster
