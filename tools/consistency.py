@@ -27,7 +27,7 @@ rc = RedisCluster(host=host, port=port, password=password, socket_timeout=2,
                   cluster_error_retry_attempts=5)
 run = f"{random.randrange(1 << 30):x}"
 acked = [0] * nkeys
-writes = errors = 0
+writes = errors = client_bugs = 0
 deadline = time.monotonic() + seconds
 rng = random.Random(7)
 while time.monotonic() < deadline and writes < 5_000_000:
@@ -39,6 +39,13 @@ while time.monotonic() < deadline and writes < 5_000_000:
     except RedisError:
         errors += 1
         time.sleep(0.01)
+    except (AttributeError, KeyError, IndexError, TypeError) as e:
+        # redis-py's cluster client occasionally trips over its own topology refresh while
+        # nodes come and go (seen: 'NoneType' object has no attribute 'redis_connection').
+        # The write was not acknowledged; count it as a client error and go on.
+        errors += 1
+        client_bugs += 1
+        time.sleep(0.01)
 
 lost = 0
 for start in range(0, nkeys, 500):
@@ -47,7 +54,7 @@ for start in range(0, nkeys, 500):
         try:
             values = rc.mget_nonatomic([f"cc:{run}:{i}" for i in idx])
             break
-        except RedisError:
+        except (RedisError, AttributeError, KeyError, IndexError, TypeError):
             time.sleep(0.2)
     else:
         raise SystemExit("cannot read counters back")
@@ -56,5 +63,5 @@ for start in range(0, nkeys, 500):
             lost += acked[i] - int(v or 0)
 
 print(json.dumps({"writes": writes, "acknowledged": sum(acked), "lost": lost,
-                  "errors": errors, "keys": nkeys}))
+                  "errors": errors, "client_library_errors": client_bugs, "keys": nkeys}))
 sys.exit(1 if lost else 0)

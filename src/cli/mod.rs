@@ -787,6 +787,12 @@ fn apply(
             "ok": true, "executed": summary.executed, "notes": summary.notes,
             "elapsed_ms": t0.elapsed().as_millis() as u64,
         }));
+    } else if let Some(c) = &ctx.coordinator_elsewhere {
+        println!(
+            "Applied {} step(s) in {:.1} s; this host's instances match the topology (the rest: apply on {c}).",
+            summary.executed.len(),
+            t0.elapsed().as_secs_f64()
+        );
     } else if summary.executed.is_empty() {
         println!("Nothing to do: the deployment matches the topology.");
     } else {
@@ -846,6 +852,13 @@ fn destroy(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<E
     let lock = lock(&ctx)?;
     let rt = runtime()?;
     let mut removed = Vec::new();
+    // The deployment is going away on this host: so is its drain mark.
+    for host in local_hosts(&ctx) {
+        let mark = exec::maintenance::mark_path(&ctx.state_dir, &host);
+        if mark.exists() {
+            std::fs::remove_file(&mark).with_context(|| format!("remove {}", mark.display()))?;
+        }
+    }
     for t in ctx.targets.iter().filter(|t| t.local) {
         // Data is being deleted: no point in a final save.
         let _ = rt.block_on(async {

@@ -286,7 +286,7 @@ impl Context {
         let pending = (!theirs.is_empty()).then(|| {
             let list: Vec<String> = theirs.iter().take(5).map(ToString::to_string).collect();
             format!(
-                "{} cluster-level step(s) are left to `redisctl apply` on the coordinator host {coordinator}: {}{}",
+                "{} step(s) for the cluster or other hosts are left to `redisctl apply` there (cluster-level: the coordinator, {coordinator}): {}{}",
                 theirs.len(),
                 list.join("; "),
                 if theirs.len() > 5 { "; ..." } else { "" }

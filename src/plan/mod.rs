@@ -933,10 +933,13 @@ fn retirements(
             addr: addr.clone(),
         });
     }
-    // Members nobody declared and redisctl did not create: reported only.
+    // Members nobody declared and redisctl did not create: reported only. (A node at a
+    // declared address is declared, whichever host's redisctl recorded it.)
+    let declared: BTreeSet<String> = topo.cluster_instances().map(|i| i.endpoint()).collect();
     for o in obs.nodes.values().filter_map(|o| o.live.as_ref()) {
         for peer in &o.peers {
             let known = obs.record.node_ids.values().any(|id| *id == peer.id)
+                || declared.contains(&peer.addr())
                 || stale.iter().any(|(id, _)| *id == peer.id)
                 || peer.flags.handshake;
             if !known && !p.notes.iter().any(|n| n.contains(&peer.id)) {
