@@ -232,7 +232,10 @@ impl Context {
         }
         const ROUNDS: usize = 6;
         let mut last = String::new();
-        for round in 1..=ROUNDS {
+        let starting_deadline = Instant::now() + self.gate_timeout;
+        let mut round = 0;
+        while round < ROUNDS {
+            round += 1;
             let obs = self.observe().await;
             self.record_fresh(&obs)?;
             let plan = plan::plan_with(&self.topology, &obs, self.options);
@@ -244,6 +247,23 @@ impl Context {
                 .chain(pending)
                 .collect();
             if !plan.blockers.is_empty() {
+                // A process we run that does not answer yet is usually still starting (or
+                // loading its data, e.g. after an apply was killed right after starting it):
+                // give it until the gate timeout before refusing.
+                let starting = plan
+                    .blockers
+                    .iter()
+                    .all(|b| b.contains("process is running but not answering"));
+                if starting && Instant::now() < starting_deadline {
+                    on_event(Event::StepWaiting {
+                        index: 0,
+                        missing: plan.blockers.len(),
+                        first: plan.blockers[0].clone(),
+                    });
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    round -= 1;
+                    continue;
+                }
                 return Err(ExecError::Blocked(plan.blockers.join("\n  - ")));
             }
             if plan.steps.is_empty() {
