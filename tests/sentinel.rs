@@ -167,8 +167,10 @@ fn master_killed_sentinel_fails_over_apply_accepts_it_and_restore_roles_moves_ba
     let during = finish(w);
     assert!(during["acknowledged"].as_u64().unwrap() > 0, "{during}");
 
-    // Restore the preferred master under continuous writes: nothing acknowledged is lost.
-    let w = writer(&d, 6.0);
+    // Restore the preferred master under continuous writes: nothing acknowledged is lost. (The
+    // handover first waits, writes flowing, until a Sentinel has seen the zero priorities:
+    // up to its 10 s INFO period; the writer outlasts that.)
+    let w = writer(&d, 16.0);
     std::thread::sleep(Duration::from_millis(1000));
     let t = Instant::now();
     let out = d.run(&["apply", "--yes", "--restore-roles"]);

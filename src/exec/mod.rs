@@ -1181,6 +1181,53 @@ impl Context {
                 let _ = c.cmd(&["CONFIG", "SET", "replica-priority", "0"]).await;
             }
         }
+        // Sentinel picks the replica from the INFO it caches (refreshed every 10 s, every
+        // second during a failover): before writes are paused, wait until a Sentinel has
+        // seen the zero priorities, or it may promote one of the others.
+        let zeroed: Vec<String> = others
+            .iter()
+            .map(|m| format!("{}:{}", m.address, m.port))
+            .collect();
+        let mut ready: Vec<&crate::topology::SentinelInstance> = Vec::new();
+        let deadline = Instant::now() + self.gate_timeout;
+        'wait: while Instant::now() < deadline {
+            for s in self.topology.sentinels() {
+                let Ok(mut c) = self.conn(&s.key).await else {
+                    continue;
+                };
+                if let Ok(crate::observe::resp::Value::Array(items)) =
+                    c.cmd(&["SENTINEL", "REPLICAS", group]).await
+                {
+                    let priorities: Vec<(String, String)> = items
+                        .iter()
+                        .filter_map(|item| {
+                            let crate::observe::resp::Value::Array(kv) = item else {
+                                return None;
+                            };
+                            let map: std::collections::HashMap<String, String> = kv
+                                .chunks(2)
+                                .filter_map(|p| Some((p.first()?.as_text()?, p.get(1)?.as_text()?)))
+                                .collect();
+                            Some((map.get("name")?.clone(), map.get("slave-priority")?.clone()))
+                        })
+                        .collect();
+                    // Members it lists as replicas must show 0 (the master is not listed).
+                    if zeroed
+                        .iter()
+                        .all(|z| priorities.iter().all(|(n, p)| n != z || p == "0"))
+                    {
+                        ready.push(s);
+                        break 'wait;
+                    }
+                }
+            }
+            on_event(Event::StepWaiting {
+                index,
+                missing: zeroed.len(),
+                first: "no Sentinel has seen replica-priority 0 on the other replicas yet (they refresh every 10 s)".into(),
+            });
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
         // Hold writes on the current master until `to` has every acknowledged write and
         // Sentinel has moved mastership, so the handover loses nothing. The pause expires
         // by itself should redisctl die here.
@@ -1216,7 +1263,11 @@ impl Context {
             )
             .await?;
             let mut last = String::new();
-            for s in self.topology.sentinels() {
+            let rest = self
+                .topology
+                .sentinels()
+                .filter(|x| !ready.iter().any(|r| r.key == x.key));
+            for s in ready.iter().copied().chain(rest) {
                 match self.conn(&s.key).await {
                     Ok(mut c) => match c.cmd(&["SENTINEL", "FAILOVER", group]).await {
                         Ok(_) => {

@@ -16,6 +16,7 @@ use super::{Options, Step, converge, plan_with};
 use crate::observe::parse::{Flags, NodeLine};
 use crate::observe::{Live, NodeObs, Observed, Record};
 use crate::supervise::ProcState;
+use crate::topology::Cluster;
 use crate::topology::slots::{SLOTS, count, even_split, ranges_of};
 use crate::topology::{InstanceKey, Topology};
 
@@ -534,7 +535,7 @@ fn converge_sim(sim: &mut Sim, opts: Options, ctx: &str) -> usize {
 /// contiguous even split itself), replicas attached, ids recorded, nothing to wait for.
 fn assert_converged(sim: &Sim, exact: bool, preferred: bool, ctx: &str) {
     let c = sim.topo.cluster.as_ref().expect("a cluster");
-    let split = even_split(c.shards.len());
+    let split = Cluster::slot_allocation(c);
     let mut owners = vec![0u8; usize::from(SLOTS)];
     for s in sim.nodes.values().flat_map(|n| &n.slots) {
         owners[usize::from(*s)] += 1;
@@ -805,6 +806,34 @@ fn scale(from: u64, to: u64, interrupt: bool) {
     let rounds = converge_sim(&mut sim, Options::default(), &ctx);
     assert!(rounds <= 3, "{ctx}: {rounds} rounds");
     assert_converged(&sim, false, true, &ctx);
+}
+
+/// `cluster.weights` changes move slots until every shard has its weighted share.
+#[test]
+fn weights_converge_to_weighted_shares() {
+    let weighted = |w: &str| {
+        let y = format!(
+            "version: 1\nname: sim\nhosts:\n  - {{name: h0, address: 127.0.0.1}}\n  - {{name: h1, address: 127.0.0.2}}\n\
+             cluster:\n  shards: 3\n  replicas: 1\n  ports: 7000-7020\n  weights: {w}\n"
+        );
+        crate::topology::parse(&y, "sim.yaml", Path::new("."))
+            .unwrap_or_else(|e| panic!("{y}\n{e}"))
+            .topology
+    };
+    let mut sim = Sim::new(weighted("[1, 1, 2]"));
+    converge_sim(&mut sim, Options::default(), "weights 1,1,2");
+    assert_converged(&sim, true, true, "weights 1,1,2");
+    let sizes: Vec<u32> = Cluster::slot_allocation(sim.topo.cluster.as_ref().unwrap())
+        .iter()
+        .map(|r| r.len())
+        .collect();
+    assert_eq!(sizes, [4096, 4096, 8192]);
+    for (w, ctx) in [("[3, 2, 1]", "reweighted"), ("[1, 1, 1]", "equal again")] {
+        sim.declare(weighted(w));
+        let rounds = converge_sim(&mut sim, Options::default(), ctx);
+        assert!(rounds <= 3, "{ctx}: {rounds} rounds");
+        assert_converged(&sim, false, true, ctx);
+    }
 }
 
 #[test]

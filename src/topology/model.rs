@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 pub use super::raw::{Fsync, Role};
-use super::slots::{SlotRange, even_split};
+use super::slots::{SlotRange, weighted_split};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Topology {
@@ -83,8 +83,10 @@ pub struct Auth {
 #[derive(Debug, Clone, Serialize)]
 pub struct Cluster {
     pub settings: ClusterSettings,
-    /// Shards in order; shard `i` owns the `i`-th range of the even split.
+    /// Shards in order; shard `i` owns the `i`-th range of the (weighted) split.
     pub shards: Vec<Shard>,
+    /// Relative slot share of each shard (same length as `shards`; all 1 by default).
+    pub weights: Vec<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -221,6 +223,6 @@ impl Topology {
 impl Cluster {
     /// Slot ranges each shard owns when balanced, indexed like `shards`.
     pub fn slot_allocation(&self) -> Vec<SlotRange> {
-        even_split(self.shards.len())
+        weighted_split(&self.weights)
     }
 }

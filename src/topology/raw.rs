@@ -268,6 +268,10 @@ pub struct RawCluster {
     /// empty new master must never turn into a replica behind its back.
     #[serde(default)]
     pub allow_replica_migration: Option<bool>,
+    /// Relative share of the 16384 slots per shard, in shard order (one entry per shard,
+    /// each 1-1000). Default: all equal. Changing it rebalances on the next `apply`.
+    #[serde(default)]
+    pub weights: Option<Vec<u32>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

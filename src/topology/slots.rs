@@ -68,15 +68,29 @@ pub fn format_ranges(ranges: &[SlotRange]) -> String {
 
 /// Split the 16384 slots over `shards` in contiguous ranges, exactly as
 /// `redis-cli --cluster create` does (3 shards: 0-5460, 5461-10922, 10923-16383).
+#[cfg(test)]
 pub fn even_split(shards: usize) -> Vec<SlotRange> {
+    weighted_split(&vec![1; shards])
+}
+
+/// Contiguous ranges in shard order, shard i getting a share proportional to `weights[i]`
+/// (each at least 1 slot). With equal weights this is exactly redis-cli's split.
+pub fn weighted_split(weights: &[u32]) -> Vec<SlotRange> {
+    let shards = weights.len();
     assert!(shards > 0 && shards <= usize::from(SLOTS));
-    let per = f64::from(SLOTS) / shards as f64;
+    let total: f64 = weights.iter().map(|w| f64::from((*w).max(1))).sum();
     let mut out = Vec::with_capacity(shards);
     let mut first: i64 = 0;
     let mut cursor = 0.0f64;
-    for i in 0..shards {
+    for (i, w) in weights.iter().enumerate() {
+        let per = f64::from(SLOTS) * f64::from((*w).max(1)) / total;
         let mut last = (cursor + per - 1.0).round() as i64;
-        if last >= i64::from(SLOTS) || i == shards - 1 {
+        // Leave at least one slot for each shard after this one.
+        let reserve = (shards - 1 - i) as i64;
+        if last > i64::from(SLOTS) - 1 - reserve {
+            last = i64::from(SLOTS) - 1 - reserve;
+        }
+        if i == shards - 1 {
             last = i64::from(SLOTS) - 1;
         }
         if last < first {
@@ -139,6 +153,23 @@ mod tests {
         assert_eq!(key_slot(b"foo{bar}{zap}"), key_slot(b"bar"));
         // Unclosed brace: whole key.
         assert_eq!(key_slot(b"foo{bar"), crc16(b"foo{bar") % SLOTS);
+    }
+
+    #[test]
+    fn weighted_split_is_proportional_and_leaves_every_shard_a_slot() {
+        let sizes = |w: &[u32]| -> Vec<u32> { weighted_split(w).iter().map(|r| r.len()).collect() };
+        assert_eq!(sizes(&[1, 1, 2]), [4096, 4096, 8192]);
+        assert_eq!(sizes(&[3, 1]), [12288, 4096]);
+        assert_eq!(sizes(&[1000, 1, 1]).iter().sum::<u32>(), 16384);
+        assert!(sizes(&[1000, 1, 1]).iter().all(|&n| n >= 1));
+        for n in 1..=20 {
+            assert_eq!(weighted_split(&vec![7; n]), even_split(n), "{n} shards");
+        }
+        // Contiguous, in order, covering everything.
+        let r = weighted_split(&[5, 1, 3, 2]);
+        assert_eq!(r[0].start, 0);
+        assert_eq!(r[3].end, 16383);
+        assert!(r.windows(2).all(|w| w[1].start == w[0].end + 1));
     }
 
     #[test]

@@ -410,10 +410,41 @@ fn validate_cluster(
             replicas,
         });
     }
+    let weights = match &c.weights {
+        None => vec![1; shards.len()],
+        Some(w) => {
+            if w.len() != shards.len() {
+                p.error(
+                    "cluster.weights",
+                    format!(
+                        "has {} entr{} for {} shard(s); give one weight per shard, in shard order",
+                        w.len(),
+                        if w.len() == 1 { "y" } else { "ies" },
+                        shards.len()
+                    ),
+                );
+            }
+            for (i, x) in w.iter().enumerate() {
+                if !(1..=1000).contains(x) {
+                    p.error(
+                        format!("cluster.weights[{i}]"),
+                        format!(
+                            "{x} is out of range; a weight is 1-1000 (to empty a shard, remove it)"
+                        ),
+                    );
+                }
+            }
+            w.clone()
+        }
+    };
     if p.has_errors() {
         return None;
     }
-    Some(Cluster { settings, shards })
+    Some(Cluster {
+        settings,
+        shards,
+        weights,
+    })
 }
 
 /// Binding beyond loopback without a password must be an explicit decision.

@@ -1291,3 +1291,39 @@ fn diagnostic_display_formats() {
         "{missing}"
     );
 }
+
+#[test]
+fn weights_one_per_shard_within_range() {
+    let t = clean(&cluster(
+        "  shards: 3\n  replicas: 0\n  ports: 7000-7002\n  weights: [1, 1, 2]\n",
+    ));
+    let c = t.topology.cluster.expect("a cluster");
+    assert_eq!(c.weights, [1, 1, 2]);
+    assert_eq!(
+        c.slot_allocation()
+            .iter()
+            .map(|r| r.len())
+            .collect::<Vec<_>>(),
+        [4096, 4096, 8192]
+    );
+    // Default: equal.
+    let t = clean(&cluster("  shards: 3\n  replicas: 0\n  ports: 7000-7002\n"));
+    assert_eq!(t.topology.cluster.expect("a cluster").weights, [1, 1, 1]);
+    assert_eq!(
+        errors(&cluster(
+            "  shards: 3\n  replicas: 0\n  ports: 7000-7002\n  weights: [1, 2]\n"
+        )),
+        vec![
+            "t.yaml:9:12: error: cluster.weights: has 2 entries for 3 shard(s); give one weight per shard, in shard order"
+        ]
+    );
+    assert_eq!(
+        errors(&cluster(
+            "  shards: 3\n  replicas: 0\n  ports: 7000-7002\n  weights: [1, 0, 2000]\n"
+        )),
+        vec![
+            "t.yaml:9:16: error: cluster.weights[1]: 0 is out of range; a weight is 1-1000 (to empty a shard, remove it)",
+            "t.yaml:9:19: error: cluster.weights[2]: 2000 is out of range; a weight is 1-1000 (to empty a shard, remove it)"
+        ]
+    );
+}
