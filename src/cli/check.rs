@@ -47,10 +47,22 @@ pub fn findings(topo: &Topology, obs: &Observed) -> Vec<String> {
         }
     }
     // Anti-affinity with the roles as they are now (failovers move masters around).
+    let zone = |k: &InstanceKey| {
+        topo.hosts
+            .iter()
+            .find(|h| h.name == k.host)
+            .and_then(|h| h.zone.clone())
+    };
     if topo.hosts.len() > 1
         && let Some(c) = &topo.cluster
     {
         for shard in &c.shards {
+            // The operator was warned at validation when the declared placement itself puts
+            // a replica in its master's zone; then failovers change nothing about zones.
+            let declared_same_zone = shard
+                .replicas
+                .iter()
+                .any(|r| zone(&r.key).is_some() && zone(&r.key) == zone(&shard.master.key));
             let members: Vec<(&InstanceKey, &Live)> = shard
                 .members()
                 .filter_map(|m| {
@@ -71,6 +83,14 @@ pub fn findings(topo: &Topology, obs: &Observed) -> Vec<String> {
                     if rk.host == mk.host {
                         out.push(format!(
                             "shard {}: master {mk} and replica {rk} are on the same host; `apply --restore-roles` moves mastership back",
+                            shard.number
+                        ));
+                    } else if let (Some(zm), Some(zr)) = (zone(mk), zone(rk))
+                        && zm == zr
+                        && !declared_same_zone
+                    {
+                        out.push(format!(
+                            "shard {}: master {mk} and replica {rk} are in the same zone {zm:?}; `apply --restore-roles` moves mastership back",
                             shard.number
                         ));
                     }
