@@ -218,7 +218,7 @@ fn unknown_fields_are_refused_naming_the_field() {
     assert_eq!(
         errors(&cluster("  shards: 3\n  replica: 1\n")),
         vec![
-            "t.yaml:7:3: error: unknown field `replica`, expected one of shards, replicas, ports, nodes, node_timeout, require_full_coverage, migration_barrier, allow_replica_migration"
+            "t.yaml:7:3: error: unknown field `replica`, expected one of shards, replicas, ports, nodes, node_timeout, require_full_coverage, migration_barrier, allow_replica_migration, weights"
         ]
     );
     assert_eq!(
