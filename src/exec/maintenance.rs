@@ -427,15 +427,23 @@ impl Context {
     /// Stop every instance of `host` (SHUTDOWN saves what persistence is configured), and
     /// keep the service manager from starting them at boot.
     async fn stop_host(&self, host: &str) -> Result<Vec<InstanceKey>, ExecError> {
-        let mut order: Vec<&crate::observe::Target> = self.host_targets(host);
-        // Data nodes first, Sentinels last.
-        order.sort_by_key(|t| t.kind == TargetKind::Sentinel);
+        // Data nodes side by side (each SHUTDOWN writes its own files), then the Sentinels.
         let mut stopped = Vec::new();
-        for t in order {
-            self.stop_one(&t.managed.key, true)
-                .await
-                .map_err(|e| lift(0, &format!("stop {}", t.managed.key))(StepError::Other(e)))?;
-            stopped.push(t.managed.key.clone());
+        for sentinels in [false, true] {
+            let batch: Vec<&crate::observe::Target> = self
+                .host_targets(host)
+                .into_iter()
+                .filter(|t| (t.kind == TargetKind::Sentinel) == sentinels)
+                .collect();
+            let runs = batch.iter().map(|t| async move {
+                self.stop_one(&t.managed.key, true)
+                    .await
+                    .map_err(|e| lift(0, &format!("stop {}", t.managed.key))(StepError::Other(e)))
+            });
+            for r in futures::future::join_all(runs).await {
+                r?;
+            }
+            stopped.extend(batch.iter().map(|t| t.managed.key.clone()));
         }
         Ok(stopped)
     }
@@ -534,6 +542,20 @@ impl Context {
                                     missing.push(format!(
                                         "{k} is resynchronising ({lag} bytes behind)"
                                     ));
+                                }
+                                // A failover to it right after its restart needs the masters'
+                                // votes: their bus links to it must be up (found by the
+                                // namespace tests: votes lost, manual failover abandoned).
+                                let id = l.myself.id.as_str();
+                                for (other, x) in obs.nodes.iter().filter(|(o, _)| *o != k) {
+                                    let Some(xl) = &x.live else { continue };
+                                    match xl.peer(id) {
+                                        Some(p)
+                                            if p.connected && !p.flags.fail && !p.flags.pfail => {}
+                                        _ => missing.push(format!(
+                                            "{other} has no healthy link to {k} yet"
+                                        )),
+                                    }
                                 }
                             }
                             Some(l) if l.cluster_state != "ok" => {

@@ -977,12 +977,59 @@ impl Context {
             .filter(|(_, c)| c.is_ok())
             .map(|(k, _)| k)
             .collect();
-        c.cmd(&args).await?;
         let id = before.myself.id.clone();
-        self.gate(
+        // A manual failover that does not complete within Redis's 5 s (CLUSTER_MF_TIMEOUT) is
+        // abandoned silently; seen under write load right after a previous failover of the
+        // same shard. Ask again while the node is still a replica, until the gate timeout.
+        let overall = Instant::now() + self.gate_timeout;
+        loop {
+            c.cmd(&args).await?;
+            let attempt = (Instant::now() + Duration::from_secs(7)).min(overall);
+            let r = self
+                .failover_gate(index, node, &id, &old_master, &nodes, attempt, on_event)
+                .await;
+            match r {
+                Err(StepError::Gate(_)) if Instant::now() < overall => {
+                    let still_replica = observe::fetch_on(&mut c)
+                        .await
+                        .is_ok_and(|l| l.myself.flags.replica);
+                    if !still_replica {
+                        // Promoted; the rest of the agreement may take a little longer.
+                        return self
+                            .failover_gate(index, node, &id, &old_master, &nodes, overall, on_event)
+                            .await;
+                    }
+                    on_event(Event::StepWaiting {
+                        index,
+                        missing: 1,
+                        first: format!(
+                            "{node}: the manual failover was abandoned by Redis; asking again"
+                        ),
+                    });
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Every node in `nodes` sees `node` (id `id`) as master and `old_master` as not.
+    #[allow(clippy::too_many_arguments)]
+    async fn failover_gate(
+        &self,
+        index: usize,
+        node: &InstanceKey,
+        id: &str,
+        old_master: &str,
+        nodes: &[InstanceKey],
+        deadline: Instant,
+        on_event: &(dyn Fn(Event) + Sync),
+    ) -> Result<(), StepError> {
+        let (id, old_master) = (id.to_string(), old_master.to_string());
+        self.gate_until(
             index,
-            &nodes,
+            nodes,
             &format!("every node sees {node} as master"),
+            deadline,
             on_event,
             |lives| {
                 let mut missing = Vec::new();
@@ -1354,6 +1401,20 @@ impl Context {
         check: impl Fn(&[(&InstanceKey, &Live)]) -> Vec<String>,
     ) -> Result<(), StepError> {
         let deadline = Instant::now() + self.gate_timeout;
+        self.gate_until(index, nodes, what, deadline, on_event, check)
+            .await
+    }
+
+    /// `gate` with its own deadline.
+    async fn gate_until(
+        &self,
+        index: usize,
+        nodes: &[InstanceKey],
+        what: &str,
+        deadline: Instant,
+        on_event: &(dyn Fn(Event) + Sync),
+        check: impl Fn(&[(&InstanceKey, &Live)]) -> Vec<String>,
+    ) -> Result<(), StepError> {
         let mut conns: Vec<Option<Conn>> = (0..nodes.len()).map(|_| None).collect();
         loop {
             let mut fetched: Vec<(InstanceKey, Result<Live, String>)> = Vec::new();
@@ -1391,7 +1452,7 @@ impl Context {
             if self.settled(index, what, deadline, missing, on_event)? {
                 return Ok(());
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
