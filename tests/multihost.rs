@@ -22,6 +22,12 @@ use common::{bin, free_ports, wait_for};
 
 const PW: &str = "n3tns-s3cret";
 
+/// The binary under test: this build's, or REDISCTL_MULTIHOST_BIN (e.g. the release build,
+/// whose timing differs).
+fn redisctl() -> String {
+    std::env::var("REDISCTL_MULTIHOST_BIN").unwrap_or_else(|_| bin().to_string())
+}
+
 /// The tests need the CPU for timely failovers: one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -426,7 +432,7 @@ impl Hosts {
     /// `ip netns exec <ns of host> redisctl --host HOST --state-dir DIR ARGS FILE TAIL`.
     fn cmd(&self, host: &str, args: &[&str], tail: &[&str]) -> Command {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.net.ns[Self::idx(host)], bin()])
+        c.args(["netns", "exec", &self.net.ns[Self::idx(host)], &redisctl()])
             .args(["--host", host])
             .arg("--state-dir")
             .arg(self.state(host))
@@ -943,4 +949,41 @@ fn stale_names_are_recognised() {
     ] {
         assert_eq!(owner_pid(other), None, "{other}");
     }
+}
+
+/// Repro of a redisctl bug found by bench/drain.py: `undrain`'s failback sends
+/// `CLUSTER FAILOVER` as soon as the restarted replica has resynchronised, which with a small
+/// data set is ~50 ms after it started — most likely before the other masters' cluster-bus
+/// links to it are back. They log "Failover auth granted", the replica keeps "Waiting for
+/// votes", Redis aborts the manual failover
+/// after 5 s, the masters do not vote again for 2 × node_timeout, and redisctl (one
+/// `CLUSTER FAILOVER`, then a wait) times out. Cluster only, so nothing else slows the
+/// restart down; several drain/undrain cycles, each a few seconds apart (the vote gap).
+#[test]
+#[ignore = "redisctl bug: undrain's failback CLUSTER FAILOVER right after the restart loses \
+            its votes and is never retried; reproduces with REDISCTL_MULTIHOST_BIN=\
+            target/release/redisctl (rarely with the slower debug build)"]
+fn undrain_failback_right_after_restart() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(h) = hosts("undrain_failback_right_after_restart", 1) else {
+        return;
+    };
+    let text = std::fs::read_to_string(&h.file).unwrap();
+    let cluster_only = &text[..text.find("groups:").unwrap()];
+    std::fs::write(&h.file, cluster_only).unwrap();
+    h.apply_everywhere();
+    h.cluster_check();
+    for cycle in 1..=6 {
+        std::thread::sleep(Duration::from_secs(5));
+        h.ok("h2", &["drain"], &["h2"]);
+        let out = h.on("h2", &["--timeout", "15", "undrain"], &["h2"]);
+        assert!(
+            out.status.success(),
+            "cycle {cycle}: undrain failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    h.cluster_check();
 }
