@@ -930,6 +930,29 @@ fn drain_refusals() {
         let out = h.on("h2", &["plan", "--exit-code"], &[]);
         assert_eq!(out.status.code(), Some(0), "a refused drain left changes");
     }
+    {
+        // Nothing drained, every shard has a replica elsewhere, but two of the three
+        // Sentinels run on h2: without h2 one is left, and a failover needs 2.
+        let Some(h) = hosts(name, 1) else {
+            return;
+        };
+        let text = std::fs::read_to_string(&h.file).unwrap();
+        let third = format!("- {{host: h3, port: {}}}", h.sport);
+        assert!(text.contains(&third), "{text}");
+        let text = text.replace(&third, &format!("- {{host: h2, port: {}}}", h.sport + 1));
+        std::fs::write(&h.file, text).unwrap();
+        h.apply_everywhere();
+        let before = h.net.comms(1);
+        assert_eq!(before.iter().filter(|c| *c == "redis-sentinel").count(), 2);
+        let out = h.on("h2", &["drain"], &["h2"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("Sentinels: 1 of 3 would remain"), "{err}");
+        assert!(err.contains("nothing was changed"), "{err}");
+        assert!(!err.contains("no in-sync replica"), "{err}");
+        assert_eq!(h.net.comms(1), before, "refused drain stopped something");
+        h.cluster_check();
+    }
     say(&format!("{name}: {:.1} s", t.elapsed().as_secs_f64()));
 }
 
