@@ -33,13 +33,24 @@ while time.monotonic() < deadline and i < 1_000_000:
         master = sentinel.master_for("mymaster", socket_timeout=0.5, password=password)
     i += 1
 time.sleep(0.5)
-master = sentinel.master_for("mymaster", socket_timeout=2, password=password)
+# Read back from the master the Sentinels name once they name one again (the writes may have
+# ended in the middle of a failover).
+values = None
+for attempt in range(120):
+    try:
+        master = sentinel.master_for("mymaster", socket_timeout=2, password=password)
+        pipe = master.pipeline(transaction=False)
+        for n in acked:
+            pipe.get(f"w:{n}")
+        values = pipe.execute()
+        host, port = sentinel.discover_master("mymaster")
+        break
+    except Exception:  # MasterNotFoundError, READONLY while roles change: try again
+        time.sleep(0.5)
+if values is None:
+    raise SystemExit("no master to read back from within 60 s")
 lost = 0
-pipe = master.pipeline(transaction=False)
-for n in acked:
-    pipe.get(f"w:{n}")
-for n, v in zip(acked, pipe.execute()):
+for n, v in zip(acked, values):
     if v is None or int(v) != n:
         lost += 1
-host, port = sentinel.discover_master("mymaster")
 print(json.dumps({"writes": i, "acknowledged": len(acked), "lost": lost, "errors": errors, "master_port": port}))
