@@ -787,6 +787,12 @@ fn apply(
             "ok": true, "executed": summary.executed, "notes": summary.notes,
             "elapsed_ms": t0.elapsed().as_millis() as u64,
         }));
+    } else if let Some(c) = &ctx.coordinator_elsewhere
+        && summary.executed.is_empty()
+    {
+        println!(
+            "Nothing to do on this host: its instances match the topology (cluster-level changes: apply on {c})."
+        );
     } else if let Some(c) = &ctx.coordinator_elsewhere {
         println!(
             "Applied {} step(s) in {:.1} s; this host's instances match the topology (the rest: apply on {c}).",

@@ -374,10 +374,26 @@ impl Context {
                     .push(format!("group {} has no replica until undrain", g.name));
             }
         }
-        for (from, _) in &failovers {
+        for (from, to) in &failovers {
             report.left.push(format!(
-                "the shard {from} led has no replica on {host} until undrain"
+                "{to} (master now) runs without a replica until undrain restarts {from}"
             ));
+        }
+        for t in self.host_targets(host) {
+            let k = &t.managed.key;
+            let was_replica = obs
+                .nodes
+                .get(k)
+                .and_then(|o| o.live.as_ref())
+                .is_some_and(|l| l.myself.flags.replica);
+            if t.kind == TargetKind::Cluster
+                && was_replica
+                && let Some(m) = self.master_of(&obs, k)
+            {
+                report.left.push(format!(
+                    "{m} runs without a replica until undrain restarts {k}"
+                ));
+            }
         }
         report.ms = t0.elapsed().as_millis() as u64;
         Ok(report)

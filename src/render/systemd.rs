@@ -132,7 +132,6 @@ pub fn visible(dir: &Path) -> Result<(), UnitError> {
 pub fn drop_in(d: &DropIn) -> Result<String, UnitError> {
     use std::fmt::Write;
     let dir = checked(d.dir)?;
-    visible(d.dir)?;
     let config = checked(d.config)?;
     let binary = checked(d.binary)?;
     if !d
@@ -291,12 +290,13 @@ mod tests {
                 "{bad}"
             );
         }
-        let e = server(Path::new("/home/me/redis/7000"), RestartPolicy::OnFailure).unwrap_err();
+        let e = visible(Path::new("/home/me/redis/7000")).unwrap_err();
         assert_eq!(
             e.to_string(),
             "/home/me/redis/7000: the unit's sandbox hides it (ProtectHome=); choose a --state-dir outside /home, e.g. /var/lib/redisctl"
         );
-        assert!(server(Path::new("/tmp/x/7000"), RestartPolicy::OnFailure).is_err());
+        assert!(visible(Path::new("/tmp/x/7000")).is_err());
+        assert!(visible(Path::new("/var/lib/redisctl/x/7000")).is_ok());
     }
 
     #[test]
