@@ -1331,44 +1331,28 @@ impl Context {
                     "no Sentinel accepted the failover: {last}"
                 )));
             }
-            let want = (target.address.to_string(), target.port);
+            // First only until `to` acts as master; then demote the old master (Sentinel
+            // would, later) and lift the pause at once. Waiting for every Sentinel while the
+            // old master is paused stalls them: their hello PUBLISHes to it block, and so does
+            // everything queued behind them on those links (seen: handovers of 20-30 s).
             self.gate_observed(
                 index,
-                &format!("every Sentinel reports {to} as master of {group}"),
+                &format!("{to} acts as master of {group}"),
                 on_event,
                 |obs| {
-                    let mut missing = Vec::new();
-                    for s in self.topology.sentinels() {
-                        let sm = obs
-                            .nodes
-                            .get(&s.key)
-                            .and_then(|o| o.sentinel.as_ref())
-                            .and_then(|l| l.masters.iter().find(|m| m.name == group));
-                        match sm {
-                            Some(sm)
-                                if (sm.ip.clone(), sm.port) == want
-                                    && !sm.flags.contains("failover") => {}
-                            _ => missing.push(format!(
-                                "Sentinel {} does not report {to} as master yet",
-                                s.key
-                            )),
-                        }
-                    }
-                    if !obs
+                    if obs
                         .nodes
                         .get(to)
                         .and_then(|o| o.repl.as_ref())
                         .is_some_and(|r| r.is_master)
                     {
-                        missing.push(format!("{to} is not acting as master yet"));
+                        Vec::new()
+                    } else {
+                        vec![format!("{to} is not acting as master yet")]
                     }
-                    missing
                 },
             )
             .await?;
-            // Sentinel demotes the old master only after a delay (and not while its writes
-            // are paused); do it now, as Sentinel would, so the pause can end with no window
-            // in which the old master accepts writes.
             let mut c = self.conn(&current).await?;
             c.cmd(&[
                 "REPLICAOF".to_string(),
@@ -1382,6 +1366,39 @@ impl Context {
         if let Ok(mut c) = self.conn(&current).await {
             let _ = c.cmd(&["CLIENT", "UNPAUSE"]).await;
         }
+        let result = match result {
+            Ok(()) => {
+                let target = &self.target(to).managed;
+                let want = (target.address.to_string(), target.port);
+                self.gate_observed(
+                    index,
+                    &format!("every Sentinel reports {to} as master of {group}"),
+                    on_event,
+                    |obs| {
+                        let mut missing = Vec::new();
+                        for s in self.topology.sentinels() {
+                            let sm = obs
+                                .nodes
+                                .get(&s.key)
+                                .and_then(|o| o.sentinel.as_ref())
+                                .and_then(|l| l.masters.iter().find(|m| m.name == group));
+                            match sm {
+                                Some(sm)
+                                    if (sm.ip.clone(), sm.port) == want
+                                        && !sm.flags.contains("failover") => {}
+                                _ => missing.push(format!(
+                                    "Sentinel {} does not report {to} as master yet",
+                                    s.key
+                                )),
+                            }
+                        }
+                        missing
+                    },
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
         for m in &others {
             if let Ok(mut c) = self.conn(&m.key).await {
                 let prio = m.replica_priority.unwrap_or(100).to_string();
