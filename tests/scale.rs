@@ -238,7 +238,7 @@ fn an_identical_copy_on_the_target_is_not_a_conflict() {
 }
 
 #[test]
-#[ignore = "flaky: once in four runs the new master stayed cluster_state:fail after the killed source restarted, so the pre-move gate timed out; kept for the investigation in issue 5 (cargo test -- --ignored)"]
+#[ignore = "flaky (issue 5): about 1 run in 3 fails. Seen: (a) the restarted source still shows MIGRATING in its own view right after the restart, so the next apply finishes the move from it and SETSLOT NODE fails with 'Please use SETSLOT only with masters' (it has been demoted); (b) the new master stays cluster_state:fail and the pre-move gate times out. A naive fix (ignore MIGRATING marks for slots the node does not own) made another scale test flaky, so it was reverted. cargo test --test scale -- --ignored"]
 fn a_source_master_killed_mid_migration_is_replaced_and_the_move_completes() {
     let ports = free_ports(8);
     let d = Deployment::with_ports(3, 1, &ports);
