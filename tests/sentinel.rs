@@ -169,8 +169,9 @@ fn master_killed_sentinel_fails_over_apply_accepts_it_and_restore_roles_moves_ba
 
     // Restore the preferred master under continuous writes: nothing acknowledged is lost. (The
     // handover first waits, writes flowing, until a Sentinel has seen the zero priorities:
-    // up to its 10 s INFO period; the writer outlasts that.)
-    let w = writer(&d, 16.0);
+    // up to its 10 s INFO period; on a loaded CI machine the whole handover has taken 35 s.
+    // The writer outlasts that, so it ends writing to the restored master.)
+    let w = writer(&d, 50.0);
     std::thread::sleep(Duration::from_millis(1000));
     let t = Instant::now();
     let out = d.run(&["apply", "--yes", "--restore-roles"]);
