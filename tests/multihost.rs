@@ -12,7 +12,7 @@
 
 mod common;
 
-use std::io::Write as _;
+use common::{have, say, skip};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -30,28 +30,6 @@ fn redisctl() -> String {
 
 /// The tests need the CPU for timely failovers: one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Printed past the test harness's capture, so a skip is visible in a normal run.
-fn say(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "{msg}");
-}
-
-/// A test that cannot run here says why and passes, unless it must run (CI sets
-/// REDISCTL_REQUIRE_SYSTEMD_E2E=1): there a skip is a failure.
-fn skip(test: &str, why: &str) {
-    if std::env::var_os("REDISCTL_REQUIRE_SYSTEMD_E2E").is_some_and(|v| v == "1") {
-        panic!("{test} must run here (REDISCTL_REQUIRE_SYSTEMD_E2E=1) but cannot: {why}");
-    }
-    say(&format!("SKIPPED {test}: {why}"));
-}
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")

@@ -10,7 +10,9 @@
 //! container and remove the mount and the namespace also when a check fails.
 //! `REDISCTL_SKIP_SYSTEMD_E2E=1` skips the container test.
 
-use std::io::Write as _;
+mod common;
+
+use common::{have, say, skip};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -19,28 +21,6 @@ use std::time::{Duration, Instant};
 const CLUSTER: &str = "/usr/share/doc/redisctl/examples/local-cluster.yaml";
 const SENTINEL: &str = "/usr/share/doc/redisctl/examples/local-sentinel.yaml";
 const PORTS: [u16; 6] = [7000, 7001, 7002, 7003, 7004, 7005];
-
-/// Printed past the test harness's capture, so a skip is visible in a normal run.
-fn say(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "{msg}");
-}
-
-/// A test that cannot run here says why and passes, except where it must run (CI sets
-/// REDISCTL_REQUIRE_SYSTEMD_E2E=1 after installing everything): there a skip is a failure.
-fn skip(test: &str, why: &str) {
-    if std::env::var_os("REDISCTL_REQUIRE_SYSTEMD_E2E").is_some_and(|v| v == "1") {
-        panic!("{test} must run here (REDISCTL_REQUIRE_SYSTEMD_E2E=1) but cannot: {why}");
-    }
-    say(&format!("SKIPPED {test}: {why}"));
-}
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())

@@ -1242,20 +1242,11 @@ impl Context {
                 let Ok(mut c) = self.conn(&s.key).await else {
                     continue;
                 };
-                if let Ok(crate::observe::resp::Value::Array(items)) =
-                    c.cmd(&["SENTINEL", "REPLICAS", group]).await
-                {
-                    let priorities: Vec<(String, String)> = items
-                        .iter()
-                        .filter_map(|item| {
-                            let crate::observe::resp::Value::Array(kv) = item else {
-                                return None;
-                            };
-                            let map: std::collections::HashMap<String, String> = kv
-                                .chunks(2)
-                                .filter_map(|p| Some((p.first()?.as_text()?, p.get(1)?.as_text()?)))
-                                .collect();
-                            Some((map.get("name")?.clone(), map.get("slave-priority")?.clone()))
+                if let Ok(v) = c.cmd(&["SENTINEL", "REPLICAS", group]).await {
+                    let priorities: Vec<(String, String)> = observe::field_maps(&v)
+                        .into_iter()
+                        .filter_map(|m| {
+                            Some((m.get("name")?.clone(), m.get("slave-priority")?.clone()))
                         })
                         .collect();
                     // Members it lists as replicas must show 0 (the master is not listed).

@@ -317,32 +317,43 @@ pub async fn fetch_repl(c: &mut Conn) -> Result<ReplLive, FetchError> {
 }
 
 /// SENTINEL MASTERS of a Sentinel.
+/// A Sentinel listing (SENTINEL MASTERS / REPLICAS): an array of flat field-value arrays.
+pub fn field_maps(v: &resp::Value) -> Vec<HashMap<String, String>> {
+    let resp::Value::Array(items) = v else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| {
+            let resp::Value::Array(kv) = item else {
+                return None;
+            };
+            Some(
+                kv.chunks(2)
+                    .filter_map(|p| Some((p.first()?.as_text()?, p.get(1)?.as_text()?)))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
 pub async fn fetch_sentinel(c: &mut Conn) -> Result<SentinelLive, FetchError> {
     let v = c.cmd(&["SENTINEL", "MASTERS"]).await?;
     let mut masters = Vec::new();
-    if let resp::Value::Array(items) = v {
-        for item in items {
-            let resp::Value::Array(kv) = item else {
-                continue;
-            };
-            let map: HashMap<String, String> = kv
-                .chunks(2)
-                .filter_map(|p| Some((p.first()?.as_text()?, p.get(1)?.as_text()?)))
-                .collect();
-            let n = |k: &str| map.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            masters.push(SentinelMaster {
-                name: map.get("name").cloned().unwrap_or_default(),
-                ip: map.get("ip").cloned().unwrap_or_default(),
-                port: n("port") as u16,
-                flags: map.get("flags").cloned().unwrap_or_default(),
-                quorum: n("quorum") as u32,
-                down_after_ms: n("down-after-milliseconds"),
-                failover_timeout_ms: n("failover-timeout"),
-                parallel_syncs: n("parallel-syncs") as u32,
-                num_replicas: n("num-slaves") as u32,
-                num_other_sentinels: n("num-other-sentinels") as u32,
-            });
-        }
+    for map in field_maps(&v) {
+        let n = |k: &str| map.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        masters.push(SentinelMaster {
+            name: map.get("name").cloned().unwrap_or_default(),
+            ip: map.get("ip").cloned().unwrap_or_default(),
+            port: n("port") as u16,
+            flags: map.get("flags").cloned().unwrap_or_default(),
+            quorum: n("quorum") as u32,
+            down_after_ms: n("down-after-milliseconds"),
+            failover_timeout_ms: n("failover-timeout"),
+            parallel_syncs: n("parallel-syncs") as u32,
+            num_replicas: n("num-slaves") as u32,
+            num_other_sentinels: n("num-other-sentinels") as u32,
+        });
     }
     Ok(SentinelLive { masters })
 }

@@ -354,26 +354,30 @@ fn redis_conf(
     c
 }
 
+/// Compare `actual` with tests/golden/NAME (UPDATE_GOLDEN=1 rewrites it).
+#[cfg(test)]
+pub(crate) fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing {}; run with UPDATE_GOLDEN=1", path.display()));
+    assert_eq!(
+        actual, expected,
+        "{name} drifted; run with UPDATE_GOLDEN=1 and review the diff"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::path::Path;
 
-    fn golden(name: &str, actual: &str) {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/golden")
-            .join(name);
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, actual).unwrap();
-        }
-        let expected = std::fs::read_to_string(&path)
-            .unwrap_or_else(|_| panic!("missing {}; run with UPDATE_GOLDEN=1", path.display()));
-        assert_eq!(
-            actual, expected,
-            "{name} drifted; run with UPDATE_GOLDEN=1 and review the diff"
-        );
-    }
+    use super::golden;
 
     fn load(name: &str) -> crate::topology::Topology {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies");

@@ -229,20 +229,7 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn golden(name: &str, actual: &str) {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/golden")
-            .join(name);
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::write(&path, actual).unwrap();
-        }
-        let expected = std::fs::read_to_string(&path)
-            .unwrap_or_else(|_| panic!("missing {}; run with UPDATE_GOLDEN=1", path.display()));
-        assert_eq!(
-            actual, expected,
-            "{name} drifted; run with UPDATE_GOLDEN=1 and review the diff"
-        );
-    }
+    use crate::render::golden;
 
     fn server(dir: &Path, restart: RestartPolicy) -> Result<String, UnitError> {
         drop_in(&DropIn {

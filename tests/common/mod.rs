@@ -323,3 +323,27 @@ pub fn dbsize_sum(ports: &[u16]) -> u64 {
         .map(|&p| redis_cli(p, &["DBSIZE"]).trim().parse::<u64>().unwrap_or(0))
         .sum()
 }
+
+/// Printed past the test harness's capture, so a skip is visible in a normal run.
+pub fn say(msg: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+/// A test that cannot run here says why and passes, except where it must run (CI sets
+/// REDISCTL_REQUIRE_SYSTEMD_E2E=1 after installing everything): there a skip is a failure.
+pub fn skip(test: &str, why: &str) {
+    if std::env::var_os("REDISCTL_REQUIRE_SYSTEMD_E2E").is_some_and(|v| v == "1") {
+        panic!("{test} must run here (REDISCTL_REQUIRE_SYSTEMD_E2E=1) but cannot: {why}");
+    }
+    say(&format!("SKIPPED {test}: {why}"));
+}
+
+/// A command is on PATH.
+pub fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
