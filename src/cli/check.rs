@@ -8,6 +8,7 @@ pub fn findings(topo: &Topology, obs: &Observed) -> Vec<String> {
     let mut out = Vec::new();
     let p = plan::plan(topo, obs);
     out.extend(p.blockers.iter().map(|b| format!("refused: {b}")));
+    out.extend(p.waits.iter().map(|w| format!("not settled: {w}")));
     for step in &p.steps {
         if !matches!(
             step,

@@ -281,10 +281,15 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             let plan = crate::plan::plan(&ctx.topology, &obs);
             let estimates = rt.block_on(ctx.estimate_moves(&plan));
             print_plan_with(&plan, &estimates, out);
-            if !plan.blockers.is_empty() {
+            if plan.halted() {
                 return Err(UserError(format!(
                     "plan is blocked:\n  - {}",
-                    plan.blockers.join("\n  - ")
+                    plan.blockers
+                        .iter()
+                        .chain(plan.waits.iter().map(|w| w as &String))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("\n  - ")
                 ))
                 .into());
             }
@@ -671,7 +676,7 @@ fn print_plan(plan: &crate::plan::Plan, out: &Printer) {
 fn print_plan_with(plan: &crate::plan::Plan, estimates: &[(usize, u64, u64)], out: &Printer) {
     if out.json() {
         out.document(&serde_json::json!({
-            "steps": plan.steps, "blockers": plan.blockers, "notes": plan.notes, "partial": plan.partial,
+            "steps": plan.steps, "blockers": plan.blockers, "waits": plan.waits, "notes": plan.notes, "partial": plan.partial,
             "empty": plan.is_empty(),
             "moves": estimates.iter().map(|(i, k, b)| serde_json::json!({"step": i, "keys": k, "bytes": b})).collect::<Vec<_>>(),
         }));
@@ -680,7 +685,7 @@ fn print_plan_with(plan: &crate::plan::Plan, estimates: &[(usize, u64, u64)], ou
     for n in &plan.notes {
         eprintln!("note: {n}");
     }
-    if plan.steps.is_empty() && plan.blockers.is_empty() {
+    if plan.is_empty() {
         println!("Nothing to do: the deployment matches the topology.");
         return;
     }
@@ -757,7 +762,7 @@ fn apply(
         if !out.json() {
             print_plan(&plan, out);
         }
-        if plan.blockers.is_empty() && !confirm("Apply these steps?")? {
+        if !plan.halted() && !confirm("Apply these steps?")? {
             return Err(UserError("aborted; nothing was changed".into()).into());
         }
     }

@@ -77,6 +77,9 @@ pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<
     let mut batch = BATCH;
     let mut migrate_timeout_ms: u64 = 10_000;
     let mut retries = 0u32;
+    repair_target_view(&mut dst, &src_id, &dst_id, &job.slots)
+        .await
+        .map_err(|e| format!("{}: {e}", job.to_addr))?;
     for chunk in job.slots.chunks(CHUNK) {
         // Open the slots on both sides. A slot the target already owns is done.
         let cmds: Vec<Vec<String>> = chunk
@@ -233,14 +236,21 @@ pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<
             }
         }
 
-        // Hand the slots over: target first, then source, then everyone else.
+        // Hand the slots over: target first, then source, then everyone else. A source that
+        // has become a replica meanwhile (an old master restarted after its replica took over,
+        // with stale MIGRATING marks this move finishes) refuses SETSLOT; becoming a replica
+        // cleared its marks, so that is fine.
         let cmds: Vec<Vec<String>> = chunk.iter().map(|s| setslot(*s, "NODE", &dst_id)).collect();
         for (conn, required) in std::iter::once((&mut dst, true))
             .chain(std::iter::once((&mut src, true)))
             .chain(others.iter_mut().map(|c| (c, false)))
         {
             let replies = conn.pipeline(&refs(&cmds)).await.map_err(err)?;
-            if required && let Some(e) = replies.iter().find(|r| matches!(r, Value::Error(_))) {
+            if required
+                && let Some(e) = replies
+                    .iter()
+                    .find(|r| matches!(r, Value::Error(e) if !e.contains("only with masters")))
+            {
                 return Err(format!("{}: SETSLOT NODE: {}", conn.addr(), text(e)));
             }
         }
@@ -250,6 +260,47 @@ pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<
     }
     state.elapsed = t0.elapsed();
     Ok(state)
+}
+
+/// A target importing a slot ignores every owner change for it that gossip brings (Redis
+/// leaves importing slots to the operator). When the source's replica took over mid-move,
+/// the target's view still names the old master, or nobody once it rejoined as a replica, and
+/// the target stays in cluster_state:fail, refusing the keys. Tell it who serves those slots
+/// now: the planner's source. Slots the target owns are left alone.
+async fn repair_target_view(
+    dst: &mut Conn,
+    src_id: &str,
+    dst_id: &str,
+    slots: &[u16],
+) -> Result<(), String> {
+    let text = dst
+        .text(&["CLUSTER", "NODES"])
+        .await
+        .map_err(|e| e.to_string())?;
+    let view = crate::observe::parse::cluster_nodes(&text).map_err(|e| e.to_string())?;
+    let owner = |slot: u16| {
+        view.iter()
+            .find(|l| l.slots.iter().any(|r| r.contains(slot)))
+            .map(|l| l.id.as_str())
+    };
+    let cmds: Vec<Vec<String>> = slots
+        .iter()
+        .filter(|&&s| !matches!(owner(s), Some(o) if o == src_id || o == dst_id))
+        .map(|&s| setslot(s, "NODE", src_id))
+        .collect();
+    if cmds.is_empty() {
+        return Ok(());
+    }
+    for (cmd, r) in cmds.iter().zip(
+        dst.pipeline(&refs(&cmds))
+            .await
+            .map_err(|e| e.to_string())?,
+    ) {
+        if let Value::Error(e) = r {
+            return Err(format!("SETSLOT {} NODE (source): {e}", cmd[2]));
+        }
+    }
+    Ok(())
 }
 
 /// `MIGRATE host port "" 0 timeout [REPLACE] [AUTH pw] KEYS` (keys to be appended).

@@ -232,7 +232,7 @@ impl Context {
         }
         const ROUNDS: usize = 6;
         let mut last = String::new();
-        let starting_deadline = Instant::now() + self.gate_timeout;
+        let wait_deadline = Instant::now() + self.gate_timeout;
         let mut round = 0;
         while round < ROUNDS {
             round += 1;
@@ -247,24 +247,23 @@ impl Context {
                 .chain(pending)
                 .collect();
             if !plan.blockers.is_empty() {
-                // A process we run that does not answer yet is usually still starting (or
-                // loading its data, e.g. after an apply was killed right after starting it):
-                // give it until the gate timeout before refusing.
-                let starting = plan
-                    .blockers
-                    .iter()
-                    .all(|b| b.contains("process is running but not answering"));
-                if starting && Instant::now() < starting_deadline {
-                    on_event(Event::StepWaiting {
-                        index: 0,
-                        missing: plan.blockers.len(),
-                        first: plan.blockers[0].clone(),
-                    });
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    round -= 1;
-                    continue;
-                }
                 return Err(ExecError::Blocked(plan.blockers.join("\n  - ")));
+            }
+            if !plan.waits.is_empty() {
+                // E.g. a process still loading its data after an apply was killed right after
+                // starting it, or a restarted old master that has not yet heard of the
+                // failover: plan again shortly, until the gate timeout.
+                if Instant::now() >= wait_deadline {
+                    return Err(ExecError::Blocked(plan.waits.join("\n  - ")));
+                }
+                on_event(Event::StepWaiting {
+                    index: 0,
+                    missing: plan.waits.len(),
+                    first: plan.waits[0].clone(),
+                });
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                round -= 1;
+                continue;
             }
             if plan.steps.is_empty() {
                 summary.rounds = round - 1;
@@ -298,11 +297,9 @@ impl Context {
             .steps
             .into_iter()
             .partition(|s| s.host_node().is_some_and(|n| local.contains(&n)));
-        let blockers = plan
-            .blockers
-            .into_iter()
-            .filter(|b| local.iter().any(|k| b.contains(&k.to_string())))
-            .collect();
+        let about_us = |b: &String| local.iter().any(|k| b.contains(&k.to_string()));
+        let blockers = plan.blockers.into_iter().filter(about_us).collect();
+        let waits = plan.waits.into_iter().filter(about_us).collect();
         let pending = (!theirs.is_empty()).then(|| {
             let list: Vec<String> = theirs.iter().take(5).map(ToString::to_string).collect();
             format!(
@@ -316,6 +313,7 @@ impl Context {
             Plan {
                 steps: mine,
                 blockers,
+                waits,
                 notes: plan.notes,
                 partial: plan.partial,
             },
@@ -443,7 +441,9 @@ impl Context {
             }
             Step::WaitMembership { nodes } => {
                 // Slots move next: every node must also serve (a node refuses imports while
-                // its cluster_state is not ok, e.g. in the first 2 s after it starts).
+                // its cluster_state is not ok, e.g. in the first 2 s after it starts) -- except
+                // a node importing slots: its view of them may have lost the owner (see
+                // migrate::repair_target_view), and the move about to run repairs it.
                 self.gate(
                     index,
                     nodes,
@@ -451,9 +451,16 @@ impl Context {
                     on_event,
                     |lives| {
                         let mut missing = converge::membership_problems(lives);
-                        missing.extend(lives.iter().filter(|(_, l)| l.cluster_state != "ok").map(
-                            |(k, l)| format!("{k} reports cluster_state:{}", l.cluster_state),
-                        ));
+                        missing.extend(
+                            lives
+                                .iter()
+                                .filter(|(_, l)| {
+                                    l.cluster_state != "ok" && l.myself.importing.is_empty()
+                                })
+                                .map(|(k, l)| {
+                                    format!("{k} reports cluster_state:{}", l.cluster_state)
+                                }),
+                        );
                         missing
                     },
                 )

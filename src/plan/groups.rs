@@ -57,8 +57,8 @@ pub fn plan(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
                     "{key} ({}) is not answering and runs on another host: run `redisctl apply` there",
                     o.endpoint
                 )),
-                _ => p.blockers.push(format!(
-                    "{key} ({}): process is running but not answering: {}",
+                _ => p.waits.push(format!(
+                    "{key} ({}): process is running but not answering yet: {}",
                     o.endpoint,
                     o.error.as_deref().unwrap_or("unknown error")
                 )),
@@ -67,7 +67,7 @@ pub fn plan(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
             p.steps.push(Step::WriteConfig { node: key.clone() });
         }
     }
-    if !p.blockers.is_empty() {
+    if p.halted() {
         return p;
     }
 

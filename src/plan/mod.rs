@@ -11,11 +11,12 @@ pub use groups::{
 #[cfg(test)]
 mod sim;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use serde::Serialize;
 
+use crate::observe::parse::NodeLine;
 use crate::observe::{Live, NodeObs, Observed};
 use crate::supervise::ProcState;
 use crate::topology::slots::{SlotRange, count, format_ranges, ranges_of};
@@ -243,6 +244,10 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Conditions redisctl refuses to act on; `apply` stops and changes nothing.
     pub blockers: Vec<String>,
+    /// Conditions that clear by themselves (a process still starting or loading its data, a
+    /// node that has not yet accepted a newer slot owner after a failover): `apply` plans
+    /// again until they are gone, up to the gate timeout, then refuses naming them.
+    pub waits: Vec<String>,
     /// Facts the operator should know that need no step.
     pub notes: Vec<String>,
     /// Cluster steps wait for instances being started; `apply` plans again after them.
@@ -251,7 +256,11 @@ pub struct Plan {
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.steps.is_empty() && self.blockers.is_empty()
+        self.steps.is_empty() && !self.halted()
+    }
+    /// Blocked or waiting: no step may run on this plan.
+    pub fn halted(&self) -> bool {
+        !self.blockers.is_empty() || !self.waits.is_empty()
     }
 }
 
@@ -312,11 +321,12 @@ pub fn plan_with(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
             }
         }
         out.blockers.extend(part.blockers);
+        out.waits.extend(part.waits);
         out.notes.extend(part.notes);
         out.partial |= part.partial;
     }
     out.steps.extend(later);
-    if !out.blockers.is_empty() {
+    if out.halted() {
         out.steps.clear();
     }
     out
@@ -361,7 +371,7 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
         let st = node_state(key, o, obs, &mut p);
         state.insert(key, st);
     }
-    if !p.blockers.is_empty() {
+    if p.halted() {
         p.steps.clear();
         return p;
     }
@@ -398,6 +408,21 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
     }
 
     let st = |k: &InstanceKey| state[k];
+
+    // Two masters claiming one slot in their own views: one has not yet heard of a newer
+    // owner (an old master restarted after its replica took over, or a move whose target has
+    // just taken the slot). Redis settles it by config epoch within a few gossip rounds;
+    // planning from the stale view would open or move the slot from the wrong node.
+    for w in stale_claims(
+        instances
+            .iter()
+            .filter_map(|i| st(&i.key).live().map(|l| (&i.key, l))),
+    ) {
+        p.waits.push(w);
+    }
+    if p.halted() {
+        return p;
+    }
 
     // Shard masters: the member that serves the shard now (after a failover that may be a
     // declared replica; Redis Cluster owns elections), else the preferred master.
@@ -440,7 +465,7 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
         };
         owners.push(owner);
     }
-    if !p.blockers.is_empty() {
+    if p.halted() {
         return p;
     }
 
@@ -571,7 +596,7 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
             }
         }
     }
-    if !p.blockers.is_empty() {
+    if p.halted() {
         p.steps.clear();
         return p;
     }
@@ -737,6 +762,11 @@ fn slot_moves<'a>(
     for (k, line) in &retired {
         key_of.insert(&line.id, (k.clone(), line.addr()));
     }
+    let master_of: HashMap<&str, &str> = topo
+        .cluster_instances()
+        .filter_map(|i| st(&i.key).live())
+        .filter_map(|l| Some((l.myself.id.as_str(), l.myself.master_id.as_deref()?)))
+        .collect();
     let mut moves: Vec<Move> = Vec::new();
     let mut push = |from: &(InstanceKey, String), to: &(InstanceKey, String), slot: u16| match moves
         .iter_mut()
@@ -754,7 +784,17 @@ fn slot_moves<'a>(
         };
         let me = (inst.key.clone(), inst.endpoint());
         for (slot, dst) in &l.myself.migrating {
-            match key_of.get(dst.as_str()) {
+            // The target may have failed over since (and rejoined as a replica): the keys it
+            // got are on the replica that took over, and the move goes on there.
+            let dst = master_of.get(dst.as_str()).copied().unwrap_or(dst.as_str());
+            // A mark on a slot this node no longer serves, now served by a third node (its
+            // replica took over mid-move): the keys are there; the target's IMPORTING mark
+            // leads to them below, and the hand-over clears this mark.
+            let serves = l.myself.slots.iter().any(|r| r.contains(*slot));
+            if !serves && owner_of.get(slot).is_some_and(|o| o != dst) {
+                continue;
+            }
+            match key_of.get(dst) {
                 Some(to) if open.insert(*slot) => push(&me, to, *slot),
                 Some(_) => {}
                 None => p.blockers.push(format!(
@@ -1041,8 +1081,8 @@ fn node_state<'a>(key: &InstanceKey, o: &'a NodeObs, obs: &Observed, p: &mut Pla
             State::Live(l)
         }
         (ProcState::Running { .. }, None) => {
-            p.blockers.push(format!(
-                "{key} ({}): process is running but not answering: {}",
+            p.waits.push(format!(
+                "{key} ({}): process is running but not answering yet: {}",
                 o.endpoint,
                 o.error.as_deref().unwrap_or("unknown error")
             ));
@@ -1057,6 +1097,44 @@ fn node_state<'a>(key: &InstanceKey, o: &'a NodeObs, obs: &Observed, p: &mut Pla
             State::Unknown
         }
     }
+}
+
+/// Masters whose own view claims slots that another master claims with a newer config
+/// epoch, one line per (stale, newer) pair.
+fn stale_claims<'a>(lives: impl Iterator<Item = (&'a InstanceKey, &'a Live)>) -> Vec<String> {
+    let mut claim: HashMap<u16, (&InstanceKey, &NodeLine)> = HashMap::new();
+    let mut pairs: BTreeMap<(String, String), (u64, u64, usize)> = BTreeMap::new();
+    for (key, l) in lives {
+        if !l.myself.flags.master {
+            continue;
+        }
+        for slot in l.myself.slots.iter().flat_map(|r| r.start..=r.end) {
+            match claim.get(&slot) {
+                None => {
+                    claim.insert(slot, (key, &l.myself));
+                }
+                Some((other, line)) => {
+                    let (stale, newer) = if line.config_epoch < l.myself.config_epoch {
+                        ((*other, *line), (key, &l.myself))
+                    } else {
+                        ((key, &l.myself), (*other, *line))
+                    };
+                    let e = pairs
+                        .entry((stale.0.to_string(), newer.0.to_string()))
+                        .or_insert((stale.1.config_epoch, newer.1.config_epoch, 0));
+                    e.2 += 1;
+                }
+            }
+        }
+    }
+    pairs
+        .into_iter()
+        .map(|((stale, newer), (e1, e2, n))| {
+            format!(
+                "{stale} still claims {n} slot(s) that {newer} serves (config epoch {e1} vs {e2}); waiting for it to accept the newer owner"
+            )
+        })
+        .collect()
 }
 
 /// Several hosts each record the nodes they started; a node another host's redisctl created

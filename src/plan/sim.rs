@@ -917,3 +917,39 @@ fn a_wiped_master_does_not_take_its_replicas_data_with_it() {
         assert_eq!(sim.nodes[&serving.expect("a master").key].keys, 10);
     }
 }
+
+/// An old master restarted after its replica took over still claims its slots (with its old
+/// config epoch, and maybe a MIGRATING mark) until it hears of the newer owner. The planner
+/// waits instead of planning from that view, then plans nothing once it has settled.
+#[test]
+fn a_stale_slot_claim_is_waited_for_not_acted_on() {
+    let mut sim = Sim::new(topology(3, 1, 1, false));
+    converge_sim(&mut sim, Options::default(), "setup");
+    let c = sim.topo.cluster.clone().expect("a cluster");
+    let (old, new) = (&c.shards[0].master.key, &c.shards[0].replicas[0].key);
+    let before = sim.nodes[old].clone();
+    sim.promote(new);
+    let settled = sim.nodes[old].clone();
+    // The restarted old master's own view, before the cluster's UPDATE reaches it.
+    let target = sim.nodes[&c.shards[1].master.key].id.clone();
+    let n = sim.node(old);
+    (n.master, n.slots, n.epoch) = (None, before.slots.clone(), before.epoch);
+    n.migrating.insert(*before.slots.first().unwrap(), target);
+    let p = plan_with(&sim.topo, &sim.observed(), Options::default());
+    assert!(p.steps.is_empty() && p.blockers.is_empty(), "{p:?}");
+    assert_eq!(p.waits.len(), 1, "{:?}", p.waits);
+    assert!(
+        p.waits[0].starts_with(&format!(
+            "{old} still claims {} slot(s) that {new}",
+            before.slots.len()
+        )),
+        "{:?}",
+        p.waits
+    );
+    // Redis settles it (the old master becomes a replica, its marks closed): nothing to do
+    // but hand the roles back when asked.
+    *sim.node(old) = settled;
+    let p = plan_with(&sim.topo, &sim.observed(), Options::default());
+    assert!(p.waits.is_empty() && p.blockers.is_empty(), "{p:?}");
+    assert!(p.steps.is_empty(), "{:?}", p.steps);
+}

@@ -19,12 +19,15 @@ fn free(port: u16) -> bool {
 }
 
 /// `n` ports whose bus ports (port + 10000) are free too, unique within this test binary.
+/// Ports come from 12000..22000, so bus ports (22000..32000) never meet another test's port
+/// and everything stays below the kernel's ephemeral range (32768..), where an outgoing
+/// connection could take a port between the check and redis-server's bind.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let base = 20000 + (std::process::id() % 200) as u16 * 40;
+    let base = (std::process::id() % 200) as u16 * 40;
     loop {
         let start = base + NEXT.fetch_add(n as u16, Ordering::SeqCst);
         let ports: Vec<u16> = (start..start + n as u16)
-            .map(|p| 20000 + (p - 20000) % 20000)
+            .map(|p| 12000 + p % 10000)
             .collect();
         if ports.iter().all(|&p| free(p) && free(p + 10000)) {
             return ports;
