@@ -248,7 +248,6 @@ fn an_identical_copy_on_the_target_is_not_a_conflict() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "same");
 }
 
-#[test]
 /// The source master dies mid-move and its replica takes over; the next apply restarts it
 /// (it rejoins as a replica, for a moment still claiming its slots: the planner waits), tells
 /// the target, which ignored the new owner while importing, who serves the slots now, and
