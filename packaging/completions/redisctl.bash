@@ -157,12 +157,16 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__apply)
-            opts="-y -o -h --yes --restore-roles --replace --purge --stop-distro-redis --coordinator --output --state-dir --timeout --supervisor --host --help"
+            opts="-y -o -h --yes --restore-roles --replace --slot-migration --purge --stop-distro-redis --coordinator --output --state-dir --timeout --supervisor --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --slot-migration)
+                    COMPREPLY=($(compgen -W "auto atomic legacy" -- "${cur}"))
+                    return 0
+                    ;;
                 --coordinator)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

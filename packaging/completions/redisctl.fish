@@ -79,6 +79,9 @@ systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand plan" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
 complete -c redisctl -n "__fish_redisctl_using_subcommand plan" -l exit-code -d 'Exit 1 when there is something to do'
 complete -c redisctl -n "__fish_redisctl_using_subcommand plan" -s h -l help -d 'Print help'
+complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l slot-migration -d 'How slots move: atomic slot migration when both nodes offer it (Valkey 9.0+ `CLUSTER MIGRATESLOTS`), else the classic protocol (auto); or only one of them' -r -f -a "auto\t'Atomic slot migration when both nodes offer it, else the classic protocol'
+atomic\t'Only atomic slot migration (Valkey ≥ 9.0 `CLUSTER MIGRATESLOTS`); refuse otherwise'
+legacy\t'Only the classic protocol (SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE)'"
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l coordinator -d 'The host whose `apply` makes cluster-level changes (default: the first host in `hosts`); name another while that one is down or drained' -r
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
@@ -93,7 +96,7 @@ complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l restore-role
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l replace -d 'When moving slots, overwrite keys that already exist on the target (BUSYKEY)'
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l purge -d 'Delete the data directories of nodes removed from the topology'
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l stop-distro-redis -d 'Stop and disable the distribution\'s own Redis service (e.g. redis-server) when it holds a port the topology wants, instead of refusing'
-complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -s h -l help -d 'Print help'
+complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redisctl -n "__fish_redisctl_using_subcommand drain" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand drain" -l state-dir -d 'Root of the state directories (overrides the topology\'s state_dir)' -r -F

@@ -108,6 +108,10 @@ enum Command {
         /// When moving slots, overwrite keys that already exist on the target (BUSYKEY).
         #[arg(long)]
         replace: bool,
+        /// How slots move: atomic slot migration when both nodes offer it (Valkey 9.0+
+        /// `CLUSTER MIGRATESLOTS`), else the classic protocol (auto); or only one of them.
+        #[arg(long, value_enum, default_value = "auto", value_name = "HOW")]
+        slot_migration: crate::exec::migrate::Method,
         /// Delete the data directories of nodes removed from the topology.
         #[arg(long)]
         purge: bool,
@@ -304,6 +308,7 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             yes,
             restore_roles,
             replace,
+            slot_migration,
             purge,
             stop_distro_redis,
             coordinator,
@@ -315,6 +320,7 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             let flags = ApplyFlags {
                 yes: *yes,
                 replace: *replace,
+                migration: *slot_migration,
                 stop_distro_redis: *stop_distro_redis,
                 coordinator: coordinator.clone(),
             };
@@ -568,6 +574,7 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
         call_timeout: Duration::from_millis(2000),
         options: crate::plan::Options::default(),
         replace: false,
+        migration: Default::default(),
         record_lock: tokio::sync::Mutex::new(()),
         coordinator_elsewhere: None,
     })
@@ -726,6 +733,7 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
 struct ApplyFlags {
     yes: bool,
     replace: bool,
+    migration: crate::exec::migrate::Method,
     stop_distro_redis: bool,
     coordinator: Option<String>,
 }
@@ -741,6 +749,7 @@ fn apply(
     let mut ctx = context(cli, file, out)?;
     ctx.options = options;
     ctx.replace = flags.replace;
+    ctx.migration = flags.migration;
     ctx.coordinator_elsewhere = coordinator_elsewhere(&ctx, flags.coordinator.as_deref())?;
     maintenance::refuse_if_drained(&ctx)?;
     distro_redis_guard(&ctx, flags.stop_distro_redis, out)?;

@@ -9,6 +9,8 @@
 
 use std::time::{Duration, Instant};
 
+mod atomic;
+
 use crate::observe::client::{ClientError, Conn};
 use crate::observe::resp::Value;
 
@@ -29,6 +31,7 @@ pub struct Job<'a> {
     /// Other nodes to tell about the new owner (replicas refuse; that is fine).
     pub others: Vec<String>,
     pub call_timeout: Duration,
+    pub method: Method,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -46,7 +49,19 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// Move `job.slots`; reports progress after each chunk.
+/// How slots move.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Method {
+    /// Atomic slot migration when both nodes offer it, else the classic protocol.
+    #[default]
+    Auto,
+    /// Only atomic slot migration (Valkey ≥ 9.0 `CLUSTER MIGRATESLOTS`); refuse otherwise.
+    Atomic,
+    /// Only the classic protocol (SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE).
+    Legacy,
+}
+
+/// Move `job.slots`; reports progress as slots finish.
 pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<Progress, String> {
     let t0 = Instant::now();
     let err = |e: ClientError| e.to_string();
@@ -58,6 +73,71 @@ pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<
         .map_err(err)?;
     let src_id = src.text(&["CLUSTER", "MYID"]).await.map_err(err)?;
     let dst_id = dst.text(&["CLUSTER", "MYID"]).await.map_err(err)?;
+    let mut state = Progress {
+        slots_total: job.slots.len(),
+        ..Progress::default()
+    };
+    let mut legacy_slots = job.slots.clone();
+    let mut why = None;
+    if job.method != Method::Legacy {
+        let offered = atomic::offered(&mut src).await.map_err(err)?
+            && atomic::offered(&mut dst).await.map_err(err)?;
+        if offered {
+            let left =
+                atomic::run(&mut src, &mut dst, &dst_id, job, &mut state, t0, progress).await?;
+            if job.method == Method::Atomic && !left.slots.is_empty() {
+                return Err(format!(
+                    "atomic slot migration of {} slot(s) did not succeed: {}",
+                    left.slots.len(),
+                    left.why
+                        .as_deref()
+                        .unwrap_or("slots left open by a classic migration")
+                ));
+            }
+            (legacy_slots, why) = (left.slots, left.why);
+        } else if job.method == Method::Atomic {
+            return Err(format!(
+                "atomic slot migration was asked for, but {} or {} does not offer CLUSTER MIGRATESLOTS (Valkey 9.0 or later)",
+                job.from_addr, job.to_addr
+            ));
+        }
+    }
+    if !legacy_slots.is_empty() {
+        legacy(
+            &mut src,
+            &mut dst,
+            &src_id,
+            &dst_id,
+            &legacy_slots,
+            job,
+            &mut state,
+            t0,
+            progress,
+        )
+        .await
+        .map_err(|e| match &why {
+            Some(w) => format!("{e} (atomic slot migration had failed first: {w})"),
+            None => e,
+        })?;
+    }
+    state.elapsed = t0.elapsed();
+    Ok(state)
+}
+
+/// The classic protocol, chunk by chunk (see the module comment).
+#[allow(clippy::too_many_arguments)]
+async fn legacy(
+    src: &mut Conn,
+    dst: &mut Conn,
+    src_id: &str,
+    dst_id: &str,
+    slots: &[u16],
+    job: &Job<'_>,
+    state: &mut Progress,
+    t0: Instant,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<(), String> {
+    let err = |e: ClientError| e.to_string();
     let (dst_host, dst_port) = job
         .to_addr
         .rsplit_once(':')
@@ -69,22 +149,17 @@ pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<
             others.push(c);
         }
     }
-
-    let mut state = Progress {
-        slots_total: job.slots.len(),
-        ..Progress::default()
-    };
+    repair_target_view(dst, src_id, dst_id, slots)
+        .await
+        .map_err(|e| format!("{}: {e}", job.to_addr))?;
     let mut batch = BATCH;
     let mut migrate_timeout_ms: u64 = 10_000;
     let mut retries = 0u32;
-    repair_target_view(&mut dst, &src_id, &dst_id, &job.slots)
-        .await
-        .map_err(|e| format!("{}: {e}", job.to_addr))?;
-    for chunk in job.slots.chunks(CHUNK) {
+    for chunk in slots.chunks(CHUNK) {
         // Open the slots on both sides. A slot the target already owns is done.
         let cmds: Vec<Vec<String>> = chunk
             .iter()
-            .map(|s| setslot(*s, "IMPORTING", &src_id))
+            .map(|s| setslot(*s, "IMPORTING", src_id))
             .collect();
         let replies = dst.pipeline(&refs(&cmds)).await.map_err(err)?;
         let mut active: Vec<u16> = Vec::new();
@@ -99,7 +174,7 @@ pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<
         }
         let cmds: Vec<Vec<String>> = active
             .iter()
-            .map(|s| setslot(*s, "MIGRATING", &dst_id))
+            .map(|s| setslot(*s, "MIGRATING", dst_id))
             .collect();
         let replies = src.pipeline(&refs(&cmds)).await.map_err(err)?;
         for (slot, r) in active.iter().zip(&replies) {
@@ -186,9 +261,7 @@ pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<
                         // target got a key but before the source forgot it, e.g. when the
                         // source's replica took over) are safe to overwrite; anything else is
                         // refused and named.
-                        let differing = differing_keys(&mut src, &mut dst, keys)
-                            .await
-                            .map_err(err)?;
+                        let differing = differing_keys(src, dst, keys).await.map_err(err)?;
                         if !differing.is_empty() {
                             let names: Vec<String> = differing
                                 .iter()
@@ -240,9 +313,9 @@ pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<
         // has become a replica meanwhile (an old master restarted after its replica took over,
         // with stale MIGRATING marks this move finishes) refuses SETSLOT; becoming a replica
         // cleared its marks, so that is fine.
-        let cmds: Vec<Vec<String>> = chunk.iter().map(|s| setslot(*s, "NODE", &dst_id)).collect();
-        for (conn, required) in std::iter::once((&mut dst, true))
-            .chain(std::iter::once((&mut src, true)))
+        let cmds: Vec<Vec<String>> = chunk.iter().map(|s| setslot(*s, "NODE", dst_id)).collect();
+        for (conn, required) in std::iter::once((&mut *dst, true))
+            .chain(std::iter::once((&mut *src, true)))
             .chain(others.iter_mut().map(|c| (c, false)))
         {
             let replies = conn.pipeline(&refs(&cmds)).await.map_err(err)?;
@@ -256,10 +329,9 @@ pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<
         }
         state.slots_done += chunk.len();
         state.elapsed = t0.elapsed();
-        progress(state);
+        progress(*state);
     }
-    state.elapsed = t0.elapsed();
-    Ok(state)
+    Ok(())
 }
 
 /// A target importing a slot ignores every owner change for it that gossip brings (Redis

@@ -92,6 +92,8 @@ pub struct Context {
     pub options: plan::Options,
     /// Let migrations overwrite keys that already exist on the target.
     pub replace: bool,
+    /// How slots move (atomic slot migration when offered, by default).
+    pub migration: migrate::Method,
     /// Serialises updates of state.json by steps running side by side.
     pub record_lock: tokio::sync::Mutex<()>,
     /// The host whose redisctl makes cluster-level changes, when it is not this one: then
@@ -190,6 +192,22 @@ impl Context {
                 o.process,
                 crate::supervise::ProcState::Stopped | crate::supervise::ProcState::Stale { .. }
             );
+            // A retired node declared again and running: a member again (the retirement is
+            // kept while the cluster still refuses it; see Step::Meet).
+            let k = key.to_string();
+            if let Some(l) = &o.live
+                && ours
+                && let Some(r) = record.retired.get(&k)
+                && r.id == l.myself.id
+            {
+                record.node_ids.insert(k.clone(), r.id.clone());
+            }
+            if record.retired.get(&k).is_some_and(|r| {
+                r.at + crate::observe::FORGET_BAN.as_secs() < crate::observe::unix_now()
+                    && record.node_ids.contains_key(&k)
+            }) {
+                record.retired.remove(&k);
+            }
             if let Some(l) = &o.live
                 && l.is_fresh()
                 && ours
@@ -491,6 +509,7 @@ impl Context {
                     replace: self.replace,
                     others,
                     call_timeout: self.call_timeout,
+                    method: self.migration,
                 };
                 let report = |p: migrate::Progress| {
                     on_event(Event::Moving {
@@ -726,6 +745,31 @@ impl Context {
                 }
             }
             Step::Meet { node, targets } => {
+                // A node retired moments ago and declared again: every node refuses its id for
+                // 60 s after CLUSTER FORGET, MEET included. Wait that out.
+                let record = load_record(&self.state_dir, &self.topology.name);
+                let until = std::iter::once(node)
+                    .chain(targets)
+                    .filter_map(|k| record.retired.get(&k.to_string()).map(|r| (k, r.at)))
+                    .map(|(k, at)| (k, at + crate::observe::FORGET_BAN.as_secs()))
+                    .max_by_key(|(_, t)| *t);
+                if let Some((k, t)) = until {
+                    loop {
+                        let now = crate::observe::unix_now();
+                        if now >= t {
+                            break;
+                        }
+                        on_event(Event::StepWaiting {
+                            index,
+                            missing: 1,
+                            first: format!(
+                                "{k} was removed from the cluster moments ago; Redis refuses a forgotten node for 60 s ({} s left)",
+                                t - now
+                            ),
+                        });
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
                 let mut args: Vec<Vec<String>> = Vec::new();
                 for who in std::iter::once(node).chain(targets) {
                     let m = &self.target(who).managed;
@@ -1101,7 +1145,12 @@ impl Context {
         }
         let _guard = self.record_lock.lock().await;
         let mut record = load_record(&self.state_dir, &self.topology.name);
-        record.node_ids.remove(&node.to_string());
+        if let Some(id) = record.node_ids.remove(&node.to_string()) {
+            let at = crate::observe::unix_now();
+            record
+                .retired
+                .insert(node.to_string(), crate::observe::Retired { id, at });
+        }
         self.save_record(&record)
             .map_err(|e| StepError::Other(e.to_string()))?;
         Ok(())

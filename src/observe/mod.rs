@@ -29,11 +29,37 @@ pub struct Record {
     /// (failing, often without an address) until they are forgotten.
     #[serde(default)]
     pub replaced: Vec<String>,
+    /// `host:port` → id of nodes a scale-in removed from the cluster, their data directory
+    /// kept: declared again (scaling out once more), they are ours to bring back.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub retired: BTreeMap<String, Retired>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retired {
+    pub id: String,
+    /// When it was forgotten (Unix seconds): the cluster refuses it for 60 s after that.
+    pub at: u64,
+}
+
+/// How long Redis refuses a node id after `CLUSTER FORGET` (its "ban" list), plus a margin.
+pub const FORGET_BAN: std::time::Duration = std::time::Duration::from_secs(61);
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl Record {
+    /// The id of our node at `key`, also when a scale-in retired it.
     pub fn id_of(&self, key: &InstanceKey) -> Option<&str> {
-        self.node_ids.get(&key.to_string()).map(String::as_str)
+        let k = key.to_string();
+        self.node_ids
+            .get(&k)
+            .or_else(|| self.retired.get(&k).map(|r| &r.id))
+            .map(String::as_str)
     }
 }
 

@@ -518,8 +518,10 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
         }
     }
 
-    // Membership: every pair of nodes that do not know each other meets directly. Gossip
-    // would get there too, but takes seconds per hop; a direct handshake takes one cron tick.
+    // Membership: every pair of nodes where one does not know the other meets directly.
+    // Gossip would get there too, but takes seconds per hop (and never brings back a node
+    // the others forgot, such as a retired node declared again, while it still knows them);
+    // a direct handshake takes one cron tick.
     let knows = |x: State, y: State| match (x.live(), y.id()) {
         (Some(l), Some(id)) => l.peer(id).is_some(),
         _ => false,
@@ -527,7 +529,7 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
     for (j, node) in all_keys.iter().enumerate() {
         let targets: Vec<InstanceKey> = all_keys[..j]
             .iter()
-            .filter(|t| !knows(st(node), st(t)) && !knows(st(t), st(node)))
+            .filter(|t| !knows(st(node), st(t)) || !knows(st(t), st(node)))
             .cloned()
             .collect();
         if !targets.is_empty() {

@@ -405,7 +405,10 @@ impl Sim {
                     n.known.remove(id);
                 }
                 self.node(node).running = false;
-                self.record.node_ids.remove(&node.to_string());
+                if let Some(id) = self.record.node_ids.remove(&node.to_string()) {
+                    let r = crate::observe::Retired { id, at: 0 };
+                    self.record.retired.insert(node.to_string(), r);
+                }
             }
             Step::Forget { id, .. } => {
                 assert!(
@@ -952,4 +955,24 @@ fn a_stale_slot_claim_is_waited_for_not_acted_on() {
     let p = plan_with(&sim.topo, &sim.observed(), Options::default());
     assert!(p.waits.is_empty() && p.blockers.is_empty(), "{p:?}");
     assert!(p.steps.is_empty(), "{:?}", p.steps);
+}
+
+/// Scaling in keeps the retired nodes' data directories; scaling out again onto the same
+/// addresses brings those nodes back (recorded as retired), rather than refusing them as
+/// unknown nodes.
+#[test]
+fn scaling_in_and_out_again_reuses_the_retired_nodes() {
+    let ctx = "3->4->3->4";
+    let mut sim = Sim::new(topology(3, 1, 2, false));
+    converge_sim(&mut sim, Options::default(), ctx);
+    sim.declare(topology(4, 1, 2, false));
+    converge_sim(&mut sim, Options::default(), ctx);
+    sim.declare(topology(3, 1, 2, false));
+    converge_sim(&mut sim, Options::default(), ctx);
+    assert_eq!(sim.record.retired.len(), 2, "{:?}", sim.record);
+    sim.declare(topology(4, 1, 2, false));
+    let p = plan_with(&sim.topo, &sim.observed(), Options::default());
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    converge_sim(&mut sim, Options::default(), ctx);
+    assert_converged(&sim, false, true, ctx);
 }
