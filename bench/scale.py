@@ -12,7 +12,11 @@ loaded through a real cluster client (redis-py RedisCluster), then:
 plus the raw ceiling: MIGRATE of one slot's keys in batches of 1000, driven directly.
 Every run ends with `redis-cli --cluster check` and a key count. Loopback only.
 
-usage: bench/scale.py [KEYS]   (default 1000000)
+With BENCH_SERVER=/path/to/valkey-server (Valkey 9+) every cluster runs on Valkey, and
+redisctl is measured twice: its default (atomic slot migration, CLUSTER MIGRATESLOTS) and
+`--slot-migration legacy` (the classic protocol, like redis-cli's).
+
+usage: [BENCH_SERVER=valkey-server] bench/scale.py [KEYS]   (default 1000000)
 """
 import os
 import resource
@@ -29,6 +33,8 @@ KEYS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "redisctl")
 VALUE = "x" * 100
+SERVER = os.environ.get("BENCH_SERVER", "redis-server")
+ENV = dict(os.environ, REDISCTL_REDIS_SERVER=SERVER)
 
 
 def free(port):
@@ -69,17 +75,17 @@ class Cluster:
                     f"cluster:\n  shards: {shards}\n  replicas: 0\n"
                     f"  ports: [{', '.join(map(str, self.ports))}]\n  node_timeout: 5000\n")
 
-    def apply(self):
+    def apply(self, *extra):
         t = time.monotonic()
-        r = subprocess.run([BIN, "apply", self.file, "--state-dir", self.state, "--yes"],
-                           capture_output=True, text=True)
+        r = subprocess.run([BIN, "apply", self.file, "--state-dir", self.state, "--yes", *extra],
+                           capture_output=True, text=True, env=ENV)
         if r.returncode != 0:
             raise SystemExit(r.stderr)
         moves = [l for l in r.stderr.splitlines() if "done: move" in l]
         return time.monotonic() - t, moves
 
     def destroy(self):
-        subprocess.run([BIN, "destroy", self.file, "--state-dir", self.state, "--yes"], capture_output=True)
+        subprocess.run([BIN, "destroy", self.file, "--state-dir", self.state, "--yes"], capture_output=True, env=ENV)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -104,7 +110,7 @@ def node_id(port):
 def start_plain(port, d):
     nd = os.path.join(d, str(port))
     os.makedirs(nd, exist_ok=True)
-    subprocess.run(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+    subprocess.run([SERVER, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
                     "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000", "--save", "",
                     "--appendonly", "no", "--daemonize", "yes", "--dir", nd, "--logfile", os.path.join(nd, "log")],
                    check=True)
@@ -165,15 +171,15 @@ def redis_cli_method(ps, pipeline):
     return out_s, in_s, ok_out and ok_in and n_out == KEYS and n_in == KEYS, in_err
 
 
-def redisctl_method(ps):
+def redisctl_method(ps, *extra):
     c = Cluster(ps[:4])
     c.apply()
     load(ps[0])
     c.write(4)
-    out_s, moves_out = c.apply()
+    out_s, moves_out = c.apply(*extra)
     ok_out, n_out = check(ps[0], ps[:4])
     c.write(3)
-    in_s, moves_in = c.apply()
+    in_s, moves_in = c.apply(*extra)
     ok_in, n_in = check(ps[0], ps[:3])
     c.destroy()
     return out_s, in_s, ok_out and ok_in and n_out == KEYS and n_in == KEYS, moves_out, moves_in
@@ -210,19 +216,27 @@ def raw_ceiling(ps):
 def main():
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     ps = ports(4, 24100)
+    valkey = "valkey" in os.path.basename(SERVER)
     r = redisctl_method(ps)
+    legacy = redisctl_method(ps, "--slot-migration", "legacy") if valkey else None
     d = redis_cli_method(ps, None)
     p100 = redis_cli_method(ps, 100)
     ceiling = raw_ceiling(ps)
-    print(f"{KEYS} keys of 100 bytes; 3 -> 4 shards moves ~{KEYS // 4} keys, 4 -> 3 the same back\n")
+    version = subprocess.run([SERVER, "--version"], capture_output=True, text=True).stdout.strip()
+    print(f"{version}\n{KEYS} keys of 100 bytes; 3 -> 4 shards moves ~{KEYS // 4} keys, 4 -> 3 the same back\n")
     print("| method | 3 -> 4 s | keys/s | 4 -> 3 s | keys/s | checks |")
     print("|---|---|---|---|---|---|")
     moved = KEYS / 4
-    for name, (o, i, ok, err) in [("redisctl apply", (*r[:3], None)), ("redis-cli default pipeline", d), ("redis-cli --cluster-pipeline 100", p100)]:
+    rows = [("redisctl apply" + (" (atomic slot migration)" if valkey else ""), (*r[:3], None))]
+    if legacy:
+        rows.append(("redisctl apply --slot-migration legacy", (*legacy[:3], None)))
+    rows += [("redis-cli default pipeline", d), ("redis-cli --cluster-pipeline 100", p100)]
+    for name, (o, i, ok, err) in rows:
         back = f"{i:.2f} | {moved / i:,.0f}" if i else f"n/a | {err}"
         print(f"| {name} | {o:.2f} | {moved / o:,.0f} | {back} | {'ok' if ok else 'FAILED'} |")
     print(f"\nraw ceiling (one slot, MIGRATE batches of 1000): {ceiling:,.0f} keys/s")
-    print(f"redisctl vs default: {d[0] / r[0]:.1f}x (3 -> 4); vs pipeline 100: {p100[0] / r[0]:.1f}x (3 -> 4)")
+    print(f"redisctl vs default: {d[0] / r[0]:.1f}x (3 -> 4), {d[1] / r[1]:.1f}x (4 -> 3); "
+          f"vs pipeline 100: {p100[0] / r[0]:.1f}x (3 -> 4), {p100[1] / r[1]:.1f}x (4 -> 3)")
     print(f"redisctl keys/s vs raw ceiling: {moved / r[0] / ceiling:.0%} (3 -> 4, whole apply incl. node start)")
     print("redisctl move steps (3 -> 4):", *r[3], sep="\n  ")
     print("redisctl move steps (4 -> 3):", *r[4], sep="\n  ")

@@ -32,7 +32,12 @@ fn valkey_9() -> Result<PathBuf, String> {
             .and_then(|v| v.split('.').next()?.parse::<u32>().ok());
         match major {
             Some(m) if m >= 9 => return Ok(path),
-            _ => return Err(format!("{} is not Valkey 9 or later: {text}", path.display())),
+            _ => {
+                return Err(format!(
+                    "{} is not Valkey 9 or later: {text}",
+                    path.display()
+                ));
+            }
         }
     }
     Err("no valkey-server found (scripts/deps.sh --tests installs one)".into())
