@@ -85,12 +85,7 @@ fn apply_builds_a_cluster_that_real_clients_accept_and_second_apply_is_a_noop() 
 
     // kill -9 a replica: apply restarts it and it resyncs.
     let replica = d.ports[1];
-    let pid = d.pid(replica).unwrap();
-    Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(wait_for(Duration::from_secs(5), || !alive(pid)));
+    d.kill_9(replica);
     let plan = d.json(&["plan"]);
     assert_eq!(plan["steps"][0]["step"], "start", "{plan}");
     d.ok(&["apply", "--yes"]);
@@ -321,12 +316,7 @@ fn a_persistence_off_master_is_not_restarted_empty_over_its_replica() {
     .trim()
         == before));
 
-    let pid = d.pid(master).unwrap();
-    Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(wait_for(Duration::from_secs(5), || !alive(pid)));
+    d.kill_9(master);
     let plan = d.json(&["plan"]);
     assert_eq!(plan["steps"][0]["step"], "take_over", "{plan}");
     d.ok(&["apply", "--yes"]);
@@ -358,12 +348,7 @@ fn a_node_whose_process_and_data_are_gone_is_recreated_and_its_old_id_forgotten(
     judge(d.ports[0], 2000);
     let replica = d.ports[1];
     let old_id = redis_cli(replica, &["CLUSTER", "MYID"]).trim().to_string();
-    let pid = d.pid(replica).unwrap();
-    Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(wait_for(Duration::from_secs(5), || !alive(pid)));
+    d.kill_9(replica);
     std::fs::remove_dir_all(d.state().join("local").join(replica.to_string())).unwrap();
 
     d.ok(&["apply", "--yes"]);

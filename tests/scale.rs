@@ -290,11 +290,7 @@ fn kill_mid_migration(victim: usize, its_replica: usize, mark: &str) {
                 && l.split_whitespace().skip(8).any(|f| !f.starts_with('['))
         })
     }));
-    let pid = d.pid(port).unwrap();
-    Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
+    d.kill_9(port);
     child.kill().unwrap();
     child.wait().unwrap();
     // Its replica takes over after the node timeout (5 s).

@@ -127,12 +127,8 @@ fn master_killed_sentinel_fails_over_apply_accepts_it_and_restore_roles_moves_ba
 
     let w = writer(&d, 12.0);
     std::thread::sleep(Duration::from_millis(1500));
-    let pid = d.pid(m).unwrap();
     let t = Instant::now();
-    Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
+    d.kill_9(m);
     // A replica is promoted within down-after (1 s) + a few seconds.
     assert!(wait_for(Duration::from_secs(15), || {
         field(&sentinel_masters(d.ports[3]), "port").is_some_and(|p| p != m.to_string())
@@ -239,12 +235,7 @@ fn aof_always_keeps_acknowledged_writes_through_kill_9() {
             ],
         );
     }
-    let pid = d.pid(m).unwrap();
-    Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(wait_for(Duration::from_secs(5), || !alive(pid)));
+    d.kill_9(m);
     d.ok(&["apply", "--yes"]);
     assert_eq!(role(m), "master");
     assert_eq!(redis_cli(m, &["DBSIZE"]).trim(), "200");
@@ -281,12 +272,7 @@ fn an_empty_persistence_off_master_does_not_wipe_its_replicas() {
     .trim()
         == "100"
         && redis_cli(r2, &["DBSIZE"]).trim() == "100"));
-    let pid = d.pid(m).unwrap();
-    Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(wait_for(Duration::from_secs(5), || !alive(pid)));
+    d.kill_9(m);
 
     let plan = d.json(&["plan"]);
     assert_eq!(plan["steps"][0]["step"], "start_replica", "{plan}");

@@ -182,6 +182,23 @@ impl Deployment {
             .ok()
     }
 
+    /// `kill -9` the instance on `port` and wait until it is gone; its pid.
+    pub fn kill_9(&self, port: u16) -> i32 {
+        let pid = self
+            .pid(port)
+            .unwrap_or_else(|| panic!("no pid file for {port}"));
+        let status = Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -9 {pid}");
+        assert!(
+            wait_for(Duration::from_secs(5), || !alive(pid)),
+            "{pid} survived kill -9"
+        );
+        pid
+    }
+
     pub fn pids(&self) -> Vec<i32> {
         self.ports.iter().filter_map(|&p| self.pid(p)).collect()
     }
