@@ -21,6 +21,8 @@ use crate::topology::slots::ranges_of;
 /// slots); progress then advances when the move is done.
 const JOBS: usize = 1;
 const POLL: Duration = Duration::from_millis(20);
+/// Progress of a running job, measured on the target, at most this often.
+const REPORT: Duration = Duration::from_millis(250);
 
 /// Does this node accept `CLUSTER MIGRATESLOTS`?
 pub async fn offered(c: &mut Conn) -> Result<bool, ClientError> {
@@ -208,14 +210,17 @@ pub async fn run(
     // Follow the jobs until each has finished.
     let mut done: BTreeSet<String> = BTreeSet::new();
     let mut failures: Vec<String> = Vec::new();
-    while done.len() < watch.len() {
+    let mut reported = Instant::now();
+    loop {
         let now = migrations(src).await.map_err(err)?;
+        let mut running: Vec<u16> = Vec::new();
         for name in &watch {
             if done.contains(name) {
                 continue;
             }
             let Some(m) = now.iter().find(|m| &m.name == name) else {
-                // Dropped from the log (it keeps recent jobs only): judge by ownership below.
+                // Dropped from the log (it keeps recent jobs only): the next round's plan
+                // sees from the slot map whether it moved.
                 done.insert(name.clone());
                 continue;
             };
@@ -230,15 +235,27 @@ pub async fn run(
                 failures.push(format!("{} ({})", m.state, m.message));
                 legacy.extend(m.slots.iter().copied());
             } else {
+                running.extend(m.slots.iter().copied());
                 continue;
             }
             done.insert(name.clone());
             state.elapsed = t0.elapsed();
             progress(*state);
         }
-        if done.len() < watch.len() {
-            tokio::time::sleep(POLL).await;
+        if done.len() >= watch.len() {
+            break;
         }
+        if reported.elapsed() >= REPORT {
+            reported = Instant::now();
+            let partial = arrived(dst, &running, &keys_in).await.map_err(err)?;
+            progress(Progress {
+                slots_done: state.slots_done + partial.0,
+                keys_moved: state.keys_moved + partial.1,
+                elapsed: t0.elapsed(),
+                ..*state
+            });
+        }
+        tokio::time::sleep(POLL).await;
     }
     legacy.sort_unstable();
     legacy.dedup();
@@ -252,6 +269,35 @@ pub async fn run(
 pub struct Fallback {
     pub slots: Vec<u16>,
     pub why: Option<String>,
+}
+
+/// How far running jobs are: the target counts a slot's keys as they arrive during the
+/// snapshot (`COUNTKEYSINSLOT`), before the hand-over makes them visible to clients. (slots
+/// complete, keys arrived), measured against the source's counts at the start.
+async fn arrived(
+    dst: &mut Conn,
+    slots: &[u16],
+    keys_in: &HashMap<u16, u64>,
+) -> Result<(usize, u64), ClientError> {
+    let cmds: Vec<Vec<String>> = slots
+        .iter()
+        .map(|s| vec!["CLUSTER".into(), "COUNTKEYSINSLOT".into(), s.to_string()])
+        .collect();
+    let counts = dst.pipeline(&super::refs(&cmds)).await?;
+    let mut out = (0, 0);
+    for (s, v) in slots.iter().zip(counts) {
+        let want = keys_in.get(s).copied().unwrap_or(0);
+        let have = if let Value::Int(n) = v {
+            (n.max(0) as u64).min(want)
+        } else {
+            0
+        };
+        out.1 += have;
+        if have >= want {
+            out.0 += 1;
+        }
+    }
+    Ok(out)
 }
 
 /// Slots with a classic MIGRATING (source) or IMPORTING (target) mark on this node.
