@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -162,20 +161,7 @@ fn roles(h: &Hosts) -> Vec<(String, u16, String)> {
 }
 
 fn checker(h: &Hosts, seconds: f64) -> std::process::Child {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/consistency.py");
-    Command::new("python3")
-        .arg(script)
-        .args([
-            &h.addrs[0],
-            &h.ports[0].to_string(),
-            &seconds.to_string(),
-            "5000",
-            PW,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 tools/consistency.py")
+    common::consistency_at(&h.addrs[0], h.ports[0], seconds, 5000, Some(PW))
 }
 
 /// Each host's apply at once, as configuration management runs them.

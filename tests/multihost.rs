@@ -589,41 +589,11 @@ impl Hosts {
 
     /// tools/consistency.py from outside, through the bridge.
     fn checker(&self, seconds: f64) -> Child {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/consistency.py");
-        Command::new("python3")
-            .arg(script)
-            .args([
-                self.addr("h1"),
-                &self.cport[0].to_string(),
-                &seconds.to_string(),
-                "5000",
-                PW,
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python3 tools/consistency.py")
+        common::consistency_at(self.addr("h1"), self.cport[0], seconds, 5000, Some(PW))
     }
 
     fn judge(&self, count: usize) -> serde_json::Value {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judge.py");
-        let out = Command::new("python3")
-            .arg(script)
-            .args([
-                self.addr("h1"),
-                &self.cport[0].to_string(),
-                &count.to_string(),
-                PW,
-            ])
-            .output()
-            .expect("python3 judge.py");
-        assert!(
-            out.status.success(),
-            "judge failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("judge JSON")
+        common::judge_at(self.addr("h1"), self.cport[0], count, Some(PW))
     }
 }
 

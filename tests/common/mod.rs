@@ -274,10 +274,16 @@ pub fn cluster_check(port: u16) -> (bool, String) {
 }
 
 pub fn judge(port: u16, count: usize) -> serde_json::Value {
+    judge_at("127.0.0.1", port, count, None)
+}
+
+/// tests/judge.py against any address, with the cluster's password if it has one.
+pub fn judge_at(host: &str, port: u16, count: usize, password: Option<&str>) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/judge.py");
     let out = Command::new("python3")
         .arg(script)
-        .args(["127.0.0.1", &port.to_string(), &count.to_string()])
+        .args([host, &port.to_string(), &count.to_string()])
+        .args(password)
         .output()
         .expect("python3 judge.py");
     assert!(
@@ -310,15 +316,27 @@ impl Deployment {
 
 /// tools/consistency.py in the background: INCR counters through a cluster client.
 pub fn consistency(port: u16, seconds: f64, keys: usize) -> std::process::Child {
+    consistency_at("127.0.0.1", port, seconds, keys, None)
+}
+
+/// tools/consistency.py against any address, with the cluster's password if it has one.
+pub fn consistency_at(
+    host: &str,
+    port: u16,
+    seconds: f64,
+    keys: usize,
+    password: Option<&str>,
+) -> std::process::Child {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/consistency.py");
     Command::new("python3")
         .arg(script)
         .args([
-            "127.0.0.1",
+            host,
             &port.to_string(),
             &seconds.to_string(),
             &keys.to_string(),
         ])
+        .args(password)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
