@@ -102,15 +102,8 @@ fn on(h: &Hosts, host: &str, args: &[&str], tail: &[&str]) -> std::process::Outp
 }
 
 fn ok(h: &Hosts, host: &str, args: &[&str], tail: &[&str]) -> String {
-    let out = on(h, host, args, tail);
-    assert!(
-        out.status.success(),
-        "--host {host} {args:?} {tail:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let what = format!("--host {host} {args:?} {tail:?}");
+    common::stdout_of_success(on(h, host, args, tail), &what)
 }
 
 fn cli(addr: &str, port: u16, args: &[&str]) -> String {

@@ -428,15 +428,8 @@ impl Hosts {
     }
 
     fn ok(&self, host: &str, args: &[&str], tail: &[&str]) -> String {
-        let out = self.on(host, args, tail);
-        assert!(
-            out.status.success(),
-            "on {host}: redisctl {args:?} {tail:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let what = format!("on {host}: redisctl {args:?} {tail:?}");
+        common::stdout_of_success(self.on(host, args, tail), &what)
     }
 
     fn json(&self, host: &str, args: &[&str], tail: &[&str]) -> serde_json::Value {

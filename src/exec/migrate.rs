@@ -345,11 +345,7 @@ async fn repair_target_view(
     dst_id: &str,
     slots: &[u16],
 ) -> Result<(), String> {
-    let text = dst
-        .text(&["CLUSTER", "NODES"])
-        .await
-        .map_err(|e| e.to_string())?;
-    let view = crate::observe::parse::cluster_nodes(&text).map_err(|e| e.to_string())?;
+    let view = cluster_view(dst).await?;
     let owner = |slot: u16| {
         view.iter()
             .find(|l| l.slots.iter().any(|r| r.contains(slot)))
@@ -445,6 +441,34 @@ fn refs(cmds: &[Vec<String>]) -> Vec<&[String]> {
     cmds.iter().map(Vec::as_slice).collect()
 }
 
+/// `CLUSTER COUNTKEYSINSLOT` of every slot, in order (pipelined, 1024 at a time).
+async fn keys_in_slots(c: &mut Conn, slots: &[u16]) -> Result<Vec<u64>, ClientError> {
+    let mut out = Vec::with_capacity(slots.len());
+    for chunk in slots.chunks(1024) {
+        let cmds: Vec<Vec<String>> = chunk
+            .iter()
+            .map(|s| vec!["CLUSTER".into(), "COUNTKEYSINSLOT".into(), s.to_string()])
+            .collect();
+        for r in c.pipeline(&refs(&cmds)).await? {
+            out.push(if let Value::Int(n) = r {
+                n.max(0) as u64
+            } else {
+                0
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// This node's `CLUSTER NODES`, parsed.
+async fn cluster_view(c: &mut Conn) -> Result<Vec<crate::observe::parse::NodeLine>, String> {
+    let text = c
+        .text(&["CLUSTER", "NODES"])
+        .await
+        .map_err(|e| e.to_string())?;
+    crate::observe::parse::cluster_nodes(&text).map_err(|e| e.to_string())
+}
+
 /// Keys and bytes a move would carry: COUNTKEYSINSLOT for every slot, MEMORY USAGE of up to
 /// 32 sampled keys for the average size.
 pub async fn estimate(
@@ -456,25 +480,16 @@ pub async fn estimate(
     let mut c = Conn::connect(from_addr, password, limit)
         .await
         .map_err(|e| e.to_string())?;
-    let mut keys = 0u64;
-    let mut with_keys = Vec::new();
-    for chunk in slots.chunks(1024) {
-        let cmds: Vec<Vec<String>> = chunk
-            .iter()
-            .map(|s| vec!["CLUSTER".into(), "COUNTKEYSINSLOT".into(), s.to_string()])
-            .collect();
-        for (slot, r) in chunk
-            .iter()
-            .zip(c.pipeline(&refs(&cmds)).await.map_err(|e| e.to_string())?)
-        {
-            if let Value::Int(n) = r
-                && n > 0
-            {
-                keys += n as u64;
-                with_keys.push(*slot);
-            }
-        }
-    }
+    let counts = keys_in_slots(&mut c, slots)
+        .await
+        .map_err(|e| e.to_string())?;
+    let keys: u64 = counts.iter().sum();
+    let with_keys: Vec<u16> = slots
+        .iter()
+        .zip(&counts)
+        .filter(|(_, n)| **n > 0)
+        .map(|(s, _)| *s)
+        .collect();
     let step = (with_keys.len() / 32).max(1);
     let sample: Vec<u16> = with_keys.iter().step_by(step).take(32).copied().collect();
     let cmds: Vec<Vec<String>> = sample

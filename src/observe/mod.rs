@@ -342,7 +342,6 @@ pub async fn fetch_repl(c: &mut Conn) -> Result<ReplLive, FetchError> {
     })
 }
 
-/// SENTINEL MASTERS of a Sentinel.
 /// A Sentinel listing (SENTINEL MASTERS / REPLICAS): an array of flat field-value arrays.
 pub fn field_maps(v: &resp::Value) -> Vec<HashMap<String, String>> {
     let resp::Value::Array(items) = v else {
@@ -363,6 +362,7 @@ pub fn field_maps(v: &resp::Value) -> Vec<HashMap<String, String>> {
         .collect()
 }
 
+/// SENTINEL MASTERS of a Sentinel.
 pub async fn fetch_sentinel(c: &mut Conn) -> Result<SentinelLive, FetchError> {
     let v = c.cmd(&["SENTINEL", "MASTERS"]).await?;
     let mut masters = Vec::new();

@@ -413,13 +413,11 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
     // owner (an old master restarted after its replica took over, or a move whose target has
     // just taken the slot). Redis settles it by config epoch within a few gossip rounds;
     // planning from the stale view would open or move the slot from the wrong node.
-    for w in stale_claims(
+    p.waits.extend(stale_claims(
         instances
             .iter()
             .filter_map(|i| st(&i.key).live().map(|l| (&i.key, l))),
-    ) {
-        p.waits.push(w);
-    }
+    ));
     if p.halted() {
         return p;
     }

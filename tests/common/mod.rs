@@ -149,15 +149,7 @@ impl Deployment {
 
     /// Run and require success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "redisctl {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        stdout_of_success(self.run(args), &format!("redisctl {args:?}"))
     }
 
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
@@ -214,6 +206,19 @@ impl Drop for Deployment {
             }
         }
     }
+}
+
+/// The stdout of a command that must have succeeded; otherwise fail naming `what`, with
+/// everything it printed.
+pub fn stdout_of_success(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 pub fn alive(pid: i32) -> bool {

@@ -1,8 +1,9 @@
 //! Atomic slot migration (Valkey ≥ 9.0): `CLUSTER MIGRATESLOTS` on the source. The source
 //! snapshots the slots in a child process, streams the writes that follow, pauses writes for
 //! a moment and hands ownership over atomically; clients see no ASK redirections, and a job
-//! that fails or is cancelled is rolled back by the engine itself. redisctl submits the jobs,
-//! follows them with `CLUSTER GETSLOTMIGRATIONS` and reports progress as they finish.
+//! that fails or is cancelled is rolled back by the engine itself. redisctl submits one job
+//! per move, follows it with `CLUSTER GETSLOTMIGRATIONS`, and reports progress from the
+//! target's key counts while it runs.
 //!
 //! Redis ≥ 8.4 has its own command family (`CLUSTER MIGRATION IMPORT`, sent to the target);
 //! it is not driven here yet (no such server to test against), so Redis uses the classic
@@ -16,10 +17,6 @@ use crate::observe::client::{ClientError, Conn};
 use crate::observe::resp::Value;
 use crate::topology::slots::ranges_of;
 
-/// Jobs per move. One: each job costs a fork and a hand-over handshake, and several jobs from
-/// one source run one after another (measured: 8 jobs took 4-6x longer than 1 for the same
-/// slots); progress then advances when the move is done.
-const JOBS: usize = 1;
 const POLL: Duration = Duration::from_millis(20);
 /// Progress of a running job, measured on the target, at most this often.
 const REPORT: Duration = Duration::from_millis(250);
@@ -118,10 +115,10 @@ pub async fn run(
 ) -> Result<Fallback, String> {
     let err = |e: ClientError| e.to_string();
     // Slots left open by a classic move finish the classic way.
-    let open = open_slots(src, true).await.map_err(err)?;
-    let open: BTreeSet<u16> = open
+    let open: BTreeSet<u16> = open_slots(src, true)
+        .await?
         .into_iter()
-        .chain(open_slots(dst, false).await.map_err(err)?)
+        .chain(open_slots(dst, false).await?)
         .collect();
     let (mut legacy, mut slots): (Vec<u16>, Vec<u16>) =
         job.slots.iter().partition(|s| open.contains(s));
@@ -141,7 +138,7 @@ pub async fn run(
                 "{}: slots {} are being migrated to node {} by an atomic migration this apply did not start; wait for it, or cancel it with CLUSTER CANCELSLOTMIGRATIONS",
                 job.from_addr,
                 crate::topology::slots::format_ranges(&ranges_of(m.slots.iter().copied())),
-                &m.target[..m.target.len().min(8)]
+                crate::plan::short(&m.target)
             ));
         }
         slots.retain(|s| !m.slots.contains(s));
@@ -149,40 +146,20 @@ pub async fn run(
     }
 
     // Keys per slot, for progress (the jobs report states, not keys).
-    let count_cmds: Vec<Vec<String>> = job
-        .slots
-        .iter()
-        .map(|s| vec!["CLUSTER".into(), "COUNTKEYSINSLOT".into(), s.to_string()])
-        .collect();
-    let counts = src.pipeline(&super::refs(&count_cmds)).await.map_err(err)?;
-    let keys_in: HashMap<u16, u64> = job
-        .slots
-        .iter()
-        .zip(counts)
-        .map(|(s, v)| {
-            (
-                *s,
-                if let Value::Int(n) = v {
-                    n.max(0) as u64
-                } else {
-                    0
-                },
-            )
-        })
-        .collect();
+    let counts = super::keys_in_slots(src, &job.slots).await.map_err(err)?;
+    let keys_in: HashMap<u16, u64> = job.slots.iter().copied().zip(counts).collect();
 
     if !slots.is_empty() {
-        let per = slots.len().div_ceil(JOBS).max(1);
-        let mut cmd: Vec<String> = vec!["CLUSTER".into(), "MIGRATESLOTS".into()];
-        for group in slots.chunks(per) {
-            cmd.push("SLOTSRANGE".into());
-            for r in ranges_of(group.iter().copied()) {
-                cmd.push(r.start.to_string());
-                cmd.push(r.end.to_string());
-            }
-            cmd.push("NODE".into());
-            cmd.push(dst_id.to_string());
+        // One job for the whole move: each job costs a fork and a hand-over, and the jobs of
+        // one source run one after another (measured: 8 jobs took 4-6x longer than 1).
+        let mut cmd: Vec<String> =
+            vec!["CLUSTER".into(), "MIGRATESLOTS".into(), "SLOTSRANGE".into()];
+        for r in ranges_of(slots.iter().copied()) {
+            cmd.push(r.start.to_string());
+            cmd.push(r.end.to_string());
         }
+        cmd.push("NODE".into());
+        cmd.push(dst_id.to_string());
         if let Err(e) = src.cmd(&cmd).await {
             // Refused up front (e.g. keys of these slots on the target): the classic protocol
             // moves them, or names the conflict.
@@ -279,19 +256,11 @@ async fn arrived(
     slots: &[u16],
     keys_in: &HashMap<u16, u64>,
 ) -> Result<(usize, u64), ClientError> {
-    let cmds: Vec<Vec<String>> = slots
-        .iter()
-        .map(|s| vec!["CLUSTER".into(), "COUNTKEYSINSLOT".into(), s.to_string()])
-        .collect();
-    let counts = dst.pipeline(&super::refs(&cmds)).await?;
+    let counts = super::keys_in_slots(dst, slots).await?;
     let mut out = (0, 0);
-    for (s, v) in slots.iter().zip(counts) {
+    for (s, n) in slots.iter().zip(counts) {
         let want = keys_in.get(s).copied().unwrap_or(0);
-        let have = if let Value::Int(n) = v {
-            (n.max(0) as u64).min(want)
-        } else {
-            0
-        };
+        let have = n.min(want);
         out.1 += have;
         if have >= want {
             out.0 += 1;
@@ -301,9 +270,8 @@ async fn arrived(
 }
 
 /// Slots with a classic MIGRATING (source) or IMPORTING (target) mark on this node.
-async fn open_slots(c: &mut Conn, migrating: bool) -> Result<Vec<u16>, ClientError> {
-    let text = c.text(&["CLUSTER", "NODES"]).await?;
-    let view = crate::observe::parse::cluster_nodes(&text).unwrap_or_default();
+async fn open_slots(c: &mut Conn, migrating: bool) -> Result<Vec<u16>, String> {
+    let view = super::cluster_view(c).await?;
     Ok(view
         .iter()
         .filter(|l| l.flags.myself)
