@@ -61,6 +61,9 @@ _redisctl() {
             redisctl,undrain)
                 cmd="redisctl__subcmd__undrain"
                 ;;
+            redisctl,unit-start)
+                cmd="redisctl__subcmd__unit__subcmd__start"
+                ;;
             redisctl,validate)
                 cmd="redisctl__subcmd__validate"
                 ;;
@@ -109,6 +112,9 @@ _redisctl() {
             redisctl__subcmd__help,undrain)
                 cmd="redisctl__subcmd__help__subcmd__undrain"
                 ;;
+            redisctl__subcmd__help,unit-start)
+                cmd="redisctl__subcmd__help__subcmd__unit__subcmd__start"
+                ;;
             redisctl__subcmd__help,validate)
                 cmd="redisctl__subcmd__help__subcmd__validate"
                 ;;
@@ -119,7 +125,7 @@ _redisctl() {
 
     case "${cmd}" in
         redisctl)
-            opts="-o -h -V --output --state-dir --timeout --supervisor --host --help --version validate render plan apply drain undrain restart status check failover destroy keyslot schema completions man help"
+            opts="-o -h -V --output --state-dir --timeout --supervisor --host --help --version validate render plan apply drain undrain restart status check failover destroy keyslot schema completions unit-start man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -393,7 +399,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__help)
-            opts="validate render plan apply drain undrain restart status check failover destroy keyslot schema completions man help"
+            opts="validate render plan apply drain undrain restart status check failover destroy keyslot schema completions unit-start man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -603,6 +609,20 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__help__subcmd__undrain)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        redisctl__subcmd__help__subcmd__unit__subcmd__start)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -906,6 +926,44 @@ _redisctl() {
             ;;
         redisctl__subcmd__undrain)
             opts="-o -h --keep-roles --output --state-dir --timeout --supervisor --host --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --supervisor)
+                    COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        redisctl__subcmd__unit__subcmd__start)
+            opts="-o -h --output --state-dir --timeout --supervisor --host --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -5,6 +5,7 @@ mod check;
 mod maintenance;
 mod manpages;
 mod status;
+mod unit_start;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -190,6 +191,10 @@ enum Command {
     Schema,
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
+    /// The start hook of a data node's systemd unit (ExecStartPre): decide how the instance
+    /// at PORT on --host may come back (crash-safe restarts) and write its start options.
+    #[command(hide = true)]
+    UnitStart { file: PathBuf, port: u16 },
     /// Write the man pages into DIR (packaging).
     #[command(hide = true)]
     Man {
@@ -346,6 +351,7 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Destroy { file, yes } => destroy(cli, file, *yes, out),
+        Command::UnitStart { file, port } => unit_start::run(cli, file, *port, out),
         Command::Check { file } => {
             let ctx = context(cli, file, out)?;
             let rt = runtime()?;
@@ -502,9 +508,14 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
     let password = read_password(&topology)?;
     // systemd collects stdout into the journal; the process supervisor needs log files.
     let (supervisor, log): (Arc<dyn Supervisor>, LogTarget) = if use_systemd(cli, &state_dir)? {
-        let policies = systemd::restart_policies(&topology);
+        let hook = systemd::HookSpec {
+            redisctl: std::env::current_exe().context("cannot find the redisctl binary")?,
+            topology: std::path::absolute(file)
+                .with_context(|| format!("cannot resolve {}", file.display()))?,
+            state_root: state_dir.clone(),
+        };
         (
-            Arc::new(systemd::SystemdSupervisor::new(policies)),
+            Arc::new(systemd::SystemdSupervisor::new(Some(hook))),
             LogTarget::Stdout,
         )
     } else {

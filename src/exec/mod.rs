@@ -449,6 +449,7 @@ impl Context {
         match step {
             Step::Start { node } => self.start(node, Vec::new()).await,
             Step::StartReplica { node, master } => {
+                self.refuse_loop(node, master).await?;
                 let m = &self.target(master).managed;
                 let args = vec![
                     "--replicaof".to_string(),
@@ -547,40 +548,23 @@ impl Context {
             Step::ClusterFailover { node } => {
                 self.cluster_failover(index, node, false, on_event).await
             }
-            Step::TakeOver { node, from } => {
+            Step::TakeOver { node, from } => self.take_over(index, node, from, on_event).await,
+            Step::SentinelPromote { group, from } => {
+                self.sentinel_promote(index, group, from, on_event).await
+            }
+            Step::PromoteReplica { group, node, from } => {
                 let mut c = self.conn(node).await?;
-                match c.cmd(&["CLUSTER", "FAILOVER", "FORCE"]).await {
-                    Ok(_) => {}
-                    // Already promoted by an earlier attempt or by the cluster itself.
-                    Err(ClientError::Server { message, .. })
-                        if message.contains("already a master") => {}
-                    Err(e) => return Err(e.into()),
-                }
-                let what = format!("{node} serves the slots of {from}");
-                let deadline = Instant::now() + self.gate_timeout;
-                loop {
-                    let live = observe::fetch_on(&mut c)
-                        .await
-                        .map_err(|e| StepError::Other(e.to_string()))?;
-                    if live.myself.flags.master && !live.myself.slots.is_empty() {
-                        return Ok(());
-                    }
-                    if Instant::now() > deadline {
-                        return Err(StepError::Gate(ExecError::Gate {
-                            secs: self.gate_timeout.as_secs(),
-                            what,
-                            missing: format!(
-                                "{node} is still a replica (the other masters must vote for it)"
-                            ),
-                        }));
-                    }
-                    on_event(Event::StepWaiting {
-                        index,
-                        missing: 1,
-                        first: what.clone(),
-                    });
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                c.cmd(&["REPLICAOF", "NO", "ONE"]).await?;
+                self.gate_observed(
+                    index,
+                    &format!("{node} acts as master of {group} in place of {from}"),
+                    on_event,
+                    |obs| match obs.nodes.get(node).and_then(|o| o.repl.as_ref()) {
+                        Some(r) if r.is_master => Vec::new(),
+                        _ => vec![format!("{node} is not acting as master yet")],
+                    },
+                )
+                .await
             }
             Step::ConfigSet { node, params } => {
                 let mut c = self.conn(node).await?;
@@ -590,6 +574,7 @@ impl Context {
                 Ok(())
             }
             Step::ReplicaOf { node, master } => {
+                self.refuse_loop(node, master).await?;
                 let m = &self.target(master).managed;
                 let mut c = self.conn(node).await?;
                 c.cmd(&[
@@ -1455,6 +1440,216 @@ impl Context {
         result
     }
 
+    /// `CLUSTER FAILOVER FORCE` on `node`, a replica of the down master `from`; when the other
+    /// masters have not voted within twice the node timeout (e.g. a majority of masters is
+    /// down too), `CLUSTER FAILOVER TAKEOVER`: `from`'s process is known to be stopped on this
+    /// host, so no second master can be serving. Done when `node` serves slots.
+    async fn take_over(
+        &self,
+        index: usize,
+        node: &InstanceKey,
+        from: &InstanceKey,
+        on_event: &(dyn Fn(Event) + Sync),
+    ) -> Result<(), StepError> {
+        let mut c = self.conn(node).await?;
+        let ask = |mode: &'static str| async move {
+            let mut c = self.conn(node).await?;
+            match c.cmd(&["CLUSTER", "FAILOVER", mode]).await {
+                Ok(_) => Ok(()),
+                // Already promoted by an earlier attempt or by the cluster itself.
+                Err(ClientError::Server { message, .. }) if message.contains("already a master") => {
+                    Ok(())
+                }
+                Err(e) => Err(StepError::from(e)),
+            }
+        };
+        ask("FORCE").await?;
+        let node_timeout = self
+            .topology
+            .cluster
+            .as_ref()
+            .map_or(5000, |c| c.settings.node_timeout_ms);
+        let takeover_at = Instant::now() + Duration::from_millis((2 * node_timeout).max(3000));
+        let mut took_over = false;
+        let what = format!("{node} serves the slots of {from}");
+        let deadline = Instant::now() + self.gate_timeout;
+        loop {
+            let live = observe::fetch_on(&mut c)
+                .await
+                .map_err(|e| StepError::Other(e.to_string()))?;
+            if live.myself.flags.master && !live.myself.slots.is_empty() {
+                return Ok(());
+            }
+            if !took_over && Instant::now() > takeover_at {
+                took_over = true;
+                ask("TAKEOVER").await?;
+            }
+            if Instant::now() > deadline {
+                return Err(StepError::Gate(ExecError::Gate {
+                    secs: self.gate_timeout.as_secs(),
+                    what,
+                    missing: format!(
+                        "{node} is still a replica (CLUSTER FAILOVER FORCE and TAKEOVER were refused or ignored)"
+                    ),
+                }));
+            }
+            on_event(Event::StepWaiting {
+                index,
+                missing: 1,
+                first: what.clone(),
+            });
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Ask the Sentinels to promote a replica of `group`, whose master `from` is down
+    /// (`SENTINEL FAILOVER`; a failover they already run is simply waited for), then wait until
+    /// a majority of them report another member as master and it acts as one.
+    async fn sentinel_promote(
+        &self,
+        index: usize,
+        group: &str,
+        from: &InstanceKey,
+        on_event: &(dyn Fn(Event) + Sync),
+    ) -> Result<(), StepError> {
+        let g = self
+            .topology
+            .groups
+            .iter()
+            .find(|g| g.name == group)
+            .ok_or_else(|| StepError::Other(format!("unknown group {group}")))?;
+        let old = g
+            .member(from)
+            .map(|m| (m.address.to_string(), m.port))
+            .ok_or_else(|| StepError::Other(format!("{from} is not a member of {group}")))?;
+        let declared = self.topology.sentinels().count();
+        // A majority reporting a live member other than `from` as master.
+        let promoted = |obs: &Observed| -> Option<InstanceKey> {
+            let mut votes: std::collections::BTreeMap<(String, u16), usize> = Default::default();
+            for s in self.topology.sentinels() {
+                if let Some(sm) = obs
+                    .nodes
+                    .get(&s.key)
+                    .and_then(|o| o.sentinel.as_ref())
+                    .and_then(|l| l.masters.iter().find(|m| m.name == group))
+                {
+                    *votes.entry((sm.ip.clone(), sm.port)).or_default() += 1;
+                }
+            }
+            let (addr, n) = votes.into_iter().max_by_key(|(_, n)| *n)?;
+            let m = g
+                .members()
+                .find(|m| (m.address.to_string(), m.port) == addr)?;
+            let acting = obs
+                .nodes
+                .get(&m.key)
+                .and_then(|o| o.repl.as_ref())
+                .is_some_and(|r| r.is_master);
+            (addr != old && n * 2 > declared && acting).then(|| m.key.clone())
+        };
+        let deadline = Instant::now() + self.gate_timeout;
+        let mut said: Vec<String> = Vec::new();
+        loop {
+            let obs = self.observe().await;
+            if promoted(&obs).is_some() {
+                return Ok(());
+            }
+            said.clear();
+            let mut asked = false;
+            for s in self.topology.sentinels() {
+                let reply = match self.conn(&s.key).await {
+                    Ok(mut c) => c.cmd(&["SENTINEL", "FAILOVER", group]).await,
+                    Err(e) => Err(e),
+                };
+                match reply {
+                    Ok(_) => asked = true,
+                    // Already failing over: wait for it.
+                    Err(ClientError::Server { message, .. }) if message.contains("INPROG") => {
+                        asked = true
+                    }
+                    Err(e) => said.push(format!("Sentinel {}: {e}", s.key)),
+                }
+                if asked {
+                    break;
+                }
+            }
+            if asked {
+                break;
+            }
+            // NOGOODSLAVE right after a crash: the Sentinels have not refreshed their view of
+            // the replicas yet. Ask again within the bound.
+            if Instant::now() > deadline {
+                return Err(StepError::Other(format!(
+                    "no Sentinel would promote a replica of {group} in {} s: {}",
+                    self.gate_timeout.as_secs(),
+                    said.join("; ")
+                )));
+            }
+            on_event(Event::StepWaiting {
+                index,
+                missing: said.len(),
+                first: said.first().cloned().unwrap_or_default(),
+            });
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        self.gate_observed(
+            index,
+            &format!("a majority of the Sentinels report a new master of {group} in place of {from}"),
+            on_event,
+            |obs| match promoted(obs) {
+                Some(_) => Vec::new(),
+                None => vec![format!(
+                    "the Sentinels have not promoted a replica of {group} yet"
+                )],
+            },
+        )
+        .await
+    }
+
+    /// Refuse a `REPLICAOF` (or a start as replica) that would close a replication loop:
+    /// `master` replicates, directly or through a chain, from `node`.
+    async fn refuse_loop(&self, node: &InstanceKey, master: &InstanceKey) -> Result<(), StepError> {
+        let me = &self.target(node).managed;
+        let me_addr = (me.address.to_string(), me.port);
+        let mut chain = vec![master.to_string()];
+        let mut cur = master.clone();
+        for _ in 0..self.targets.len() {
+            let Ok(mut c) = self.conn(&cur).await else {
+                return Ok(());
+            };
+            let Ok(text) = c.text(&["INFO", "replication"]).await else {
+                return Ok(());
+            };
+            let info = observe::parse::info(&text);
+            if info.get("role").map(String::as_str) != Some("slave") {
+                return Ok(());
+            }
+            let (Some(h), Some(p)) = (
+                info.get("master_host"),
+                info.get("master_port").and_then(|p| p.parse::<u16>().ok()),
+            ) else {
+                return Ok(());
+            };
+            if (h.clone(), p) == me_addr {
+                chain.push(node.to_string());
+                return Err(StepError::Other(format!(
+                    "refused: making {node} a replica of {master} would close a replication loop ({node} ← {}); no member would accept writes",
+                    chain.join(" ← ")
+                )));
+            }
+            let Some(next) = self
+                .targets
+                .iter()
+                .find(|t| t.managed.address.to_string() == *h && t.managed.port == p)
+            else {
+                return Ok(());
+            };
+            cur = next.managed.key.clone();
+            chain.push(cur.to_string());
+        }
+        Ok(())
+    }
+
     /// Poll all `nodes` until `check` finds nothing missing, or the deadline passes.
     async fn gate(
         &self,
@@ -1565,6 +1760,7 @@ fn parallel_with(group: &[Step], next: &Step) -> bool {
     match next {
         Start { .. }
         | StartReplica { .. }
+        | TakeOver { .. }
         | ConfigSet { .. }
         | SetConfigEpoch { .. }
         | AddSlots { .. }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use super::restart::Comeback;
 use super::{Options, Plan, Step};
 use crate::observe::{NodeObs, Observed, ReplLive, SentinelMaster};
 use crate::supervise::ProcState;
@@ -90,25 +91,56 @@ pub fn plan(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
             ));
         }
 
-        // Members that are down.
+        // Members that are down come back by the crash-safe restart rule (plan/restart.rs).
         for m in g.members().filter(|m| down.contains(&&m.key)) {
-            let upstream = desired_upstream(g, &m.key, current)
-                .cloned()
-                .or_else(|| best_live_replica(g, obs, &m.key));
-            let others_hold_data = g
-                .members()
-                .filter(|o| o.key != m.key)
-                .any(|o| repl(obs, &o.key).is_some_and(|r| r.keys > 0 || r.offset > 0));
-            match upstream {
-                Some(u) if m.settings.persistence.is_off() && others_hold_data => {
-                    p.steps.push(Step::StartReplica {
+            match super::restart::group(topo, g, m, obs) {
+                Comeback::InPlace { why } => {
+                    p.notes.extend(why);
+                    p.steps.push(Step::Start {
                         node: m.key.clone(),
-                        master: u,
-                    })
+                    });
                 }
-                _ => p.steps.push(Step::Start {
+                Comeback::AsReplica { master } => p.steps.push(Step::StartReplica {
                     node: m.key.clone(),
+                    master,
                 }),
+                Comeback::PromoteFirst { step, why } => {
+                    p.notes.push(why);
+                    p.steps.push(step);
+                }
+                Comeback::Refuse(why) => p.blockers.push(why),
+            }
+        }
+        if !starting && busy.is_none() {
+            // A replication loop (every member a replica, none down, nobody master): no
+            // writes are possible. Promote the member with the newest data.
+            let live: Vec<(&Instance, &ReplLive)> = g
+                .members()
+                .filter_map(|m| repl(obs, &m.key).map(|r| (m, r)))
+                .collect();
+            if live.len() == g.members().count() && live.iter().all(|(_, r)| !r.is_master) {
+                let (top, _) = live
+                    .iter()
+                    .max_by_key(|(m, r)| (r.offset, std::cmp::Reverse(m.key.clone())))
+                    .expect("a group has members");
+                p.notes.push(format!(
+                    "{}: every member is a replica (a replication loop): nobody accepts writes; promoting {}, the member with the newest data",
+                    g.name, top.key
+                ));
+                p.steps.push(if sentinel_majority(topo, obs) {
+                    Step::SentinelPromote {
+                        group: g.name.clone(),
+                        from: current.key.clone(),
+                    }
+                } else {
+                    Step::PromoteReplica {
+                        group: g.name.clone(),
+                        node: top.key.clone(),
+                        from: current.key.clone(),
+                    }
+                });
+                waits.push(g.name.clone());
+                continue;
             }
         }
         if busy.is_some() {
@@ -235,7 +267,11 @@ pub fn plan(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
         p.steps.retain(|s| {
             matches!(
                 s,
-                Step::Start { .. } | Step::StartReplica { .. } | Step::WriteConfig { .. }
+                Step::Start { .. }
+                    | Step::StartReplica { .. }
+                    | Step::WriteConfig { .. }
+                    | Step::SentinelPromote { .. }
+                    | Step::PromoteReplica { .. }
             )
         });
         p.partial = true;
@@ -318,13 +354,17 @@ fn sentinels_agree(topo: &Topology, g: &Group, obs: &Observed, current: &Instanc
     votes * 2 > declared
 }
 
-/// The live member (other than `except`) with the highest replication offset.
-fn best_live_replica(g: &Group, obs: &Observed, except: &InstanceKey) -> Option<InstanceKey> {
-    g.members()
-        .filter(|m| m.key != *except)
-        .filter_map(|m| repl(obs, &m.key).map(|r| (r.offset, &m.key)))
-        .max_by_key(|(off, _)| *off)
-        .map(|(_, k)| k.clone())
+/// Sentinels are declared and a majority of them answer.
+fn sentinel_majority(topo: &Topology, obs: &Observed) -> bool {
+    let Some(sc) = &topo.sentinel else {
+        return false;
+    };
+    let up = sc
+        .instances
+        .iter()
+        .filter(|s| obs.nodes.get(&s.key).is_some_and(|o| o.sentinel.is_some()))
+        .count();
+    up * 2 > sc.instances.len()
 }
 
 /// Why Sentinel is in charge right now (failover running, master down), if it is.

@@ -5,6 +5,7 @@
 
 pub mod converge;
 mod groups;
+pub mod restart;
 pub use groups::{
     IN_SYNC_BYTES, current_master as current_group_master, problems as group_problems,
 };
@@ -52,9 +53,21 @@ pub enum Step {
         node: InstanceKey,
         master: InstanceKey,
     },
-    /// `CLUSTER FAILOVER FORCE` on a replica whose master is down (and would come back
-    /// empty): it takes over the slots before `from` is started again.
+    /// `CLUSTER FAILOVER FORCE` (then `TAKEOVER` if the other masters do not vote in time)
+    /// on a replica whose master is down: it takes over the slots before `from` is started
+    /// again, so `from` cannot come back as a master with older data (crash-safe restarts).
     TakeOver {
+        node: InstanceKey,
+        from: InstanceKey,
+    },
+    /// A group's master `from` is down: the Sentinels promote the best replica (`SENTINEL
+    /// FAILOVER`) before `from` restarts as a replica; done when a majority of them report
+    /// another live member as master.
+    SentinelPromote { group: String, from: InstanceKey },
+    /// A group without Sentinels whose master `from` is down (or a replication loop):
+    /// `REPLICAOF NO ONE` on `node`, the member with the newest data.
+    PromoteReplica {
+        group: String,
         node: InstanceKey,
         from: InstanceKey,
     },
@@ -132,6 +145,10 @@ impl Step {
             | Step::WriteConfig { node }
             | Step::ConfigSet { node, .. }
             | Step::ReplicaOf { node, .. } => Some(node),
+            // The host that is about to restart `from` promotes its replacement first.
+            Step::TakeOver { from, .. }
+            | Step::SentinelPromote { from, .. }
+            | Step::PromoteReplica { from, .. } => Some(from),
             Step::SentinelMonitor { sentinel, .. }
             | Step::SentinelSet { sentinel, .. }
             | Step::SentinelRemove { sentinel, .. } => Some(sentinel),
@@ -160,11 +177,16 @@ impl fmt::Display for Step {
             }
             Step::Replicate { node, master } => write!(f, "make {node} a replica of {master}"),
             Step::StartReplica { node, master } => {
-                write!(
-                    f,
-                    "start {node} as a replica of {master} (persistence off: never as an empty master)"
-                )
+                write!(f, "start {node} as a replica of {master}")
             }
+            Step::SentinelPromote { group, from } => write!(
+                f,
+                "{group}: the Sentinels promote a replica (SENTINEL FAILOVER) before {from} restarts"
+            ),
+            Step::PromoteReplica { group, node, from } => write!(
+                f,
+                "{group}: promote {node} (REPLICAOF NO ONE) in place of {from}"
+            ),
             Step::WaitMembership { nodes } => {
                 write!(f, "wait until all {} nodes see each other", nodes.len())
             }
@@ -316,7 +338,9 @@ pub fn plan_with(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
                 Step::Start { .. }
                 | Step::StartReplica { .. }
                 | Step::WriteConfig { .. }
-                | Step::TakeOver { .. } => out.steps.push(step),
+                | Step::TakeOver { .. }
+                | Step::SentinelPromote { .. }
+                | Step::PromoteReplica { .. } => out.steps.push(step),
                 _ => later.push(step),
             }
         }
@@ -380,18 +404,19 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
     for inst in &instances {
         let o = &obs.nodes[&inst.key];
         if matches!(o.process, ProcState::Stopped | ProcState::Stale { .. }) && o.live.is_none() {
-            match empty_restart_guard(inst, o, obs) {
-                Some(replica) => {
-                    p.notes.push(format!(
-                        "{}: persistence is off, so it would restart empty while still owning its slots and its replica {replica} would copy that emptiness; {replica} takes over first, then it starts as a replica",
-                        inst.key
-                    ));
-                    pre.push(Step::TakeOver {
-                        node: replica,
-                        from: inst.key.clone(),
+            match restart::cluster(topo, inst, o, obs) {
+                restart::Comeback::PromoteFirst { step, why } => {
+                    p.notes.push(why);
+                    pre.push(step);
+                }
+                restart::Comeback::Refuse(why) => p.blockers.push(why),
+                restart::Comeback::InPlace { why } => {
+                    p.notes.extend(why);
+                    pre.push(Step::Start {
+                        node: inst.key.clone(),
                     });
                 }
-                None => pre.push(Step::Start {
+                restart::Comeback::AsReplica { .. } => pre.push(Step::Start {
                     node: inst.key.clone(),
                 }),
             }
@@ -992,37 +1017,6 @@ fn retirements(
         }
     }
     steps
-}
-
-/// The no-persistence guard for a cluster node that is down: when it has no persistence but
-/// its nodes.conf would bring it back as the owner of its slots, and a live replica holds its
-/// data, that replica must take the slots over before the node starts again.
-fn empty_restart_guard(
-    inst: &crate::topology::Instance,
-    o: &NodeObs,
-    obs: &Observed,
-) -> Option<InstanceKey> {
-    if !inst.settings.persistence.is_off() || !o.has_nodes_conf {
-        return None;
-    }
-    let id = obs.record.id_of(&inst.key)?;
-    let owns_slots = obs.nodes.values().filter_map(|n| n.live.as_ref()).any(|l| {
-        l.peer(id)
-            .is_some_and(|line| line.flags.master && !line.slots.is_empty())
-    });
-    if !owns_slots {
-        return None;
-    }
-    obs.nodes
-        .iter()
-        .filter_map(|(k, n)| n.live.as_ref().map(|l| (k, l)))
-        .filter(|(_, l)| l.myself.flags.replica && l.myself.master_id.as_deref() == Some(id))
-        .max_by_key(|(_, l)| {
-            l.info("slave_repl_offset")
-                .and_then(|v| v.parse::<i64>().ok())
-                .unwrap_or(0)
-        })
-        .map(|(k, _)| k.clone())
 }
 
 fn node_state<'a>(key: &InstanceKey, o: &'a NodeObs, obs: &Observed, p: &mut Plan) -> State<'a> {

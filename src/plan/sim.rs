@@ -151,6 +151,10 @@ impl Sim {
             let up = lines.get(m).is_some_and(|l| l.connected);
             let link = if up { "up" } else { "down" };
             info.insert("master_link_status".to_string(), link.to_string());
+            // Replication is instant here: a replica lost its link when its master stopped.
+            info.insert("master_link_down_since_seconds".into(), "0".into());
+            info.insert("master_sync_in_progress".into(), "0".into());
+            info.insert("slave_repl_offset".into(), (1 + n.keys).to_string());
         }
         Live {
             current_epoch: peers.iter().map(|p| p.config_epoch).fold(n.epoch, u64::max),

@@ -42,22 +42,26 @@ impl UnitKind {
     }
 }
 
-/// What systemd does when the process dies without a clean SHUTDOWN.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestartPolicy {
-    /// Restart a crashed instance (it comes back with its data: AOF/RDB and nodes.conf).
-    OnFailure,
-    /// Never restart behind redisctl's back, and do not start at boot: an instance without
-    /// persistence would come back empty and its replicas would copy that emptiness (the
-    /// no-persistence guard). `redisctl apply` decides how it comes back.
-    No,
+/// The start hook of a data node's unit (crash-safe restarts, docs/systemd.md): before
+/// every start — the ones `apply` asks for and the ones systemd makes on its own after a
+/// crash — `redisctl unit-start` decides how the instance may come back (promoting a replica
+/// first when it was a master that died) and writes its start options to `env_file`.
+#[derive(Debug, Clone, Copy)]
+pub struct StartHook<'a> {
+    /// The redisctl binary.
+    pub redisctl: &'a Path,
+    /// The topology file, absolute.
+    pub topology: &'a Path,
+    /// Root of the deployment's state directories.
+    pub state_root: &'a Path,
+    /// The instance's host in the topology.
+    pub host: &'a str,
 }
 
-impl RestartPolicy {
-    /// Whether the unit is enabled (started at boot).
-    pub fn enabled_at_boot(self) -> bool {
-        self == RestartPolicy::OnFailure
-    }
+/// Where the start hook leaves the options of one start (`REDISCTL_ARGS=...`), read by
+/// systemd right before ExecStart. Under /run: gone at reboot.
+pub fn start_env_file(port: u16) -> String {
+    format!("/run/redisctl/redis@{port}.env")
 }
 
 /// One instance's drop-in.
@@ -72,7 +76,10 @@ pub struct DropIn<'a> {
     pub binary: &'a Path,
     /// Owner of the instance directory and the service's user.
     pub user: &'a str,
-    pub restart: RestartPolicy,
+    /// Data nodes: the crash-safe start hook.
+    pub hook: Option<StartHook<'a>>,
+    /// The instance's port (names the hook's options file).
+    pub port: u16,
 }
 
 /// The first line of every drop-in redisctl writes.
@@ -178,16 +185,33 @@ pub fn drop_in(d: &DropIn) -> Result<String, UnitError> {
             );
         }
     }
-    let restart = match d.restart {
-        RestartPolicy::OnFailure => "on-failure",
-        RestartPolicy::No => {
-            c.push_str(
-                "# No persistence: restarting would bring it back empty (no-persistence guard).\n",
-            );
-            "no"
+    if let (UnitKind::Server, Some(h)) = (d.kind, &d.hook) {
+        let redisctl = checked(h.redisctl)?;
+        let topology = checked(h.topology)?;
+        let root = checked(h.state_root)?;
+        if h.host.is_empty()
+            || !h
+                .host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(UnitError::Unsafe {
+                path: h.host.to_string(),
+            });
         }
-    };
-    let _ = writeln!(c, "Restart={restart}");
+        let _ = writeln!(
+            c,
+            "# Crash-safe restarts: a master that died comes back only after its replica took over\n\
+             # (docs/systemd.md). The hook writes this start's options; systemd reads them next."
+        );
+        let _ = writeln!(
+            c,
+            "ExecStartPre=+{redisctl} --supervisor systemd --state-dir {root} --host {host} unit-start {topology} {port}",
+            host = h.host,
+            port = d.port
+        );
+        let _ = writeln!(c, "EnvironmentFile=-{}", start_env_file(d.port));
+    }
     Ok(c)
 }
 
@@ -231,25 +255,35 @@ mod tests {
 
     use crate::render::golden;
 
-    fn server(dir: &Path, restart: RestartPolicy) -> Result<String, UnitError> {
+    fn server(dir: &Path, hook: Option<StartHook>) -> Result<String, UnitError> {
         drop_in(&DropIn {
             kind: UnitKind::Server,
             dir,
             config: &dir.join("redis.conf"),
             binary: Path::new("/usr/bin/redis-server"),
             user: "redis",
-            restart,
+            hook,
+            port: 7000,
         })
+    }
+
+    fn hook(host: &str) -> StartHook<'_> {
+        StartHook {
+            redisctl: Path::new("/usr/bin/redisctl"),
+            topology: Path::new("/etc/redisctl/local-cluster.yaml"),
+            state_root: Path::new("/var/lib/redisctl/local-cluster"),
+            host,
+        }
     }
 
     #[test]
     fn server_drop_in_golden() {
         let dir = Path::new("/var/lib/redisctl/local-cluster/local/7000");
-        let text = server(dir, RestartPolicy::OnFailure).unwrap();
+        let text = server(dir, Some(hook("local"))).unwrap();
         golden("redis@7000.service.d-redisctl.conf", &text);
         assert_eq!(drop_in_dir(&text), Some(dir.to_str().unwrap()));
-        let off = server(dir, RestartPolicy::No).unwrap();
-        assert!(off.ends_with("Restart=no\n"), "{off}");
+        assert!(server(dir, Some(hook("bad host"))).is_err());
+        assert!(!server(dir, None).unwrap().contains("unit-start"));
     }
 
     #[test]
@@ -261,7 +295,8 @@ mod tests {
             config: &dir.join("sentinel.conf"),
             binary: Path::new("/usr/bin/redis-sentinel"),
             user: "redis",
-            restart: RestartPolicy::OnFailure,
+            hook: None,
+            port: 26379,
         })
         .unwrap();
         golden("sentinel@26379.service.d-redisctl.conf", &text);
@@ -269,11 +304,11 @@ mod tests {
 
     #[test]
     fn paths_the_unit_cannot_name_or_see_are_refused() {
-        let e = server(Path::new("/srv/my redis/7000"), RestartPolicy::OnFailure).unwrap_err();
+        let e = server(Path::new("/srv/my redis/7000"), None).unwrap_err();
         assert!(e.to_string().contains("letters, digits"), "{e}");
         for bad in ["/srv/100%/7000", "/srv/$HOME/7000", "relative/7000"] {
             assert!(
-                server(Path::new(bad), RestartPolicy::OnFailure).is_err(),
+                server(Path::new(bad), None).is_err(),
                 "{bad}"
             );
         }

@@ -11,7 +11,6 @@
 //! overrides). It must not decide anything about Redis itself: the executor still stops
 //! nodes with SHUTDOWN (a clean exit, which `Restart=on-failure` leaves alone).
 
-use std::collections::HashMap;
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -20,8 +19,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{Managed, ProcState, SuperviseError, Supervisor};
-use crate::render::systemd::{self as units, DropIn, RestartPolicy, UnitKind};
-use crate::topology::InstanceKey;
+use crate::render::systemd::{self as units, DropIn, StartHook, UnitKind};
+
 
 /// Where administrators' units and drop-ins live (highest precedence).
 const UNIT_DIR: &str = "/etc/systemd/system";
@@ -45,8 +44,9 @@ pub struct SystemdSupervisor {
     template_dirs: Vec<PathBuf>,
     /// The service user, owner of instance directories.
     user: String,
-    /// Restart policy per instance; instances not listed restart on failure.
-    policies: HashMap<InstanceKey, RestartPolicy>,
+    /// The crash-safe start hook written into data nodes' drop-ins (None in unit tests that
+    /// do not need it).
+    hook: Option<HookSpec>,
     /// How long `start` waits for a unit to report READY before leaving the rest of the
     /// wait (e.g. a long AOF load) to the executor's PING gate.
     settle: Duration,
@@ -65,21 +65,13 @@ pub fn auto_selects_systemd() -> bool {
     systemd_is_pid1() && nix::unistd::geteuid().is_root()
 }
 
-/// The restart policy of every instance: on failure, except where systemd must not bring an
-/// instance back behind redisctl's back. Today that is an instance without persistence (it
-/// would restart empty and its replicas would copy the emptiness; docs/ha.md). This is the
-/// one place to refine the rule (e.g. only masters with replicas).
-pub fn restart_policies(t: &crate::topology::Topology) -> HashMap<InstanceKey, RestartPolicy> {
-    t.instances()
-        .map(|i| {
-            let policy = if i.settings.persistence.is_off() {
-                RestartPolicy::No
-            } else {
-                RestartPolicy::OnFailure
-            };
-            (i.key.clone(), policy)
-        })
-        .collect()
+/// What the start hook of every data node's unit runs: `redisctl unit-start` for this
+/// deployment (render/systemd.rs, StartHook).
+#[derive(Debug, Clone)]
+pub struct HookSpec {
+    pub redisctl: PathBuf,
+    pub topology: PathBuf,
+    pub state_root: PathBuf,
 }
 
 /// What `systemctl show` says about a unit.
@@ -137,14 +129,14 @@ enum Owner {
 }
 
 impl SystemdSupervisor {
-    pub fn new(policies: HashMap<InstanceKey, RestartPolicy>) -> SystemdSupervisor {
+    pub fn new(hook: Option<HookSpec>) -> SystemdSupervisor {
         SystemdSupervisor {
             systemctl: PathBuf::from("systemctl"),
             unit_dir: PathBuf::from(UNIT_DIR),
             runtime_dir: PathBuf::from(RUNTIME_DIR),
             template_dirs: TEMPLATE_DIRS.iter().map(PathBuf::from).collect(),
             user: "redis".into(),
-            policies,
+            hook,
             settle: Duration::from_secs(20),
             check_visibility: true,
         }
@@ -173,13 +165,6 @@ impl SystemdSupervisor {
         self.runtime_dir
             .join(format!("{}.d", Self::unit(m)))
             .join(START_ARGS)
-    }
-
-    fn policy(&self, key: &InstanceKey) -> RestartPolicy {
-        self.policies
-            .get(key)
-            .copied()
-            .unwrap_or(RestartPolicy::OnFailure)
     }
 
     fn err(m: &Managed, message: impl Into<String>) -> SuperviseError {
@@ -419,7 +404,6 @@ impl Supervisor for SystemdSupervisor {
             binary: m.binary.display().to_string(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "not found on PATH"),
         })?;
-        let policy = self.policy(&m.key);
         if self.check_visibility {
             units::visible(&m.paths.dir).map_err(|e| Self::err(m, e.to_string()))?;
         }
@@ -429,7 +413,13 @@ impl Supervisor for SystemdSupervisor {
             config: &m.paths.config,
             binary: &binary,
             user: &self.user,
-            restart: policy,
+            hook: self.hook.as_ref().map(|h| StartHook {
+                redisctl: &h.redisctl,
+                topology: &h.topology,
+                state_root: &h.state_root,
+                host: &m.key.host,
+            }),
+            port: m.port,
         })
         .map_err(|e| Self::err(m, e.to_string()))?;
         let start_args = units::start_args(args).map_err(|e| Self::err(m, e.to_string()))?;
@@ -465,13 +455,8 @@ impl Supervisor for SystemdSupervisor {
             self.systemctl(&["daemon-reload"])
                 .map_err(|e| Self::err(m, e))?;
         }
-        if policy.enabled_at_boot() {
-            if state.file_state != "enabled" {
-                self.systemctl(&["enable", "--quiet", &unit])
-                    .map_err(|e| Self::err(m, e))?;
-            }
-        } else if state.file_state == "enabled" {
-            self.systemctl(&["disable", "--quiet", &unit])
+        if state.file_state != "enabled" {
+            self.systemctl(&["enable", "--quiet", &unit])
                 .map_err(|e| Self::err(m, e))?;
         }
         if let (true, Some(pid)) = (running, state.running_pid()) {
@@ -681,7 +666,7 @@ fn listeners(table: &str) -> Vec<(u16, &str)> {
 
 /// The distribution's Redis services (not redisctl's units) that listen on any of `ports`.
 pub fn distro_conflicts(ports: &[u16]) -> Vec<DistroUnit> {
-    let sup = SystemdSupervisor::new(HashMap::new());
+    let sup = SystemdSupervisor::new(None);
     let Ok(list) = sup.systemctl(&[
         "list-units",
         "--type=service",
@@ -726,7 +711,7 @@ pub fn distro_conflicts(ports: &[u16]) -> Vec<DistroUnit> {
 
 /// `systemctl disable --now` one of the distribution's services (--stop-distro-redis).
 pub fn stop_distro_unit(unit: &str) -> Result<(), String> {
-    SystemdSupervisor::new(HashMap::new())
+    SystemdSupervisor::new(None)
         .systemctl(&["disable", "--now", "--quiet", unit])
         .map(|_| ())
 }
@@ -735,6 +720,7 @@ pub fn stop_distro_unit(unit: &str) -> Result<(), String> {
 mod tests {
     use super::*;
     use std::net::{IpAddr, Ipv4Addr};
+    use crate::topology::InstanceKey;
 
     /// A fake systemctl that logs its arguments and answers `show` from a file.
     struct Fake {
@@ -763,7 +749,7 @@ mod tests {
 
         fn supervisor(&self) -> SystemdSupervisor {
             let p = self.root.path();
-            let mut s = SystemdSupervisor::new(HashMap::new());
+            let mut s = SystemdSupervisor::new(None);
             s.systemctl = p.join("systemctl");
             s.unit_dir = p.join("etc");
             s.runtime_dir = p.join("run");
@@ -851,27 +837,33 @@ mod tests {
     }
 
     #[test]
-    fn no_persistence_is_neither_enabled_nor_restarted() {
+    fn data_nodes_carry_the_crash_safe_start_hook_and_one_start_options_go_to_run() {
         let fake = Fake::new();
         let mut sup = fake.supervisor();
+        sup.hook = Some(HookSpec {
+            redisctl: PathBuf::from("/usr/bin/redisctl"),
+            topology: PathBuf::from("/etc/redisctl/x.yaml"),
+            state_root: PathBuf::from("/var/lib/redisctl/x"),
+        });
         let m = fake.managed(2);
         fs::create_dir_all(&m.paths.dir).unwrap();
-        sup.policies.insert(m.key.clone(), RestartPolicy::No);
-        fake.set_state("ActiveState=active\nSubState=running\nMainPID=7\nUnitFileState=enabled\n");
+        fake.set_state("ActiveState=inactive\nSubState=dead\nMainPID=0\nUnitFileState=disabled\n");
         let args = ["--replicaof".to_string(), "127.0.0.1".into(), "7000".into()];
-        sup.start(&m, &args).unwrap();
+        sup.start(&m, &args).unwrap_err(); // the fake never reports a running unit
         let dir = fake.root.path();
         let text = fs::read_to_string(dir.join("etc/redis@2.service.d/redisctl.conf")).unwrap();
-        assert!(text.ends_with("Restart=no\n"));
-        // Not ours yet when it started, so the one-start options were written to /run.
+        assert!(
+            text.contains("ExecStartPre=+/usr/bin/redisctl --supervisor systemd --state-dir /var/lib/redisctl/x --host local unit-start /etc/redisctl/x.yaml 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("EnvironmentFile=-/run/redisctl/redis@2.env\n"), "{text}");
         let args =
             fs::read_to_string(dir.join("run/redis@2.service.d/redisctl-start.conf")).unwrap();
         assert!(args.contains("REDISCTL_ARGS=--replicaof 127.0.0.1 7000"));
         assert!(
             fake.calls()
-                .contains(&"disable --quiet redis@2.service".to_string())
+                .contains(&"enable --quiet redis@2.service".to_string())
         );
-        assert!(!fake.calls().iter().any(|c| c.starts_with("enable")));
     }
 
     #[test]

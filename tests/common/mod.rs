@@ -390,3 +390,34 @@ pub fn have(cmd: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// tests/sentinel_writer.py in the background: writes through redis-py's Sentinel client to
+/// whichever master the deployment's Sentinels (ports[3..]) name, counting acknowledged
+/// writes; `finish_json` collects its verdict.
+pub fn sentinel_writer(d: &Deployment, seconds: f64) -> std::process::Child {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sentinel_writer.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script).arg(PASSWORD).arg(seconds.to_string());
+    for p in &d.ports[3..] {
+        cmd.arg(p.to_string());
+    }
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3")
+}
+
+/// The master of group `mymaster` as a majority of the Sentinels (ports[3..]) name it.
+pub fn sentinel_master_port(d: &Deployment) -> Option<u16> {
+    let mut votes: std::collections::BTreeMap<u16, usize> = Default::default();
+    for &s in &d.ports[3..] {
+        let out = redis_cli(s, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"]);
+        if let Some(p) = out.lines().nth(1).and_then(|l| l.trim().parse().ok()) {
+            *votes.entry(p).or_default() += 1;
+        }
+    }
+    votes
+        .into_iter()
+        .find(|(_, n)| n * 2 > d.ports.len() - 3)
+        .map(|(p, _)| p)
+}
