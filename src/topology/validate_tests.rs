@@ -206,19 +206,21 @@ fn unknown_fields_are_refused_naming_the_field() {
     assert_eq!(
         errors(&format!("{HOSTS}clustr:\n  shards: 3\n")),
         vec![
-            "t.yaml:5:1: error: unknown field `clustr`, expected one of version, name, state_dir, hosts, defaults, auth, cluster, groups, sentinel"
+            "t.yaml:5:1: error: unknown field `clustr`; expected one of version, name, state_dir, hosts, defaults, auth, cluster, groups, sentinel"
         ]
     );
     assert_eq!(
         errors(&format!(
             "{HOSTS}    addr: x\ncluster: {{shards: 3, ports: 7000-7005}}\n"
         )),
-        vec!["t.yaml:5:5: error: unknown field `addr`, expected one of name, address, zone"]
+        vec![
+            "t.yaml:5:5: error: hosts[0]: unknown field `addr`; expected one of name, address, zone"
+        ]
     );
     assert_eq!(
         errors(&cluster("  shards: 3\n  replica: 1\n")),
         vec![
-            "t.yaml:7:3: error: unknown field `replica`, expected one of shards, replicas, ports, nodes, node_timeout, require_full_coverage, migration_barrier, allow_replica_migration, weights"
+            "t.yaml:7:3: error: cluster: unknown field `replica`; expected one of shards, replicas, ports, nodes, node_timeout, require_full_coverage, migration_barrier, allow_replica_migration, weights"
         ]
     );
     assert_eq!(
@@ -226,37 +228,188 @@ fn unknown_fields_are_refused_naming_the_field() {
             "  nodes:\n    - {host: a, port: 7000, shard: 1, role: master, weight: 2}\n"
         )),
         vec![
-            "t.yaml:7:53: error: unknown field `weight`, expected one of host, port, shard, role, bind, persistence, maxmemory, maxmemory_policy, config"
+            "t.yaml:7:53: error: cluster.nodes[0]: unknown field `weight`; expected one of host, port, shard, role, bind, persistence, maxmemory, maxmemory_policy, config"
         ]
     );
     assert_eq!(
         errors(&with_defaults("  persistence:\n    aof: true\n")),
         vec![
-            "t.yaml:7:5: error: unknown field `aof`, expected one of save, appendonly, appendfsync, auto_aof_rewrite_percentage, auto_aof_rewrite_min_size"
+            "t.yaml:7:5: error: defaults.persistence: unknown field `aof`; expected one of save, appendonly, appendfsync, auto_aof_rewrite_percentage, auto_aof_rewrite_min_size"
         ]
     );
 }
 
 #[test]
-fn wrong_types_and_missing_required_fields_are_serde_errors() {
+fn wrong_types_and_missing_required_fields_are_described_in_topology_terms() {
     assert_eq!(
         errors("hosts: []\n"),
         vec!["t.yaml:1:1: error: missing field `name`"]
     );
     assert_eq!(
         errors("version: -1\nname: t\nhosts: []\n"),
-        vec!["t.yaml:1:10: error: invalid u32"]
+        vec![
+            "t.yaml:1:1: error: version: expected a whole number, not negative, found the number -1"
+        ]
     );
     assert_eq!(
         errors(&with_defaults("  persistence: {appendfsync: sometimes}\n")),
         vec![
-            "t.yaml:6:30: error: unknown variant `sometimes`, expected one of always, everysec, no"
+            "t.yaml:6:30: error: defaults.persistence.appendfsync: \"sometimes\" is not allowed here; write one of always, everysec, no"
         ]
     );
     assert_eq!(
         errors(&with_defaults("  maxmemory: -1\n")),
-        vec!["t.yaml:6:14: error: data did not match any variant of untagged enum SizeValue"]
+        vec![
+            "t.yaml:6:3: error: defaults.maxmemory: expected a size (bytes, or a number with kb, mb, gb: e.g. 64mb), found the number -1"
+        ]
     );
+    assert_eq!(
+        errors("name: t\nhosts:\n  - name: a\n"),
+        vec!["t.yaml:3:5: error: hosts[0]: missing field `address`"]
+    );
+}
+
+/// Issue #11 item 8: `replicas: "1"`, `require_full_coverage: "no"` and `!int 3` were read as
+/// 1, false and 3.
+#[test]
+fn types_are_strict_quoted_numbers_and_booleans_and_tags_are_refused() {
+    let c = |body: &str| {
+        errors(&cluster(&format!(
+            "  shards: 3\n  ports: 7000-7005\n{body}"
+        )))
+    };
+    assert_eq!(
+        c("  replicas: \"1\"\n"),
+        vec!["t.yaml:8:3: error: cluster.replicas: expected a whole number, found the text \"1\""]
+    );
+    assert_eq!(
+        c("  require_full_coverage: \"no\"\n"),
+        vec![
+            "t.yaml:8:3: error: cluster.require_full_coverage: expected true or false, found the text \"no\""
+        ]
+    );
+    // YAML 1.1 spellings are not booleans either.
+    assert_eq!(
+        c("  allow_replica_migration: yes\n"),
+        vec![
+            "t.yaml:8:3: error: cluster.allow_replica_migration: expected true or false, found the text \"yes\""
+        ]
+    );
+    assert_eq!(
+        c("  migration_barrier: 1.5\n"),
+        vec![
+            "t.yaml:8:3: error: cluster.migration_barrier: expected a whole number, found the number 1.5"
+        ]
+    );
+    assert_eq!(
+        errors(&cluster("  shards: !int 3\n  ports: 7000-7005\n")),
+        vec![
+            "t.yaml:6:16: error: cluster.shards: the tag \"!int\" is not allowed; write plain values without `!` tags"
+        ]
+    );
+    assert_eq!(
+        errors(&cluster("  shards: !!str 3\n  ports: 7000-7005\n")),
+        vec![
+            "t.yaml:6:17: error: cluster.shards: the tag \"!!str\" is not allowed; write plain values without `!` tags"
+        ]
+    );
+    assert_eq!(
+        errors(&cluster("  shards: 3\n  ports: 7000\n")),
+        vec![
+            "t.yaml:7:3: error: cluster.ports: expected a port range like \"7000-7005\" or a list of ports, found the number 7000"
+        ]
+    );
+    assert_eq!(
+        errors(&cluster("  shards: 3\n  ports: [7000, \"7001\"]\n")),
+        vec![
+            "t.yaml:7:17: error: cluster.ports[1]: expected a whole number, found the text \"7001\""
+        ]
+    );
+    // A `config` value keeps its text: `no` is not turned into a boolean and back.
+    let l = clean(&with_defaults(
+        "  config: {lazyfree-lazy-eviction: no, hz: 20}\n",
+    ));
+    let settings = &l.topology.cluster.unwrap().shards[0].master.settings;
+    assert_eq!(settings.extra["lazyfree-lazy-eviction"], "no");
+    assert_eq!(settings.extra["hz"], "20");
+}
+
+/// Issue #11 item 9: the parser's wording (`invalid u32`, `untagged enum SizeValue`,
+/// `DuplicateKeyPolicy`, `from_str_multiple`, `budget breached`, `unknown variant`) leaked.
+#[test]
+fn library_wording_never_reaches_the_user() {
+    let deep = format!("name: t\nhosts: {}{}\n", "[".repeat(200), "]".repeat(200));
+    // Only `config` values are untyped enough to let nesting go deep before a type error.
+    let deep_any = format!(
+        "name: t\nhosts: []\nstate_dir: x\ndefaults:\n  config:\n    x: {}1{}\n",
+        "[".repeat(100),
+        "]".repeat(100)
+    );
+    let many = format!(
+        "name: t\nhosts: []\ncluster: {{weights: [{}]}}\n",
+        "0,".repeat(260_000)
+    );
+    let cases = [
+        ("version: -1\nname: t\nhosts: []\n", "not negative"),
+        (
+            "version: 99999999999\nname: t\nhosts: []\n",
+            "up to 4294967295",
+        ),
+        ("name: t\nname: u\nhosts: []\n", "duplicate key `name`"),
+        (
+            "name: t\nhosts: []\n---\nname: u\n",
+            "more than one YAML document",
+        ),
+        (deep.as_str(), "expected a mapping"),
+        (deep_any.as_str(), "expected a single value"),
+        (many.as_str(), "too large"),
+        ("name: [1]\nhosts: []\n", "expected text"),
+        ("name: t\nhosts: {}\n", "expected a list"),
+        ("name: t\nhosts: [1]\n", "expected a mapping"),
+        (
+            "name: t\nhosts: []\ndefaults: {maxmemory: {a: 1}}\n",
+            "expected a size",
+        ),
+        (
+            "name: t\nhosts: []\ndefaults: {config: {x: [1]}}\n",
+            "expected a single value",
+        ),
+        (
+            "name: t\nhosts: []\ncluster: {node_timeout: true}\n",
+            "expected a duration",
+        ),
+        (
+            "name: t\nhosts: []\ncluster: {nodes: [{role: boss}]}\n",
+            "is not allowed here",
+        ),
+        ("name: t\nhosts: []\na: &x [*x]\n", ""),
+        ("name: t\nhosts: *nope\n", ""),
+        ("", ""),
+    ];
+    let banned = [
+        "serde",
+        "saphyr",
+        "variant",
+        "untagged",
+        "DuplicateKeyPolicy",
+        "Options",
+        "from_str",
+        "budget",
+        "Nodes {",
+        "u32",
+        "u64",
+        "i64",
+        "struct ",
+        "enum ",
+    ];
+    for (src, want) in cases {
+        let e = errors(src);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains(want), "{want:?} not in {e:?}");
+        for word in banned {
+            assert!(!e[0].contains(word), "{word:?} in {e:?}");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
