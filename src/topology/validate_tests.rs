@@ -675,12 +675,15 @@ fn generated_placement_needs_enough_ports_per_host() {
 
 #[test]
 fn a_port_listed_twice_is_refused() {
-    // Reported by the host:port check, at the generated nodes (cluster.shards).
     let e = errors(&cluster(
         "  shards: 3\n  replicas: 0\n  ports: [7000, 7000, 7001, 7002]\n",
     ));
-    assert_eq!(e.len(), 1, "{e:?}");
-    assert!(e[0].contains("duplicate a:7000"), "{e:?}");
+    assert_eq!(
+        e,
+        vec![
+            "t.yaml:8:17: error: cluster.ports[1]: port 7000 is listed twice (also cluster.ports[0])"
+        ]
+    );
 }
 
 #[test]
@@ -1179,7 +1182,8 @@ fn config_refuses_every_managed_directive_naming_the_field_to_use() {
         assert_eq!(
             errors(&with_defaults(&format!("  config:\n    {directive}: x\n"))),
             vec![format!(
-                "t.yaml:7:{col}: error: defaults.config.{directive}: \"{directive}\" is managed by redisctl and cannot be set in config; use {instead}"
+                "t.yaml:7:{col}: error: defaults.config.{directive}: {}",
+                super::validate::managed_message(directive, instead)
             )]
         );
     }
@@ -1477,6 +1481,153 @@ fn weights_one_per_shard_within_range() {
         vec![
             "t.yaml:9:16: error: cluster.weights[1]: 0 is out of range; a weight is 1-1000 (to empty a shard, remove it)",
             "t.yaml:9:19: error: cluster.weights[2]: 2000 is out of range; a weight is 1-1000 (to empty a shard, remove it)"
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue #11: hardening from an independent acceptance run
+
+/// Item 5: values redis-server refuses at start were accepted, and `apply` failed after
+/// writing the instance directories.
+#[test]
+fn values_redis_refuses_at_start_are_out_of_range() {
+    let c = |extra: &str| {
+        errors(&cluster(&format!(
+            "  shards: 3\n  replicas: 0\n  ports: 7000-7002\n{extra}"
+        )))
+    };
+    assert_eq!(
+        c("  node_timeout: 18446744073709551615\n"),
+        vec![
+            "t.yaml:9:17: error: cluster.node_timeout: 18446744073709551615 ms is out of range; Redis accepts 1 to 9223372036854775807 ms"
+        ]
+    );
+    assert_eq!(
+        c("  migration_barrier: 4294967295\n"),
+        vec![
+            "t.yaml:9:22: error: cluster.migration_barrier: 4294967295 is out of range; Redis accepts 0 to 2147483647"
+        ]
+    );
+    // The largest values Redis takes are accepted.
+    clean(&cluster(
+        "  shards: 3\n  replicas: 0\n  ports: 7000-7002\n  node_timeout: 9223372036854775807\n  migration_barrier: 2147483647\n",
+    ));
+    let group = |extra: &str| {
+        format!(
+            "{HOSTS}groups:\n  - name: g\n    master: {{host: a, port: 6379}}\n    replicas: [{{host: a, port: 6380{extra}}}]\n"
+        )
+    };
+    assert_eq!(
+        errors(&group(", replica_priority: 4294967295")),
+        vec![
+            "t.yaml:8:56: error: groups[0].replicas[0].replica_priority: 4294967295 is out of range; Redis accepts 0 to 2147483647"
+        ]
+    );
+    let lag = format!("{}    min_replicas_max_lag: 9999999999s\n", group(""));
+    assert_eq!(
+        errors(&lag),
+        vec![
+            "t.yaml:9:27: error: groups[0].min_replicas_max_lag: 9999999999 s is out of range; Redis accepts 0 to 2147483647 s"
+        ]
+    );
+    assert_eq!(
+        errors(&with_defaults(
+            "  persistence: {save: [\"3600 4294967295\"], auto_aof_rewrite_percentage: 4294967295}\n"
+        )),
+        vec![
+            "t.yaml:6:24: error: defaults.persistence.save[0]: 4294967295 changes is out of range; Redis accepts 1 to 2147483647 changes",
+            "t.yaml:6:73: error: defaults.persistence.auto_aof_rewrite_percentage: 4294967295 is out of range; Redis accepts 0 to 2147483647",
+        ]
+    );
+}
+
+/// Item 6: `cluster-announce-bus-port`, `cluster-announce-port`, `replica-announce-port`
+/// passed through `config` and broke the bus-port rule.
+#[test]
+fn announce_port_acl_and_rename_directives_are_managed() {
+    for key in [
+        "cluster-announce-bus-port",
+        "cluster-announce-port",
+        "replica-announce-port",
+        "cluster-announce-whatever-comes-next",
+        "tls-port",
+        "rename-command",
+        "user",
+        "aclfile",
+    ] {
+        let e = errors(&with_defaults(&format!("  config: {{{key}: \"1\"}}\n")));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains(&format!("defaults.config.{key}: \"{key}\" is managed by redisctl and cannot be set in config: ")),
+            "{e:?}"
+        );
+    }
+}
+
+/// Item 7: `hosts[].address: 0.0.0.0` was accepted and announced as cluster-announce-ip.
+#[test]
+fn unspecified_multicast_and_broadcast_host_addresses_are_refused() {
+    for (addr, what) in [
+        ("0.0.0.0", "the unspecified address"),
+        ("\"::\"", "the unspecified address"),
+        ("\"::ffff:0.0.0.0\"", "the unspecified address"),
+        ("224.0.0.1", "a multicast address"),
+        ("\"ff02::1\"", "a multicast address"),
+        ("255.255.255.255", "the broadcast address"),
+    ] {
+        let e = errors(&format!(
+            "name: t\nhosts:\n  - {{name: a, address: {addr}}}\ncluster: {{shards: 3, replicas: 0, ports: 7000-7002}}\n"
+        ));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("t.yaml:3:24: error: hosts[0].address: "),
+            "{e:?}"
+        );
+        assert!(
+            e[0].contains(&format!(" is {what}: it names no single host")),
+            "{e:?}"
+        );
+    }
+}
+
+/// Item 12: `ports: 20000-55535` with 1000 shards gave 11,000 errors; a duplicate in a port
+/// list was reported at `cluster.shards.port (also cluster.shards)`.
+#[test]
+fn an_impossible_port_pool_is_one_error_and_duplicates_name_both_places() {
+    let e = errors(&cluster(
+        "  shards: 1000\n  replicas: 10\n  ports: 20000-55535\n",
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("t.yaml:8:10: error: cluster.ports: a host needs 11000 ports"),
+        "{e:?}"
+    );
+    let e = errors(&cluster(
+        "  shards: 3\n  replicas: 0\n  ports: [7000, 17000, 7001]\n",
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains("port 17000 would be the cluster bus port of port 7000"),
+        "{e:?}"
+    );
+    let e = errors(&cluster(
+        "  shards: 3\n  replicas: 0\n  ports: [7000, 7001, 7000, 7002]\n",
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "t.yaml:8:23: error: cluster.ports[2]: port 7000 is listed twice (also cluster.ports[0])"
+        ]
+    );
+    // Across sections, a generated node is named for what it is.
+    let e = errors(&format!(
+        "{HOSTS}cluster: {{shards: 3, replicas: 0, ports: 7000-7002}}\ngroups:\n  - name: g\n    master: {{host: a, port: 7001}}\n"
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "t.yaml:8:29: error: groups[0].master.port: duplicate a:7001 (also the master of shard 2 (from cluster.ports))"
         ]
     );
 }
