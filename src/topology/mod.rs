@@ -80,21 +80,27 @@ pub struct TopologyError {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-impl fmt::Display for TopologyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl TopologyError {
+    /// `topology is invalid: N errors`.
+    pub fn summary(&self) -> String {
         let errors = self
             .diagnostics
             .iter()
             .filter(|d| d.severity == Severity::Error)
             .count();
-        for d in &self.diagnostics {
-            writeln!(f, "{d}")?;
-        }
-        write!(
-            f,
+        format!(
             "topology is invalid: {errors} error{}",
             if errors == 1 { "" } else { "s" }
         )
+    }
+}
+
+impl fmt::Display for TopologyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for d in &self.diagnostics {
+            writeln!(f, "{d}")?;
+        }
+        write!(f, "{}", self.summary())
     }
 }
 
