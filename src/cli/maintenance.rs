@@ -5,8 +5,8 @@ use std::path::Path;
 use anyhow::anyhow;
 
 use super::{Cli, Exit, UserError, context, lock, runtime};
-use crate::exec::Context;
 use crate::exec::maintenance::{self, Report};
+use crate::exec::{Context, Event};
 use crate::output::Printer;
 
 /// `apply` and `restart` on a drained host would bring back what drain stopped.
@@ -130,7 +130,21 @@ pub fn restart(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Exit> {
     let ctx = context(cli, file, out)?;
     refuse_if_drained(&ctx)?;
     let _lock = lock(&ctx)?;
-    let on_event = |e| out.event(e);
+    // The executor announces each instance's restart without its place in the sequence
+    // ("[0/0] restart …"); number them here: every local instance is restarted once.
+    let total = ctx.targets.iter().filter(|t| t.local).count();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let on_event = |e| match e {
+        Event::StepStart {
+            index: 0,
+            total: 0,
+            step,
+        } if step.starts_with("restart ") => {
+            let index = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            out.event(Event::StepStart { index, total, step })
+        }
+        e => out.event(e),
+    };
     let r = run(&ctx, out, ctx.rolling_restart(&on_event))?;
     print("Restarted the instances of", &r, out);
     Ok(Exit::Ok)

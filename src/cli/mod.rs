@@ -103,7 +103,8 @@ enum Command {
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
-        /// Move mastership back to the preferred masters (safe Sentinel failovers).
+        /// Move mastership back to the preferred masters: cluster shards (CLUSTER FAILOVER) and
+        /// replication groups (SENTINEL FAILOVER), one safe failover at a time.
         #[arg(long)]
         restore_roles: bool,
         /// When moving slots, overwrite keys that already exist on the target (BUSYKEY).
@@ -230,7 +231,17 @@ pub fn main() -> ExitCode {
                     "diagnostics": e.downcast_ref::<TopologyError>().map(|t| &t.diagnostics),
                 }));
             }
-            eprintln!("error: {e:#}");
+            match e.downcast_ref::<TopologyError>() {
+                // Each diagnostic carries its own "file:line:col: error:" prefix; only the
+                // summary line gets ours, so no line says "error:" twice.
+                Some(t) => {
+                    for d in &t.diagnostics {
+                        eprintln!("{d}");
+                    }
+                    eprintln!("error: {}", t.summary());
+                }
+                None => eprintln!("error: {e:#}"),
+            }
             code
         }
     };
@@ -431,18 +442,24 @@ fn validate(file: &Path, out: &Printer) -> anyhow::Result<Exit> {
     let loaded = topology::load(file)?;
     let t = &loaded.topology;
     let n = t.instances().count();
+    let sentinels = t.sentinels().count();
     let shards = t.cluster.as_ref().map_or(0, |c| c.shards.len());
     if out.json() {
         out.document(&serde_json::json!({
             "ok": true, "file": file.display().to_string(), "instances": n, "shards": shards,
-            "diagnostics": loaded.warnings,
+            "sentinels": sentinels, "diagnostics": loaded.warnings,
         }));
     } else {
         for w in &loaded.warnings {
             eprintln!("{w}");
         }
+        let sentinels = if sentinels > 0 {
+            format!(", {sentinels} Sentinel(s)")
+        } else {
+            String::new()
+        };
         println!(
-            "{}: ok: deployment {:?}, {} host(s), {shards} shard(s), {n} instance(s)",
+            "{}: ok: deployment {:?}, {} host(s), {shards} shard(s), {n} Redis instance(s){sentinels}",
             file.display(),
             t.name,
             t.hosts.len()
@@ -660,8 +677,16 @@ fn render_cmd(cli: &Cli, file: &Path, dir: Option<&Path>, out: &Printer) -> anyh
         .as_ref()
         .map(|_| "<redacted: read from auth.password_file at apply>");
     let mut written = Vec::new();
-    for inst in t.instances() {
-        for f in render::instance_files(&t, &root, inst, LogTarget::File, pw) {
+    // Sentinels' files as `apply` first writes them (Sentinel rewrites them afterwards).
+    let files = t
+        .instances()
+        .flat_map(|inst| render::instance_files(&t, &root, inst, LogTarget::File, pw))
+        .chain(
+            t.sentinels()
+                .flat_map(|s| render::sentinel_files(&t, &root, s, LogTarget::File, pw)),
+        );
+    {
+        for f in files {
             match dir {
                 Some(_) => {
                     let parent = f.path.parent().unwrap_or(Path::new("."));
@@ -891,6 +916,16 @@ fn destroy(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<E
         }
     }
     for t in ctx.targets.iter().filter(|t| t.local) {
+        let dir = &t.managed.paths.dir;
+        let running = matches!(
+            ctx.supervisor.status(&t.managed),
+            crate::supervise::ProcState::Running { .. }
+        );
+        if !dir.exists() && !running {
+            // Never deployed here (or already gone): whatever answers on its port is not ours.
+            ctx.supervisor.unregister(&t.managed)?;
+            continue;
+        }
         // Data is being deleted: no point in a final save.
         let _ = rt.block_on(async {
             let mut c = crate::observe::client::Conn::connect(
@@ -908,7 +943,6 @@ fn destroy(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<E
             ctx.supervisor.stop(&t.managed, Duration::from_secs(5))?;
         }
         ctx.supervisor.unregister(&t.managed)?;
-        let dir = &t.managed.paths.dir;
         if dir.exists() {
             std::fs::remove_dir_all(dir).with_context(|| format!("remove {}", dir.display()))?;
             removed.push(dir.display().to_string());
@@ -963,6 +997,12 @@ fn destroy(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<E
     let _ = std::fs::remove_dir(&ctx.state_dir);
     if out.json() {
         out.document(&serde_json::json!({ "ok": true, "removed": removed }));
+    } else if removed.is_empty() {
+        println!(
+            "Nothing to destroy: deployment {:?} has no instance on this host under {}.",
+            ctx.topology.name,
+            ctx.state_dir.display()
+        );
     } else {
         println!(
             "Destroyed deployment {:?}: {} instance(s) stopped and removed.",

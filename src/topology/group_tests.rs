@@ -125,11 +125,11 @@ fn ports_collide_across_cluster_groups_and_sentinels() {
         "{HEAD}cluster:\n  shards: 3\n  replicas: 0\n  ports: [7000, 7001, 7002]\ngroups:\n  - name: g\n    master: {{host: a, port: 17000}}\nsentinel:\n  instances:\n    - {{host: a, port: 7001}}\n  quorum: 1\n"
     );
     let e = errors(&src);
-    assert!(e.iter().any(|m| m.contains("groups[0].master.port: port 17000 on host \"a\" is the cluster bus port of cluster.shards (7000 + 10000)")), "{e:?}");
+    assert!(e.iter().any(|m| m.contains("groups[0].master.port: port 17000 on host \"a\" is the cluster bus port of the master of shard 1 (from cluster.ports) (7000 + 10000)")), "{e:?}");
     assert!(
         e.iter()
             .any(|m| m
-                .contains("sentinel.instances[0].port: duplicate a:7001 (also cluster.shards)")),
+                .contains("sentinel.instances[0].port: duplicate a:7001 (also the master of shard 2 (from cluster.ports))")),
         "{e:?}"
     );
 }

@@ -9,13 +9,16 @@ use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Unexpected, Visitor};
+
+use super::strict::{self, Whole};
 
 /// A redisctl deployment: hosts, a Redis Cluster and the defaults for every instance.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTopology {
     /// Format version of this file. Only `1` exists.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::opt_u32")]
     pub version: Option<u32>,
     /// Name of the deployment: letters, digits, `-`, `_`, `.`. Used in state paths.
     pub name: String,
@@ -53,13 +56,14 @@ pub struct RawGroup {
     #[serde(default)]
     pub replicas: Vec<RawGroupNode>,
     /// `min-replicas-to-write` on the master: refuse writes with fewer connected replicas.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::opt_u32")]
+    #[schemars(range(max = 2147483647))]
     pub min_replicas_to_write: Option<u32>,
     /// `min-replicas-max-lag`: a replica counts only when it acknowledged within this time.
     #[serde(default)]
     pub min_replicas_max_lag: Option<DurationValue>,
     /// `replica-read-only`. Default true.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::opt_bool")]
     pub replica_read_only: Option<bool>,
 }
 
@@ -67,13 +71,15 @@ pub struct RawGroup {
 #[serde(deny_unknown_fields)]
 pub struct RawGroupNode {
     pub host: String,
+    #[serde(deserialize_with = "strict::u32")]
     pub port: u32,
     /// Chained replication: replicate from this member (`host:port`, or a port on the same
     /// host) instead of the master.
     #[serde(default)]
     pub of: Option<String>,
     /// `replica-priority`: lower is preferred by Sentinel; 0 = never promoted.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::opt_u32")]
+    #[schemars(range(max = 2147483647))]
     pub replica_priority: Option<u32>,
     #[serde(default)]
     pub bind: Option<String>,
@@ -105,6 +111,8 @@ pub struct RawSentinel {
     /// The Sentinel processes (3 or more, an odd number, on different hosts).
     pub instances: Vec<RawSentinelNode>,
     /// Sentinels that must agree a master is down before a failover.
+    #[serde(deserialize_with = "strict::u32")]
+    #[schemars(range(min = 1))]
     pub quorum: u32,
     /// `down-after-milliseconds`. Default 30000 ms.
     #[serde(default)]
@@ -113,7 +121,8 @@ pub struct RawSentinel {
     #[serde(default)]
     pub failover_timeout: Option<DurationValue>,
     /// `parallel-syncs`: replicas resynced at once after a failover. Default 1.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::opt_u32")]
+    #[schemars(range(min = 1, max = 2147483647))]
     pub parallel_syncs: Option<u32>,
 }
 
@@ -121,6 +130,7 @@ pub struct RawSentinel {
 #[serde(deny_unknown_fields)]
 pub struct RawSentinelNode {
     pub host: String,
+    #[serde(deserialize_with = "strict::u32")]
     pub port: u32,
     /// Address to listen on. Default: the host's address.
     #[serde(default)]
@@ -174,13 +184,14 @@ pub struct RawPersistence {
     #[serde(default)]
     pub save: Option<Vec<String>>,
     /// Append-only file on or off.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::opt_bool")]
     pub appendonly: Option<bool>,
     /// AOF fsync policy.
     #[serde(default)]
     pub appendfsync: Option<Fsync>,
     /// Rewrite the AOF when it grew by this percentage since the last rewrite (0 = never).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::opt_u32")]
+    #[schemars(range(max = 2147483647))]
     pub auto_aof_rewrite_percentage: Option<u32>,
     /// Do not rewrite an AOF smaller than this (e.g. `64mb`).
     #[serde(default)]
@@ -206,24 +217,24 @@ impl Fsync {
 }
 
 /// A size: bytes as an integer, or a number with a unit (`kb`, `mb`, `gb`; 1024-based).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(untagged)]
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(untagged)]
 pub enum SizeValue {
     Bytes(u64),
     Text(String),
 }
 
 /// A duration: milliseconds as an integer, or a number with a unit (`ms`, `s`, `m`).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(untagged)]
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(untagged)]
 pub enum DurationValue {
     Millis(u64),
     Text(String),
 }
 
 /// A redis.conf value: string, number or boolean (rendered as yes/no).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(untagged)]
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(untagged)]
 pub enum ScalarValue {
     Bool(bool),
     Int(i64),
@@ -232,8 +243,8 @@ pub enum ScalarValue {
 }
 
 /// Ports: a range `"7000-7005"` or a list of ports.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(untagged)]
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(untagged)]
 pub enum PortsValue {
     List(Vec<u32>),
     Range(String),
@@ -243,10 +254,12 @@ pub enum PortsValue {
 #[serde(deny_unknown_fields)]
 pub struct RawCluster {
     /// Number of shards (masters). At least 3. Use with `replicas` and `ports`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::opt_u32")]
+    #[schemars(range(min = 3, max = 1000))]
     pub shards: Option<u32>,
     /// Replicas per shard. Default 1.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::opt_u32")]
+    #[schemars(range(max = 20))]
     pub replicas: Option<u32>,
     /// Ports available on each host for the generated nodes.
     #[serde(default)]
@@ -259,18 +272,19 @@ pub struct RawCluster {
     #[serde(default)]
     pub node_timeout: Option<DurationValue>,
     /// `cluster-require-full-coverage`. Default true.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::opt_bool")]
     pub require_full_coverage: Option<bool>,
     /// `cluster-migration-barrier`. Default 1.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::opt_u32")]
+    #[schemars(range(max = 2147483647))]
     pub migration_barrier: Option<u32>,
     /// `cluster-allow-replica-migration`. Default false: redisctl places replicas itself, and an
     /// empty new master must never turn into a replica behind its back.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::opt_bool")]
     pub allow_replica_migration: Option<bool>,
     /// Relative share of the 16384 slots per shard, in shard order (one entry per shard,
     /// each 1-1000). Default: all equal. Changing it rebalances on the next `apply`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::opt_u32_list")]
     pub weights: Option<Vec<u32>>,
 }
 
@@ -279,8 +293,11 @@ pub struct RawCluster {
 pub struct RawNode {
     /// Name of the host (from `hosts`).
     pub host: String,
+    #[serde(deserialize_with = "strict::u32")]
     pub port: u32,
     /// Shard number, starting at 1.
+    #[serde(deserialize_with = "strict::u32")]
+    #[schemars(range(min = 1))]
     pub shard: u32,
     /// Preferred role. Exactly one master per shard.
     pub role: Role,
@@ -312,5 +329,114 @@ impl RawNode {
             maxmemory_policy: self.maxmemory_policy.clone(),
             config: self.config.clone(),
         }
+    }
+}
+
+// Hand-written so that a wrong value is described in the format's terms ("expected a size
+// (…), found a list") instead of serde's "did not match any variant of untagged enum".
+
+/// What each of these values is called in messages.
+pub const SIZE: &str = "a size (bytes, or a number with kb, mb, gb: e.g. 64mb)";
+pub const DURATION: &str = "a duration (milliseconds, or a number with ms, s, m: e.g. 5s)";
+pub const SCALAR: &str = "a single value (text, a number, true or false)";
+pub const PORTS: &str = "a port range like \"7000-7005\" or a list of ports";
+
+impl<'de> Deserialize<'de> for SizeValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = SizeValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(SIZE)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<SizeValue, E> {
+                Ok(SizeValue::Bytes(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SizeValue, E> {
+                u64::try_from(v)
+                    .map(SizeValue::Bytes)
+                    .map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SizeValue, E> {
+                Ok(SizeValue::Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = DurationValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(DURATION)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<DurationValue, E> {
+                Ok(DurationValue::Millis(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<DurationValue, E> {
+                u64::try_from(v)
+                    .map(DurationValue::Millis)
+                    .map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<DurationValue, E> {
+                Ok(DurationValue::Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for ScalarValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ScalarValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(SCALAR)
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ScalarValue, E> {
+                Ok(ScalarValue::Bool(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ScalarValue, E> {
+                Ok(ScalarValue::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ScalarValue, E> {
+                Ok(i64::try_from(v)
+                    .map_or_else(|_| ScalarValue::Text(v.to_string()), ScalarValue::Int))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ScalarValue, E> {
+                Ok(ScalarValue::Float(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ScalarValue, E> {
+                Ok(ScalarValue::Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for PortsValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PortsValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(PORTS)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<PortsValue, E> {
+                Ok(PortsValue::Range(v.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PortsValue, A::Error> {
+                let mut v = Vec::new();
+                while let Some(Whole(port)) = seq.next_element::<Whole<u32>>()? {
+                    v.push(port);
+                }
+                Ok(PortsValue::List(v))
+            }
+        }
+        d.deserialize_any(V)
     }
 }

@@ -24,6 +24,8 @@ impl fmt::Display for Pos {
 #[derive(Debug, Default)]
 pub struct SpanIndex {
     map: HashMap<String, Pos>,
+    /// Where the key of each mapping entry is (the parser reports type errors there).
+    keys: HashMap<String, Pos>,
 }
 
 impl SpanIndex {
@@ -31,7 +33,9 @@ impl SpanIndex {
     /// reports the syntax error with its own location.
     pub fn build(source: &str) -> SpanIndex {
         let mut index = SpanIndex::default();
-        if let Ok(root) = serde_saphyr::from_str::<Spanned<Node>>(source) {
+        if let Ok(root) =
+            serde_saphyr::from_str_with_options::<Spanned<Node>>(source, super::describe::limits())
+        {
             index.walk(String::new(), &root);
         }
         index
@@ -44,12 +48,13 @@ impl SpanIndex {
         };
         match &node.value {
             Node::Map(entries) => {
-                for (key, child) in entries {
+                for (key, key_pos, child) in entries {
                     let child_path = if path.is_empty() {
                         key.clone()
                     } else {
                         format!("{path}.{key}")
                     };
+                    self.keys.insert(child_path.clone(), *key_pos);
                     self.walk(child_path, child);
                 }
             }
@@ -61,6 +66,17 @@ impl SpanIndex {
             Node::Scalar => {}
         }
         self.map.insert(path, pos);
+    }
+
+    /// The field the parser stopped at: the deepest path whose key (or, failing that, whose
+    /// value) starts at `pos`.
+    pub fn path_at(&self, pos: Pos) -> Option<String> {
+        deepest(&self.keys, pos).or_else(|| deepest(&self.map, pos))
+    }
+
+    /// The deepest mapping or list that starts at `pos` (a missing field's parent).
+    pub fn value_at(&self, pos: Pos) -> Option<String> {
+        deepest(&self.map, pos)
     }
 
     /// Position of `path`, or of its nearest indexed ancestor (a missing field is reported at
@@ -81,8 +97,16 @@ impl SpanIndex {
     }
 }
 
+fn deepest(map: &HashMap<String, Pos>, pos: Pos) -> Option<String> {
+    map.iter()
+        .filter(|(path, p)| **p == pos && !path.is_empty())
+        .map(|(path, _)| path)
+        .max_by_key(|path| (path.len(), path.as_str()))
+        .cloned()
+}
+
 enum Node {
-    Map(Vec<(String, Spanned<Node>)>),
+    Map(Vec<(String, Pos, Spanned<Node>)>),
     Seq(Vec<Spanned<Node>>),
     Scalar,
 }
@@ -126,9 +150,13 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
         let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<KeyString>()? {
+        while let Some(key) = map.next_key::<Spanned<KeyString>>()? {
             let value = map.next_value::<Spanned<Node>>()?;
-            entries.push((key.0, value));
+            let pos = Pos {
+                line: key.referenced.line(),
+                column: key.referenced.column(),
+            };
+            entries.push((key.value.0, pos, value));
         }
         Ok(Node::Map(entries))
     }

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use super::model::*;
 use super::raw::*;
+use super::text::show;
 
 /// One problem found in a topology, located by field path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -45,6 +46,31 @@ impl Problems {
     fn has_errors(&self) -> bool {
         self.0.iter().any(|p| p.severity == Severity::Error)
     }
+}
+
+/// Bounds of redis-server 7.0 (`config.c`, `sentinel.c`): an `int` setting accepts up to
+/// INT_MAX, a `long long` one up to LLONG_MAX; a value beyond would be written to redis.conf
+/// and refused at start, after `apply` had created the instance directories.
+pub const INT_MAX: u64 = i32::MAX as u64;
+pub const LLONG_MAX: u64 = i64::MAX as u64;
+
+/// Refuse `v` outside `min..=max` at `path`; `unit` follows the numbers ("", " ms").
+fn in_range(
+    p: &mut Problems,
+    path: impl Into<String>,
+    v: u64,
+    min: u64,
+    max: u64,
+    unit: &str,
+) -> bool {
+    let ok = (min..=max).contains(&v);
+    if !ok {
+        p.error(
+            path,
+            format!("{v}{unit} is out of range; Redis accepts {min} to {max}{unit}"),
+        );
+    }
+    ok
 }
 
 /// Highest port an instance may use: its cluster bus port (port + 10000) must fit in 65535.
@@ -100,7 +126,68 @@ pub const MANAGED_DIRECTIVES: &[(&str, &str)] = &[
     ("appenddirname", "nothing (redisctl names data files)"),
     ("maxmemory", "maxmemory"),
     ("maxmemory-policy", "maxmemory_policy"),
+    // What could lock redisctl out of its own instances, or break the cluster bus rule.
+    ("cluster-announce-port", ANNOUNCE),
+    ("cluster-announce-bus-port", ANNOUNCE),
+    ("cluster-announce-tls-port", ANNOUNCE),
+    ("cluster-announce-hostname", ANNOUNCE),
+    ("replica-announce-port", ANNOUNCE),
+    ("slave-announce-port", ANNOUNCE),
+    (
+        "cluster-preferred-endpoint-type",
+        "nothing: redisctl and clients reach nodes at hosts[].address",
+    ),
+    (
+        "tls-port",
+        "nothing: redisctl reaches its instances over plain TCP on the declared port, and checks every port an instance opens",
+    ),
+    (
+        "tls-cluster",
+        "nothing: the cluster bus and replication use the declared ports over plain TCP",
+    ),
+    (
+        "tls-replication",
+        "nothing: the cluster bus and replication use the declared ports over plain TCP",
+    ),
+    (
+        "rename-command",
+        "nothing: a renamed command could be one redisctl drives (CONFIG, CLUSTER, REPLICAOF, SHUTDOWN, INFO …)",
+    ),
+    (
+        "user",
+        "nothing: ACL users could lock redisctl out; instances have one password, auth.password_file",
+    ),
+    (
+        "aclfile",
+        "nothing: ACL users could lock redisctl out; instances have one password, auth.password_file",
+    ),
 ];
+
+/// Why every `*-announce-*` directive is managed.
+const ANNOUNCE: &str = "nothing: instances announce hosts[].address and their own port, with the cluster bus at port + 10000; announcing anything else breaks the cluster bus or replication";
+
+/// The message refusing a managed directive `key` (as written) whose entry says `instead`.
+pub fn managed_message(key: &str, instead: &str) -> String {
+    match instead.strip_prefix("nothing: ") {
+        Some(why) => format!(
+            "{} is managed by redisctl and cannot be set in config: {why}",
+            show(key)
+        ),
+        None => format!(
+            "{} is managed by redisctl and cannot be set in config; use {instead}",
+            show(key)
+        ),
+    }
+}
+
+/// The managed entry for a `config` key, if it is one (any `*-announce*` directive is).
+fn managed(lower: &str) -> Option<&'static str> {
+    MANAGED_DIRECTIVES
+        .iter()
+        .find(|(d, _)| *d == lower)
+        .map(|(_, instead)| *instead)
+        .or_else(|| lower.contains("-announce").then_some(ANNOUNCE))
+}
 
 pub const MAXMEMORY_POLICIES: &[&str] = &[
     "noeviction",
@@ -130,8 +217,8 @@ pub fn validate(raw: &RawTopology, base_dir: &Path) -> (Option<Topology>, Vec<Pr
         p.error(
             "name",
             format!(
-                "invalid deployment name {:?}: use 1-64 letters, digits, '-', '_' or '.', not starting with '.'",
-                raw.name
+                "invalid deployment name {}: use 1-64 letters, digits, '-', '_' or '.', not starting with '.'",
+                show(&raw.name)
             ),
         );
     }
@@ -210,18 +297,31 @@ fn validate_hosts(raw: &RawTopology, p: &mut Problems) -> Vec<Host> {
             p.error(
                 format!("{path}.name"),
                 format!(
-                    "invalid host name {:?}: use letters, digits, '-', '_' or '.'",
-                    h.name
+                    "invalid host name {}: use letters, digits, '-', '_' or '.'",
+                    show(&h.name)
                 ),
             );
         }
         if let Some(first) = seen.insert(&h.name, i) {
             p.error(
                 format!("{path}.name"),
-                format!("duplicate host name {:?} (also hosts[{first}])", h.name),
+                format!(
+                    "duplicate host name {} (also hosts[{first}])",
+                    show(&h.name)
+                ),
             );
         }
         let address = match h.address.parse::<IpAddr>() {
+            Ok(a) if unreachable_address(a).is_some() => {
+                p.error(
+                    format!("{path}.address"),
+                    format!(
+                        "{a} is {}: it names no single host, so the other instances and redisctl could not reach this one there; give the address this host is reached at",
+                        unreachable_address(a).unwrap_or_default()
+                    ),
+                );
+                IpAddr::from([127, 0, 0, 1])
+            }
             Ok(a) => {
                 if let Some(first) = seen_addr.insert(a, i) {
                     p.error(
@@ -234,7 +334,7 @@ fn validate_hosts(raw: &RawTopology, p: &mut Problems) -> Vec<Host> {
             Err(_) => {
                 p.error(
                     format!("{path}.address"),
-                    format!("{:?} is not an IP address", h.address),
+                    format!("{} is not an IP address", show(&h.address)),
                 );
                 // A loopback placeholder: 0.0.0.0 would add a bogus "non-loopback address
                 // without a password" error for every instance on this host.
@@ -248,6 +348,16 @@ fn validate_hosts(raw: &RawTopology, p: &mut Problems) -> Vec<Host> {
         });
     }
     out
+}
+
+/// Why `a` cannot be a host's address (announced to the cluster, dialled by redisctl).
+fn unreachable_address(a: IpAddr) -> Option<&'static str> {
+    match a.to_canonical() {
+        a if a.is_unspecified() => Some("the unspecified address"),
+        a if a.is_multicast() => Some("a multicast address"),
+        IpAddr::V4(v4) if v4.is_broadcast() => Some("the broadcast address"),
+        _ => None,
+    }
 }
 
 struct Planned {
@@ -275,7 +385,8 @@ fn validate_cluster(
                     p.error("cluster.node_timeout", "must be greater than 0");
                     15000
                 }
-                Ok(ms) => ms,
+                Ok(ms) if in_range(p, "cluster.node_timeout", ms, 1, LLONG_MAX, " ms") => ms,
+                Ok(_) => 15000,
                 Err(e) => {
                     p.error("cluster.node_timeout", e);
                     15000
@@ -283,7 +394,10 @@ fn validate_cluster(
             },
         },
         require_full_coverage: c.require_full_coverage.unwrap_or(true),
-        migration_barrier: c.migration_barrier.unwrap_or(1),
+        migration_barrier: match c.migration_barrier {
+            Some(v) if !in_range(p, "cluster.migration_barrier", v.into(), 0, INT_MAX, "") => 1,
+            v => v.unwrap_or(1),
+        },
         allow_replica_migration: c.allow_replica_migration.unwrap_or(false),
     };
 
@@ -307,11 +421,31 @@ fn validate_cluster(
     };
     let planned = planned?;
 
-    ports.extend(planned.iter().map(|n| PortUse {
-        host: n.host,
-        port: n.port,
-        path: n.path.clone(),
-        bus: true,
+    ports.extend(planned.iter().map(|n| {
+        let generated = c.nodes.is_none();
+        PortUse {
+            host: n.host,
+            port: n.port,
+            field: if generated {
+                "cluster.ports".into()
+            } else {
+                format!("{}.port", n.path)
+            },
+            name: if generated {
+                format!(
+                    "the {} of shard {} (from cluster.ports)",
+                    if n.role == Role::Master {
+                        "master"
+                    } else {
+                        "replica"
+                    },
+                    n.shard
+                )
+            } else {
+                n.path.clone()
+            },
+            bus: true,
+        }
     }));
 
     // Group into shards.
@@ -480,7 +614,11 @@ fn host_index(hosts: &[Host], name: &str, path: &str, p: &mut Problems) -> Optio
         let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
         p.error(
             format!("{path}.host"),
-            format!("unknown host {name:?}; hosts are: {}", names.join(", ")),
+            format!(
+                "unknown host {}; hosts are: {}",
+                show(name),
+                names.join(", ")
+            ),
         );
     }
     found
@@ -499,19 +637,35 @@ fn validate_groups(
         if !valid_name(&g.name) {
             p.error(
                 format!("{gpath}.name"),
-                format!("invalid group name {:?}: Sentinel master names use letters, digits, '-', '_' or '.'", g.name),
+                format!("invalid group name {}: Sentinel master names use letters, digits, '-', '_' or '.'", show(&g.name)),
             );
         }
         if let Some(first) = names.insert(&g.name, gi) {
             p.error(
                 format!("{gpath}.name"),
-                format!("duplicate group name {:?} (also groups[{first}])", g.name),
+                format!(
+                    "duplicate group name {} (also groups[{first}])",
+                    show(&g.name)
+                ),
             );
         }
         let lag = match &g.min_replicas_max_lag {
             None => 10,
             Some(d) => match parse_duration_ms(d) {
-                Ok(ms) => ms.div_ceil(1000),
+                // Redis counts the lag in whole seconds.
+                Ok(ms)
+                    if in_range(
+                        p,
+                        format!("{gpath}.min_replicas_max_lag"),
+                        ms.div_ceil(1000),
+                        0,
+                        INT_MAX,
+                        " s",
+                    ) =>
+                {
+                    ms.div_ceil(1000)
+                }
+                Ok(_) => 10,
                 Err(e) => {
                     p.error(format!("{gpath}.min_replicas_max_lag"), e);
                     10
@@ -537,7 +691,8 @@ fn validate_groups(
             ports.push(PortUse {
                 host: h,
                 port: n.port,
-                path: path.clone(),
+                field: format!("{path}.port"),
+                name: path.clone(),
                 bus: false,
             });
             if n.of.is_some() && *role == Role::Master {
@@ -555,6 +710,16 @@ fn validate_groups(
             settings.min_replicas_to_write = g.min_replicas_to_write.unwrap_or(0);
             settings.min_replicas_max_lag_s = lag;
             settings.replica_read_only = g.replica_read_only.unwrap_or(true);
+            if let Some(v) = n.replica_priority {
+                in_range(
+                    p,
+                    format!("{path}.replica_priority"),
+                    v.into(),
+                    0,
+                    INT_MAX,
+                    "",
+                );
+            }
             if n.port == 0 || n.port > 65535 {
                 ok = false;
                 continue;
@@ -601,7 +766,7 @@ fn validate_groups(
                         None => {
                             p.error(
                                 format!("{path}.of"),
-                                format!("{of:?} is not a member of group {:?}; write host:port of its master or of another replica", g.name),
+                                format!("{} is not a member of group {}; write host:port of its master or of another replica", show(of), show(&g.name)),
                             );
                             None
                         }
@@ -632,6 +797,14 @@ fn validate_groups(
         }
         let direct = upstream.values().filter(|u| **u == master_key).count() as u32;
         if let Some(min) = g.min_replicas_to_write
+            && in_range(
+                p,
+                format!("{gpath}.min_replicas_to_write"),
+                min.into(),
+                0,
+                INT_MAX,
+                "",
+            )
             && min > direct
         {
             p.error(
@@ -706,7 +879,9 @@ fn validate_sentinel(
                 p.error(format!("sentinel.{field}"), "must be greater than 0");
                 default
             }
-            Ok(x) => x,
+            // Sentinel reads these back from its own config file with atoi().
+            Ok(x) if in_range(p, format!("sentinel.{field}"), x, 1, INT_MAX, " ms") => x,
+            Ok(_) => default,
             Err(e) => {
                 p.error(format!("sentinel.{field}"), e);
                 default
@@ -725,7 +900,8 @@ fn validate_sentinel(
         ports.push(PortUse {
             host: h,
             port: sn.port,
-            path: path.clone(),
+            field: format!("{path}.port"),
+            name: path.clone(),
             bus: false,
         });
         *per_host.entry(h).or_default() += 1;
@@ -738,7 +914,7 @@ fn validate_sentinel(
                     Err(_) => {
                         p.error(
                             format!("{path}.bind"),
-                            format!("{w:?} is not an IP address"),
+                            format!("{} is not an IP address", show(w)),
                         );
                         None
                     }
@@ -775,7 +951,11 @@ fn validate_sentinel(
         quorum: s.quorum,
         down_after_ms,
         failover_timeout_ms,
-        parallel_syncs: s.parallel_syncs.unwrap_or(1),
+        parallel_syncs: match s.parallel_syncs {
+            // SENTINEL SET refuses 0.
+            Some(v) if !in_range(p, "sentinel.parallel_syncs", v.into(), 1, INT_MAX, "") => 1,
+            v => v.unwrap_or(1),
+        },
     })
 }
 
@@ -787,7 +967,11 @@ fn explicit_nodes(nodes: &[RawNode], hosts: &[Host], p: &mut Problems) -> Option
             let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
             p.error(
                 format!("{path}.host"),
-                format!("unknown host {:?}; hosts are: {}", n.host, names.join(", ")),
+                format!(
+                    "unknown host {}; hosts are: {}",
+                    show(&n.host),
+                    names.join(", ")
+                ),
             );
             continue;
         };
@@ -860,6 +1044,36 @@ fn generated_nodes(c: &RawCluster, hosts: &[Host], p: &mut Problems) -> Option<V
         );
         return None;
     }
+    // The pool is handed out in order on every host, so the busiest host uses its first
+    // `per_host` ports. When those span more than 10000, a node's port is another node's bus
+    // port (port + 10000): one error on the pool, not one per node.
+    let used: std::collections::HashSet<u32> = pool[..per_host].iter().copied().collect();
+    if let Some(&low) = pool[..per_host]
+        .iter()
+        .find(|&&x| used.contains(&(x + 10000)))
+    {
+        let clashes = pool[..per_host]
+            .iter()
+            .filter(|&&x| used.contains(&(x + 10000)))
+            .count();
+        let why = format!(
+            "a host needs {per_host} ports, taken from the pool in order ({}-{}), and port {} would be the cluster bus port of port {low} (port + 10000), as for {clashes} port(s)",
+            pool[0],
+            pool[per_host - 1],
+            low + 10000
+        );
+        let fix = if per_host >= 10000 {
+            "; more than 10000 nodes on one host cannot all have a free bus port: add hosts or use fewer shards or replicas".to_string()
+        } else {
+            format!(
+                "; give ports that span less than 10000, e.g. {}-{}",
+                pool[0],
+                pool[0] + per_host as u32 - 1
+            )
+        };
+        p.error("cluster.ports", why + &fix);
+        return None;
+    }
     for s in 0..shards {
         for k in 0..=replicas {
             let host = (s as usize + k as usize) % h;
@@ -908,7 +1122,8 @@ fn parse_ports(ports: &PortsValue, p: &mut Problems) -> Option<Vec<u32>> {
                     p.error(
                         "cluster.ports",
                         format!(
-                            "{s:?} is not a port range; write \"7000-7005\" or a list [7000, 7001]"
+                            "{} is not a port range; write \"7000-7005\" or a list [7000, 7001]",
+                            show(s)
                         ),
                     );
                     return None;
@@ -917,6 +1132,18 @@ fn parse_ports(ports: &PortsValue, p: &mut Problems) -> Option<Vec<u32>> {
         }
     };
     let mut ok = true;
+    if let PortsValue::List(_) = ports {
+        let mut seen: HashMap<u32, usize> = HashMap::new();
+        for (i, &port) in list.iter().enumerate() {
+            if let Some(first) = seen.insert(port, i) {
+                p.error(
+                    format!("cluster.ports[{i}]"),
+                    format!("port {port} is listed twice (also cluster.ports[{first}])"),
+                );
+                ok = false;
+            }
+        }
+    }
     for (i, &port) in list.iter().enumerate() {
         if port == 0 || port > MAX_PORT {
             let path = match ports {
@@ -937,7 +1164,10 @@ fn parse_ports(ports: &PortsValue, p: &mut Problems) -> Option<Vec<u32>> {
 struct PortUse {
     host: usize,
     port: u32,
-    path: String,
+    /// Field path the error is reported at.
+    field: String,
+    /// What uses the port, for "also …" in messages.
+    name: String,
     /// A cluster node: port + 10000 is its bus port.
     bus: bool,
 }
@@ -955,17 +1185,17 @@ fn check_ports(uses: &[PortUse], hosts: &[Host], p: &mut Problems) {
                 ""
             };
             p.error(
-                format!("{}.port", n.path),
+                n.field.clone(),
                 format!("port {} is outside 1-{limit}{why}", n.port),
             );
             continue;
         }
         if let Some(first) = used.insert((n.host, n.port), n) {
             p.error(
-                format!("{}.port", n.path),
+                n.field.clone(),
                 format!(
                     "duplicate {}:{} (also {})",
-                    hosts[n.host].name, n.port, first.path
+                    hosts[n.host].name, n.port, first.name
                 ),
             );
         }
@@ -976,12 +1206,12 @@ fn check_ports(uses: &[PortUse], hosts: &[Host], p: &mut Problems) {
             && owner.bus
         {
             p.error(
-                format!("{}.port", n.path),
+                n.field.clone(),
                 format!(
                     "port {} on host {:?} is the cluster bus port of {} ({} + 10000)",
                     n.port,
                     hosts[n.host].name,
-                    owner.path,
+                    owner.name,
                     n.port - 10000
                 ),
             );
@@ -1025,7 +1255,7 @@ fn resolve_settings(
                     Ok(a) => v.push(a),
                     Err(_) => p.error(
                         format!("{path}.bind"),
-                        format!("{word:?} is not an IP address"),
+                        format!("{} is not an IP address", show(word)),
                     ),
                 }
             }
@@ -1043,11 +1273,16 @@ fn resolve_settings(
             let nums: Vec<Option<u64>> = rule.split_whitespace().map(|w| w.parse().ok()).collect();
             match nums.as_slice() {
                 [Some(secs), Some(changes)] if *secs > 0 && *changes > 0 => {
-                    persistence.save.push((*secs, *changes))
+                    let at = format!("{path}.persistence.save[{i}]");
+                    if in_range(p, at.clone(), *secs, 1, LLONG_MAX, " s")
+                        && in_range(p, at, *changes, 1, INT_MAX, " changes")
+                    {
+                        persistence.save.push((*secs, *changes))
+                    }
                 }
                 _ => p.error(
                     format!("{path}.persistence.save[{i}]"),
-                    format!("{rule:?} is not a save rule; write \"SECONDS CHANGES\" with positive numbers, e.g. \"3600 1\""),
+                    format!("{} is not a save rule; write \"SECONDS CHANGES\" with positive numbers, e.g. \"3600 1\"", show(rule)),
                 ),
             }
         }
@@ -1058,12 +1293,20 @@ fn resolve_settings(
     if let Some((v, _)) = pick_p(layers, |x| x.appendfsync.as_ref()) {
         persistence.appendfsync = *v;
     }
-    if let Some((v, _)) = pick_p(layers, |x| x.auto_aof_rewrite_percentage.as_ref()) {
-        persistence.auto_aof_rewrite_percentage = *v;
+    if let Some((v, path)) = pick_p(layers, |x| x.auto_aof_rewrite_percentage.as_ref()) {
+        let at = format!("{path}.persistence.auto_aof_rewrite_percentage");
+        if in_range(p, at, (*v).into(), 0, INT_MAX, "") {
+            persistence.auto_aof_rewrite_percentage = *v;
+        }
     }
     if let Some((v, path)) = pick_p(layers, |x| x.auto_aof_rewrite_min_size.as_ref()) {
         match parse_size(v) {
-            Ok(n) => persistence.auto_aof_rewrite_min_size = n,
+            Ok(n) => {
+                let at = format!("{path}.persistence.auto_aof_rewrite_min_size");
+                if in_range(p, at, n, 0, LLONG_MAX, " bytes") {
+                    persistence.auto_aof_rewrite_min_size = n;
+                }
+            }
             Err(e) => p.error(format!("{path}.persistence.auto_aof_rewrite_min_size"), e),
         }
     }
@@ -1081,7 +1324,8 @@ fn resolve_settings(
             p.error(
                 format!("{path}.maxmemory_policy"),
                 format!(
-                    "unknown policy {v:?}; one of: {}",
+                    "unknown policy {}; one of: {}",
+                    show(v),
                     MAXMEMORY_POLICIES.join(", ")
                 ),
             );
@@ -1095,17 +1339,15 @@ fn resolve_settings(
         for (key, value) in cfg {
             let kpath = format!("{path}.config.{key}");
             let lower = key.to_ascii_lowercase();
-            if let Some((_, instead)) = MANAGED_DIRECTIVES.iter().find(|(d, _)| *d == lower) {
-                p.error(
-                    kpath,
-                    format!(
-                        "{key:?} is managed by redisctl and cannot be set in config; use {instead}"
-                    ),
-                );
+            if let Some(instead) = managed(&lower) {
+                p.error(kpath, managed_message(key, instead));
                 continue;
             }
             if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                p.error(kpath, format!("{key:?} is not a redis.conf directive name"));
+                p.error(
+                    kpath,
+                    format!("{} is not a redis.conf directive name", show(key)),
+                );
                 continue;
             }
             let text = match value {
@@ -1154,14 +1396,20 @@ pub fn parse_size(v: &SizeValue) -> Result<u64, String> {
         "t" | "tb" => 1 << 40,
         _ => {
             return Err(format!(
-                "{s:?} is not a size; write bytes or a number with kb, mb, gb"
+                "{} is not a size; write bytes or a number with kb, mb, gb",
+                show(&s)
             ));
         }
     };
     num.parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("{s:?} is not a size; write bytes or a number with kb, mb, gb"))
+        .ok_or_else(|| {
+            format!(
+                "{} is not a size; write bytes or a number with kb, mb, gb",
+                show(&s)
+            )
+        })
 }
 
 /// `5000` (ms), `5000ms`, `5s`, `2m`.
@@ -1178,7 +1426,8 @@ pub fn parse_duration_ms(v: &DurationValue) -> Result<u64, String> {
         "m" | "min" => 60_000,
         _ => {
             return Err(format!(
-                "{s:?} is not a duration; write milliseconds or a number with ms, s, m"
+                "{} is not a duration; write milliseconds or a number with ms, s, m",
+                show(&s)
             ));
         }
     };
@@ -1186,6 +1435,9 @@ pub fn parse_duration_ms(v: &DurationValue) -> Result<u64, String> {
         .ok()
         .and_then(|n| n.checked_mul(mult))
         .ok_or_else(|| {
-            format!("{s:?} is not a duration; write milliseconds or a number with ms, s, m")
+            format!(
+                "{} is not a duration; write milliseconds or a number with ms, s, m",
+                show(&s)
+            )
         })
 }

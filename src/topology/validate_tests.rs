@@ -206,19 +206,21 @@ fn unknown_fields_are_refused_naming_the_field() {
     assert_eq!(
         errors(&format!("{HOSTS}clustr:\n  shards: 3\n")),
         vec![
-            "t.yaml:5:1: error: unknown field `clustr`, expected one of version, name, state_dir, hosts, defaults, auth, cluster, groups, sentinel"
+            "t.yaml:5:1: error: unknown field `clustr`; expected one of version, name, state_dir, hosts, defaults, auth, cluster, groups, sentinel"
         ]
     );
     assert_eq!(
         errors(&format!(
             "{HOSTS}    addr: x\ncluster: {{shards: 3, ports: 7000-7005}}\n"
         )),
-        vec!["t.yaml:5:5: error: unknown field `addr`, expected one of name, address, zone"]
+        vec![
+            "t.yaml:5:5: error: hosts[0]: unknown field `addr`; expected one of name, address, zone"
+        ]
     );
     assert_eq!(
         errors(&cluster("  shards: 3\n  replica: 1\n")),
         vec![
-            "t.yaml:7:3: error: unknown field `replica`, expected one of shards, replicas, ports, nodes, node_timeout, require_full_coverage, migration_barrier, allow_replica_migration, weights"
+            "t.yaml:7:3: error: cluster: unknown field `replica`; expected one of shards, replicas, ports, nodes, node_timeout, require_full_coverage, migration_barrier, allow_replica_migration, weights"
         ]
     );
     assert_eq!(
@@ -226,37 +228,188 @@ fn unknown_fields_are_refused_naming_the_field() {
             "  nodes:\n    - {host: a, port: 7000, shard: 1, role: master, weight: 2}\n"
         )),
         vec![
-            "t.yaml:7:53: error: unknown field `weight`, expected one of host, port, shard, role, bind, persistence, maxmemory, maxmemory_policy, config"
+            "t.yaml:7:53: error: cluster.nodes[0]: unknown field `weight`; expected one of host, port, shard, role, bind, persistence, maxmemory, maxmemory_policy, config"
         ]
     );
     assert_eq!(
         errors(&with_defaults("  persistence:\n    aof: true\n")),
         vec![
-            "t.yaml:7:5: error: unknown field `aof`, expected one of save, appendonly, appendfsync, auto_aof_rewrite_percentage, auto_aof_rewrite_min_size"
+            "t.yaml:7:5: error: defaults.persistence: unknown field `aof`; expected one of save, appendonly, appendfsync, auto_aof_rewrite_percentage, auto_aof_rewrite_min_size"
         ]
     );
 }
 
 #[test]
-fn wrong_types_and_missing_required_fields_are_serde_errors() {
+fn wrong_types_and_missing_required_fields_are_described_in_topology_terms() {
     assert_eq!(
         errors("hosts: []\n"),
         vec!["t.yaml:1:1: error: missing field `name`"]
     );
     assert_eq!(
         errors("version: -1\nname: t\nhosts: []\n"),
-        vec!["t.yaml:1:10: error: invalid u32"]
+        vec![
+            "t.yaml:1:1: error: version: expected a whole number, not negative, found the number -1"
+        ]
     );
     assert_eq!(
         errors(&with_defaults("  persistence: {appendfsync: sometimes}\n")),
         vec![
-            "t.yaml:6:30: error: unknown variant `sometimes`, expected one of always, everysec, no"
+            "t.yaml:6:30: error: defaults.persistence.appendfsync: \"sometimes\" is not allowed here; write one of always, everysec, no"
         ]
     );
     assert_eq!(
         errors(&with_defaults("  maxmemory: -1\n")),
-        vec!["t.yaml:6:14: error: data did not match any variant of untagged enum SizeValue"]
+        vec![
+            "t.yaml:6:3: error: defaults.maxmemory: expected a size (bytes, or a number with kb, mb, gb: e.g. 64mb), found the number -1"
+        ]
     );
+    assert_eq!(
+        errors("name: t\nhosts:\n  - name: a\n"),
+        vec!["t.yaml:3:5: error: hosts[0]: missing field `address`"]
+    );
+}
+
+/// Issue #11 item 8: `replicas: "1"`, `require_full_coverage: "no"` and `!int 3` were read as
+/// 1, false and 3.
+#[test]
+fn types_are_strict_quoted_numbers_and_booleans_and_tags_are_refused() {
+    let c = |body: &str| {
+        errors(&cluster(&format!(
+            "  shards: 3\n  ports: 7000-7005\n{body}"
+        )))
+    };
+    assert_eq!(
+        c("  replicas: \"1\"\n"),
+        vec!["t.yaml:8:3: error: cluster.replicas: expected a whole number, found the text \"1\""]
+    );
+    assert_eq!(
+        c("  require_full_coverage: \"no\"\n"),
+        vec![
+            "t.yaml:8:3: error: cluster.require_full_coverage: expected true or false, found the text \"no\""
+        ]
+    );
+    // YAML 1.1 spellings are not booleans either.
+    assert_eq!(
+        c("  allow_replica_migration: yes\n"),
+        vec![
+            "t.yaml:8:3: error: cluster.allow_replica_migration: expected true or false, found the text \"yes\""
+        ]
+    );
+    assert_eq!(
+        c("  migration_barrier: 1.5\n"),
+        vec![
+            "t.yaml:8:3: error: cluster.migration_barrier: expected a whole number, found the number 1.5"
+        ]
+    );
+    assert_eq!(
+        errors(&cluster("  shards: !int 3\n  ports: 7000-7005\n")),
+        vec![
+            "t.yaml:6:16: error: cluster.shards: the tag \"!int\" is not allowed; write plain values without `!` tags"
+        ]
+    );
+    assert_eq!(
+        errors(&cluster("  shards: !!str 3\n  ports: 7000-7005\n")),
+        vec![
+            "t.yaml:6:17: error: cluster.shards: the tag \"!!str\" is not allowed; write plain values without `!` tags"
+        ]
+    );
+    assert_eq!(
+        errors(&cluster("  shards: 3\n  ports: 7000\n")),
+        vec![
+            "t.yaml:7:3: error: cluster.ports: expected a port range like \"7000-7005\" or a list of ports, found the number 7000"
+        ]
+    );
+    assert_eq!(
+        errors(&cluster("  shards: 3\n  ports: [7000, \"7001\"]\n")),
+        vec![
+            "t.yaml:7:17: error: cluster.ports[1]: expected a whole number, found the text \"7001\""
+        ]
+    );
+    // A `config` value keeps its text: `no` is not turned into a boolean and back.
+    let l = clean(&with_defaults(
+        "  config: {lazyfree-lazy-eviction: no, hz: 20}\n",
+    ));
+    let settings = &l.topology.cluster.unwrap().shards[0].master.settings;
+    assert_eq!(settings.extra["lazyfree-lazy-eviction"], "no");
+    assert_eq!(settings.extra["hz"], "20");
+}
+
+/// Issue #11 item 9: the parser's wording (`invalid u32`, `untagged enum SizeValue`,
+/// `DuplicateKeyPolicy`, `from_str_multiple`, `budget breached`, `unknown variant`) leaked.
+#[test]
+fn library_wording_never_reaches_the_user() {
+    let deep = format!("name: t\nhosts: {}{}\n", "[".repeat(200), "]".repeat(200));
+    // Only `config` values are untyped enough to let nesting go deep before a type error.
+    let deep_any = format!(
+        "name: t\nhosts: []\nstate_dir: x\ndefaults:\n  config:\n    x: {}1{}\n",
+        "[".repeat(100),
+        "]".repeat(100)
+    );
+    let many = format!(
+        "name: t\nhosts: []\ncluster: {{weights: [{}]}}\n",
+        "0,".repeat(260_000)
+    );
+    let cases = [
+        ("version: -1\nname: t\nhosts: []\n", "not negative"),
+        (
+            "version: 99999999999\nname: t\nhosts: []\n",
+            "up to 4294967295",
+        ),
+        ("name: t\nname: u\nhosts: []\n", "duplicate key `name`"),
+        (
+            "name: t\nhosts: []\n---\nname: u\n",
+            "more than one YAML document",
+        ),
+        (deep.as_str(), "expected a mapping"),
+        (deep_any.as_str(), "expected a single value"),
+        (many.as_str(), "too large"),
+        ("name: [1]\nhosts: []\n", "expected text"),
+        ("name: t\nhosts: {}\n", "expected a list"),
+        ("name: t\nhosts: [1]\n", "expected a mapping"),
+        (
+            "name: t\nhosts: []\ndefaults: {maxmemory: {a: 1}}\n",
+            "expected a size",
+        ),
+        (
+            "name: t\nhosts: []\ndefaults: {config: {x: [1]}}\n",
+            "expected a single value",
+        ),
+        (
+            "name: t\nhosts: []\ncluster: {node_timeout: true}\n",
+            "expected a duration",
+        ),
+        (
+            "name: t\nhosts: []\ncluster: {nodes: [{role: boss}]}\n",
+            "is not allowed here",
+        ),
+        ("name: t\nhosts: []\na: &x [*x]\n", ""),
+        ("name: t\nhosts: *nope\n", ""),
+        ("", ""),
+    ];
+    let banned = [
+        "serde",
+        "saphyr",
+        "variant",
+        "untagged",
+        "DuplicateKeyPolicy",
+        "Options",
+        "from_str",
+        "budget",
+        "Nodes {",
+        "u32",
+        "u64",
+        "i64",
+        "struct ",
+        "enum ",
+    ];
+    for (src, want) in cases {
+        let e = errors(src);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains(want), "{want:?} not in {e:?}");
+        for word in banned {
+            assert!(!e[0].contains(word), "{word:?} in {e:?}");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -522,12 +675,15 @@ fn generated_placement_needs_enough_ports_per_host() {
 
 #[test]
 fn a_port_listed_twice_is_refused() {
-    // Reported by the host:port check, at the generated nodes (cluster.shards).
     let e = errors(&cluster(
         "  shards: 3\n  replicas: 0\n  ports: [7000, 7000, 7001, 7002]\n",
     ));
-    assert_eq!(e.len(), 1, "{e:?}");
-    assert!(e[0].contains("duplicate a:7000"), "{e:?}");
+    assert_eq!(
+        e,
+        vec![
+            "t.yaml:8:17: error: cluster.ports[1]: port 7000 is listed twice (also cluster.ports[0])"
+        ]
+    );
 }
 
 #[test]
@@ -1026,7 +1182,8 @@ fn config_refuses_every_managed_directive_naming_the_field_to_use() {
         assert_eq!(
             errors(&with_defaults(&format!("  config:\n    {directive}: x\n"))),
             vec![format!(
-                "t.yaml:7:{col}: error: defaults.config.{directive}: \"{directive}\" is managed by redisctl and cannot be set in config; use {instead}"
+                "t.yaml:7:{col}: error: defaults.config.{directive}: {}",
+                super::validate::managed_message(directive, instead)
             )]
         );
     }
@@ -1324,6 +1481,153 @@ fn weights_one_per_shard_within_range() {
         vec![
             "t.yaml:9:16: error: cluster.weights[1]: 0 is out of range; a weight is 1-1000 (to empty a shard, remove it)",
             "t.yaml:9:19: error: cluster.weights[2]: 2000 is out of range; a weight is 1-1000 (to empty a shard, remove it)"
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue #11: hardening from an independent acceptance run
+
+/// Item 5: values redis-server refuses at start were accepted, and `apply` failed after
+/// writing the instance directories.
+#[test]
+fn values_redis_refuses_at_start_are_out_of_range() {
+    let c = |extra: &str| {
+        errors(&cluster(&format!(
+            "  shards: 3\n  replicas: 0\n  ports: 7000-7002\n{extra}"
+        )))
+    };
+    assert_eq!(
+        c("  node_timeout: 18446744073709551615\n"),
+        vec![
+            "t.yaml:9:17: error: cluster.node_timeout: 18446744073709551615 ms is out of range; Redis accepts 1 to 9223372036854775807 ms"
+        ]
+    );
+    assert_eq!(
+        c("  migration_barrier: 4294967295\n"),
+        vec![
+            "t.yaml:9:22: error: cluster.migration_barrier: 4294967295 is out of range; Redis accepts 0 to 2147483647"
+        ]
+    );
+    // The largest values Redis takes are accepted.
+    clean(&cluster(
+        "  shards: 3\n  replicas: 0\n  ports: 7000-7002\n  node_timeout: 9223372036854775807\n  migration_barrier: 2147483647\n",
+    ));
+    let group = |extra: &str| {
+        format!(
+            "{HOSTS}groups:\n  - name: g\n    master: {{host: a, port: 6379}}\n    replicas: [{{host: a, port: 6380{extra}}}]\n"
+        )
+    };
+    assert_eq!(
+        errors(&group(", replica_priority: 4294967295")),
+        vec![
+            "t.yaml:8:56: error: groups[0].replicas[0].replica_priority: 4294967295 is out of range; Redis accepts 0 to 2147483647"
+        ]
+    );
+    let lag = format!("{}    min_replicas_max_lag: 9999999999s\n", group(""));
+    assert_eq!(
+        errors(&lag),
+        vec![
+            "t.yaml:9:27: error: groups[0].min_replicas_max_lag: 9999999999 s is out of range; Redis accepts 0 to 2147483647 s"
+        ]
+    );
+    assert_eq!(
+        errors(&with_defaults(
+            "  persistence: {save: [\"3600 4294967295\"], auto_aof_rewrite_percentage: 4294967295}\n"
+        )),
+        vec![
+            "t.yaml:6:24: error: defaults.persistence.save[0]: 4294967295 changes is out of range; Redis accepts 1 to 2147483647 changes",
+            "t.yaml:6:73: error: defaults.persistence.auto_aof_rewrite_percentage: 4294967295 is out of range; Redis accepts 0 to 2147483647",
+        ]
+    );
+}
+
+/// Item 6: `cluster-announce-bus-port`, `cluster-announce-port`, `replica-announce-port`
+/// passed through `config` and broke the bus-port rule.
+#[test]
+fn announce_port_acl_and_rename_directives_are_managed() {
+    for key in [
+        "cluster-announce-bus-port",
+        "cluster-announce-port",
+        "replica-announce-port",
+        "cluster-announce-whatever-comes-next",
+        "tls-port",
+        "rename-command",
+        "user",
+        "aclfile",
+    ] {
+        let e = errors(&with_defaults(&format!("  config: {{{key}: \"1\"}}\n")));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains(&format!("defaults.config.{key}: \"{key}\" is managed by redisctl and cannot be set in config: ")),
+            "{e:?}"
+        );
+    }
+}
+
+/// Item 7: `hosts[].address: 0.0.0.0` was accepted and announced as cluster-announce-ip.
+#[test]
+fn unspecified_multicast_and_broadcast_host_addresses_are_refused() {
+    for (addr, what) in [
+        ("0.0.0.0", "the unspecified address"),
+        ("\"::\"", "the unspecified address"),
+        ("\"::ffff:0.0.0.0\"", "the unspecified address"),
+        ("224.0.0.1", "a multicast address"),
+        ("\"ff02::1\"", "a multicast address"),
+        ("255.255.255.255", "the broadcast address"),
+    ] {
+        let e = errors(&format!(
+            "name: t\nhosts:\n  - {{name: a, address: {addr}}}\ncluster: {{shards: 3, replicas: 0, ports: 7000-7002}}\n"
+        ));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("t.yaml:3:24: error: hosts[0].address: "),
+            "{e:?}"
+        );
+        assert!(
+            e[0].contains(&format!(" is {what}: it names no single host")),
+            "{e:?}"
+        );
+    }
+}
+
+/// Item 12: `ports: 20000-55535` with 1000 shards gave 11,000 errors; a duplicate in a port
+/// list was reported at `cluster.shards.port (also cluster.shards)`.
+#[test]
+fn an_impossible_port_pool_is_one_error_and_duplicates_name_both_places() {
+    let e = errors(&cluster(
+        "  shards: 1000\n  replicas: 10\n  ports: 20000-55535\n",
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("t.yaml:8:10: error: cluster.ports: a host needs 11000 ports"),
+        "{e:?}"
+    );
+    let e = errors(&cluster(
+        "  shards: 3\n  replicas: 0\n  ports: [7000, 17000, 7001]\n",
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains("port 17000 would be the cluster bus port of port 7000"),
+        "{e:?}"
+    );
+    let e = errors(&cluster(
+        "  shards: 3\n  replicas: 0\n  ports: [7000, 7001, 7000, 7002]\n",
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "t.yaml:8:23: error: cluster.ports[2]: port 7000 is listed twice (also cluster.ports[0])"
+        ]
+    );
+    // Across sections, a generated node is named for what it is.
+    let e = errors(&format!(
+        "{HOSTS}cluster: {{shards: 3, replicas: 0, ports: 7000-7002}}\ngroups:\n  - name: g\n    master: {{host: a, port: 7001}}\n"
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "t.yaml:8:29: error: groups[0].master.port: duplicate a:7001 (also the master of shard 2 (from cluster.ports))"
         ]
     );
 }
