@@ -161,6 +161,7 @@ enum Command {
         rolling: bool,
     },
     /// Per-node state: role, shard, slots, links, replication, keys, memory, persistence.
+    /// Exits 2 when no declared node answers (not started, wrong password, unreachable).
     Status { file: PathBuf },
     /// Verify the live deployment: membership and slot maps agree everywhere, full coverage,
     /// no open slots, replicas as declared, master and replica on different hosts, no drift.
