@@ -112,6 +112,11 @@ pub fn lock_state(state_dir: &Path) -> io::Result<StateLock> {
     }
 }
 
+/// Whether redisctl created this state directory (it may then change its group and mode).
+pub fn created_by_redisctl(state_dir: &Path) -> bool {
+    state_dir.join(CREATED_MARK).exists()
+}
+
 /// Remove `state_dir` when redisctl created it and nothing but its own bookkeeping is left;
 /// otherwise leave it (and say nothing: it is the operator's).
 pub fn remove_state_dir_if_ours(state_dir: &Path) {
