@@ -654,7 +654,10 @@ fn appliance_on_real_systemd() {
     );
     // Still installed (dpkg keeps the "deinstall" selection of the refused request).
     let status = c.ok("dpkg -s redisctl");
-    assert!(status.contains("Status: deinstall ok installed"), "{status}");
+    assert!(
+        status.contains("Status: deinstall ok installed"),
+        "{status}"
+    );
     c.ok("test -e /lib/systemd/system/redis@.service");
     // Forced: removed with a warning; data and running instances are kept.
     let forced = c.sh("REDISCTL_FORCE_REMOVE=1 dpkg -r redisctl");
