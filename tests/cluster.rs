@@ -297,6 +297,11 @@ fn auth_password_reaches_redis_only_through_an_owner_only_file() {
             .unwrap()
             .contains("s3cr3t-p4ss")
     );
+    // ... and `status`, where no node answers, fails (exit 2) and says so.
+    let out = d.run(&["status"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("authentication failed"), "{err}");
     std::fs::write(&secret, "s3cr3t-p4ss\n").unwrap();
 }
 
@@ -367,4 +372,122 @@ fn a_node_whose_process_and_data_are_gone_is_recreated_and_its_old_id_forgotten(
     let (ok, text) = cluster_check(d.ports[0]);
     assert!(ok, "{text}");
     assert_eq!(d.json(&["plan"])["steps"].as_array().unwrap().len(), 0);
+}
+
+/// Bug (#11): an existing directory passed as the state dir had its mode changed to 0750
+/// (sticky bit gone; `--state-dir /tmp` as root would break /tmp), and destroy removed it.
+#[test]
+fn destroy_leaves_an_existing_state_dir_and_its_mode_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Deployment::cluster("");
+    let shared = d.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let state = shared.to_str().unwrap();
+    d.ok(&["--state-dir", state, "destroy", "--yes"]);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert!(
+        shared.is_dir(),
+        "destroy removed a directory it did not create"
+    );
+    assert_eq!(mode(&shared), 0o1777);
+    assert_eq!(
+        std::fs::read_dir(&shared).unwrap().count(),
+        0,
+        "left files behind"
+    );
+    // apply creates its own subdirectories (0750) and changes nothing above them.
+    let out = d.run(&["--state-dir", state, "plan"]);
+    assert!(out.status.success());
+    assert_eq!(mode(&shared), 0o1777);
+}
+
+/// Bug (#11): a group- or world-readable password file was used silently; a missing one was
+/// only noticed by `apply`.
+#[test]
+fn password_files_others_can_read_are_refused_at_validate_and_apply() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Deployment::cluster("auth:\n  password_file: secret\n");
+    let secret = d.dir.path().join("secret");
+    let file = d.file.display().to_string();
+    // Missing: validate says so, at the field's line.
+    let out = d.run(&["validate"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{file}:12:18: error: auth.password_file: {}: No such file",
+            secret.display()
+        )),
+        "{err}"
+    );
+    std::fs::write(&secret, "s3cr3t\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for cmd in ["validate", "apply"] {
+        let out = d.run(&[cmd, "--yes"][..if cmd == "apply" { 2 } else { 1 }]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {err}");
+        assert!(
+            err.contains("is open to others (mode 0644)"),
+            "{cmd}: {err}"
+        );
+        assert!(
+            err.contains(&format!("run `chmod 600 {}`", secret.display())),
+            "{cmd}: {err}"
+        );
+    }
+    assert!(!d.state().exists(), "apply changed something");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    d.ok(&["validate"]);
+    // Empty: an error at validate too.
+    std::fs::write(&secret, "\n").unwrap();
+    let out = d.run(&["validate"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the first line (the password) is empty")
+    );
+}
+
+/// Bug (#11): a state dir with a newline was written raw into redis.conf (`dir`, `logfile`).
+#[test]
+fn a_state_dir_with_a_newline_is_refused() {
+    let d = Deployment::cluster("");
+    let evil = d.dir.path().join("x\nrequirepass pwned");
+    let out = d.run(&["--state-dir", evil.to_str().unwrap(), "apply", "--yes"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("contains a control character"), "{err}");
+    assert!(!evil.exists());
+    // In the topology: refused at its line.
+    let yaml = std::fs::read_to_string(&d.file)
+        .unwrap()
+        .replace("state_dir: state", "state_dir: \"st\\nate\"");
+    std::fs::write(&d.file, yaml).unwrap();
+    let out = d.run(&["validate"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(":3:12: error: state_dir: contains a control character"),
+        "{err}"
+    );
+}
+
+/// Bug (#11): `status` exited 0 when no node could be reached (e.g. a wrong password).
+#[test]
+fn status_exits_2_when_no_node_answers() {
+    let d = Deployment::cluster("");
+    let out = d.run(&["status"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("error: none of the 6 declared node(s) of deployment")
+            && err.contains("answered"),
+        "{err}"
+    );
+    // The report is still printed (every node DOWN), also as JSON.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("DOWN"));
+    let out = d.run(&["--output", "json", "status"]);
+    assert_eq!(out.status.code(), Some(2));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["nodes"].as_array().unwrap().len(), 6);
 }

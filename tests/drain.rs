@@ -25,7 +25,10 @@ fn hosts() -> Hosts {
     let addrs = [1, 2, 3].map(|i| format!("127.0.{net}.{i}"));
     let ports = free_ports(4);
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("secret"), "dr41n-me\n").unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "dr41n-me\n").unwrap();
+    // Owner-only, or redisctl refuses it.
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let yaml = format!(
         "version: 1\nname: drain{pid}\nstate_dir: state\n\
          hosts:\n  - {{name: h1, address: {a1}}}\n  - {{name: h2, address: {a2}}}\n  - {{name: h3, address: {a3}}}\n\

@@ -288,3 +288,137 @@ fn an_empty_persistence_off_master_does_not_wipe_its_replicas() {
     assert_eq!(redis_cli(r1, &["DBSIZE"]).trim(), "100", "replica wiped");
     assert_eq!(redis_cli(r2, &["DBSIZE"]).trim(), "100", "replica wiped");
 }
+
+/// Bug (#11): under the process supervisor, instances inherited the caller's umask (022), so
+/// Sentinel rewrote sentinel.conf — with the password on three lines — as 0644, and AOF, RDB,
+/// logs and pid files were 0644 too (systemd's UMask=0077 hid it there).
+#[test]
+fn process_supervisor_files_are_owner_only_even_with_umask_022() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Deployment::sentinel(AOF);
+    // The usual umask, whatever the test runner's: redisctl must not depend on it.
+    let out = Command::new("sh")
+        .args(["-c", "umask 022 && exec \"$0\" \"$@\""])
+        .arg(bin())
+        .args(["--supervisor", "process", "apply", "--yes"])
+        .arg(&d.file)
+        .env_remove("REDISCTL_STATE_DIR")
+        .output()
+        .unwrap();
+    stdout_of_success(out, "apply under umask 022");
+    // Sentinel rewrites its file (CONFIG REWRITE after SENTINEL SET); an RDB and an AOF.
+    assert!(redis_cli(d.ports[0], &["SET", "k", "v"]).contains("OK"));
+    assert!(redis_cli(d.ports[0], &["SAVE"]).contains("OK"));
+    assert!(redis_cli(d.ports[3], &["SENTINEL", "FLUSHCONFIG"]).contains("OK"));
+    let mut seen = std::collections::BTreeMap::new();
+    let mut stack = vec![d.state()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            let mode = meta.permissions().mode() & 0o777;
+            seen.insert(e.path().display().to_string(), mode);
+            // redis.conf (0640, no secret; the service user's group reads it under systemd),
+            // state.json and the lock are redisctl's own, written with explicit modes.
+            if ["redis.conf", "state.json", ".lock", ".created-by-redisctl"]
+                .contains(&name.as_str())
+            {
+                continue;
+            }
+            assert_eq!(mode & 0o077, 0, "{} is {mode:o}", e.path().display());
+        }
+    }
+    let names = |suffix: &str| seen.keys().filter(|p| p.ends_with(suffix)).count();
+    for (what, n) in [
+        ("sentinel.conf", 3),
+        ("redis.log", 6),
+        ("redis.pid", 6),
+        ("dump.rdb", 1),
+    ] {
+        assert!(names(what) >= n, "{what}: {seen:#?}");
+    }
+    assert!(
+        seen.keys().any(|p| p.contains("appendonlydir")),
+        "no AOF: {seen:#?}"
+    );
+    // The password is in sentinel.conf (Sentinel writes auth-pass itself).
+    let conf = seen.keys().find(|p| p.ends_with("sentinel.conf")).unwrap();
+    assert!(std::fs::read_to_string(conf).unwrap().contains(PASSWORD));
+}
+
+/// Bug (#11): `apply` on the coordinator while another host was drained ended with "Nothing
+/// to do: the deployment matches the topology" although that host's instances were down,
+/// and `check` did not say the host was drained.
+#[test]
+fn apply_never_says_matches_while_declared_instances_are_down() {
+    let ports = free_ports(1);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("topology.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "version: 1\nname: down{p}\nstate_dir: state\nhosts:\n  - {{name: a, address: 127.0.0.1}}\n  - {{name: b, address: 127.0.0.2}}\n\
+             defaults:\n  persistence:\n    appendonly: true\n\
+             groups:\n  - name: g\n    master: {{host: a, port: {p}}}\n    replicas:\n      - {{host: b, port: {p}}}\n",
+            p = ports[0]
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(bin())
+            .args(["--host", "a"])
+            .args(args)
+            .arg(&file)
+            .env_remove("REDISCTL_STATE_DIR")
+            .output()
+            .unwrap()
+    };
+    struct Cleanup<'a>(&'a dyn Fn(&[&str]) -> std::process::Output);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["destroy", "--yes"]);
+        }
+    }
+    let _cleanup = Cleanup(&run);
+    let first = run(&["apply", "--yes"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let b = format!("b:{}", ports[0]);
+    for out in [run(&["apply", "--yes"]), run(&["plan"])] {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}");
+        assert!(!text.contains("matches the topology"), "{text}");
+        assert!(
+            text.contains("does not match the topology") && text.contains(&b),
+            "{text}"
+        );
+    }
+    // Drained (the mark is visible here: one machine, one state directory).
+    let drained = dir.path().join("state/drained");
+    std::fs::create_dir_all(&drained).unwrap();
+    std::fs::write(
+        drained.join("b.json"),
+        r#"{"host":"b","since":1700000000,"masters":[]}"#,
+    )
+    .unwrap();
+    let check = run(&["check"]);
+    let text = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert_eq!(check.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "not answering: {b}; host b is drained (since unix time 1700000000)"
+        )),
+        "{text}"
+    );
+    let out = run(&["apply", "--yes"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("host b is drained"), "{text}");
+    std::fs::remove_dir_all(&drained).unwrap();
+}

@@ -104,6 +104,25 @@ fn build_packages() -> Result<Packages, String> {
             ))
         }
     };
+    // The .rpm takes gzipped man pages from <target>/release/man, as packaging/build.sh
+    // writes them (cargo-deb compresses its own).
+    let man_gz = stage.join("release/man");
+    std::fs::create_dir_all(&man_gz).map_err(|e| e.to_string())?;
+    for page in std::fs::read_dir(Path::new(manifest).join("man"))
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
+        let name = page.file_name().to_string_lossy().into_owned();
+        if !(name.ends_with(".1") || name.ends_with(".5")) {
+            continue;
+        }
+        let out = Command::new("gzip")
+            .args(["-9n", "-c"])
+            .arg(page.path())
+            .output()
+            .map_err(|e| e.to_string())?;
+        std::fs::write(man_gz.join(format!("{name}.gz")), out.stdout).map_err(|e| e.to_string())?;
+    }
     let out_dir = stage.to_str().ok_or("non-UTF-8 target dir")?;
     tool(&["deb", "--no-build", "--fast", "-o", out_dir])?;
     let rpm = if cargo_has("generate-rpm") {
@@ -618,8 +637,36 @@ fn appliance_on_real_systemd() {
     let plan = c.ok(&format!("redisctl plan {CLUSTER}"));
     assert!(plan.contains("Nothing to do"), "{plan}");
 
-    // Removing the package keeps data and running instances.
-    c.ok("dpkg -r redisctl");
+    // Removing the package while its instances are enabled is refused (their templates go
+    // with it: nothing would start at the next boot), naming them and the way out.
+    let refused = c.sh("dpkg -r redisctl");
+    let err = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(
+        !refused.status.success(),
+        "dpkg -r redisctl was not refused: {err}"
+    );
+    assert!(
+        err.contains("redis@7000.service (enabled, running)")
+            && err.contains("redisctl destroy")
+            && err.contains("systemctl disable --now")
+            && err.contains("REDISCTL_FORCE_REMOVE=1"),
+        "{err}"
+    );
+    // Still installed (dpkg keeps the "deinstall" selection of the refused request).
+    let status = c.ok("dpkg -s redisctl");
+    assert!(
+        status.contains("Status: deinstall ok installed"),
+        "{status}"
+    );
+    c.ok("test -e /lib/systemd/system/redis@.service");
+    // Forced: removed with a warning; data and running instances are kept.
+    let forced = c.sh("REDISCTL_FORCE_REMOVE=1 dpkg -r redisctl");
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    assert!(String::from_utf8_lossy(&forced.stderr).contains("WARNING"));
     c.ok("test -d /var/lib/redisctl/local-cluster/local/7000/data/appendonlydir");
     assert_eq!(c.show("redis@7000")["ActiveState"], "active");
     c.ok(&format!("dpkg -i {deb}"));
@@ -670,11 +717,14 @@ fn rpm_and_deb_carry_the_same_payload() {
         );
         return;
     };
-    // Debian compresses man pages and adds its copyright file; the unit and zsh directories
-    // are each distribution's own.
+    // Debian adds its copyright file and changelog.Debian.gz; the unit and zsh directories are
+    // each distribution's own. Man pages are compressed in both.
     let normal = |p: &str| -> Option<String> {
         let p = p.trim_start_matches('.');
-        if p.ends_with('/') || p == "/usr/share/doc/redisctl/copyright" {
+        if p.ends_with('/')
+            || p == "/usr/share/doc/redisctl/copyright"
+            || p == "/usr/share/doc/redisctl/changelog.Debian.gz"
+        {
             return None;
         }
         let p = p
@@ -684,10 +734,7 @@ fn rpm_and_deb_carry_the_same_payload() {
                 "/usr/share/zsh/vendor-completions/",
                 "/usr/share/zsh/site-functions/",
             );
-        Some(match p.strip_suffix(".gz") {
-            Some(s) if s.starts_with("/usr/share/man/") => s.to_string(),
-            _ => p,
-        })
+        Some(p)
     };
     let deb_list = text(&run(Command::new("dpkg-deb").arg("-c").arg(&pkgs.deb)));
     let mut deb: Vec<String> = deb_list
@@ -706,14 +753,33 @@ fn rpm_and_deb_carry_the_same_payload() {
         "/usr/bin/redisctl",
         "/usr/lib/systemd/system/redis@.service",
         "/usr/lib/systemd/system/sentinel@.service",
-        "/usr/share/man/man1/redisctl.1",
-        "/usr/share/man/man5/redisctl-topology.5",
+        "/usr/share/man/man1/redisctl.1.gz",
+        "/usr/share/man/man5/redisctl-topology.5.gz",
         "/usr/share/bash-completion/completions/redisctl",
         "/usr/share/fish/vendor_completions.d/redisctl.fish",
         "/usr/share/doc/redisctl/examples/local-cluster.yaml",
     ] {
         assert!(deb.iter().any(|p| p == must), "{must} missing: {deb:?}");
     }
+    assert!(
+        deb_list.contains("./usr/share/doc/redisctl/changelog.Debian.gz"),
+        "{deb_list}"
+    );
+    // The example password file is owner-only in both (redisctl refuses it otherwise).
+    let password = "/usr/share/doc/redisctl/examples/local-sentinel.password";
+    assert!(
+        deb_list
+            .lines()
+            .any(|l| l.starts_with("-rw------- ") && l.ends_with(password)),
+        "{deb_list}"
+    );
+    let rpm_long = text(&run(Command::new("rpm").arg("-qlvp").arg(rpm_file)));
+    assert!(
+        rpm_long
+            .lines()
+            .any(|l| l.starts_with("-rw------- ") && l.ends_with(password)),
+        "{rpm_long}"
+    );
     let requires = text(&run(Command::new("rpm")
         .args(["-qp", "--requires"])
         .arg(rpm_file)));
@@ -736,6 +802,16 @@ fn rpm_and_deb_carry_the_same_payload() {
             .arg(rpm_file)));
     assert!(
         !scripts.contains("systemctl restart") && !scripts.contains("try-restart"),
+        "{scripts}"
+    );
+    // Both refuse removal while instances are declared (one script: prerm / %preun).
+    let prerm = text(&run(Command::new("dpkg-deb")
+        .arg("-I")
+        .arg(&pkgs.deb)
+        .arg("prerm")));
+    assert!(prerm.contains("refusing to remove the package"), "{prerm}");
+    assert!(
+        scripts.contains("preuninstall scriptlet") && scripts.contains("refusing to remove"),
         "{scripts}"
     );
 }

@@ -2,6 +2,7 @@
 //! only layer that uses anyhow and decides exit codes.
 
 mod check;
+mod files;
 mod maintenance;
 mod manpages;
 mod status;
@@ -162,6 +163,7 @@ enum Command {
         rolling: bool,
     },
     /// Per-node state: role, shard, slots, links, replication, keys, memory, persistence.
+    /// Exits 2 when no declared node answers (not started, wrong password, unreachable).
     Status { file: PathBuf },
     /// Verify the live deployment: membership and slot maps agree everywhere, full coverage,
     /// no open slots, replicas as declared, master and replica on different hosts, no drift.
@@ -300,7 +302,8 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             let obs = rt.block_on(ctx.observe());
             let plan = crate::plan::plan(&ctx.topology, &obs);
             let estimates = rt.block_on(ctx.estimate_moves(&plan));
-            print_plan_with(&plan, &estimates, out);
+            let down = check::down(&ctx.topology, &obs, &ctx.state_dir);
+            print_plan_with(&plan, &estimates, &down_lines(&ctx, &down), out);
             if plan.halted() {
                 return Err(UserError(format!(
                     "plan is blocked:\n  - {}",
@@ -358,7 +361,10 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             let ctx = context(cli, file, out)?;
             let rt = runtime()?;
             let obs = rt.block_on(ctx.observe());
-            status::print(&ctx, &obs, out);
+            if status::print(&ctx, &obs, out) == 0 {
+                eprintln!("error: {}", status::nobody_answered(&ctx, &obs));
+                return Ok(Exit::Failure);
+            }
             Ok(Exit::Ok)
         }
         Command::Destroy { file, yes } => destroy(cli, file, *yes, out),
@@ -367,7 +373,7 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             let ctx = context(cli, file, out)?;
             let rt = runtime()?;
             let obs = rt.block_on(ctx.observe());
-            let findings = check::findings(&ctx.topology, &obs);
+            let findings = check::findings(&ctx.topology, &obs, &ctx.state_dir, &local_hosts(&ctx));
             if out.json() {
                 out.document(
                     &serde_json::json!({ "ok": findings.is_empty(), "findings": findings }),
@@ -441,6 +447,8 @@ fn load(file: &Path, out: &Printer) -> anyhow::Result<Topology> {
 fn validate(file: &Path, out: &Printer) -> anyhow::Result<Exit> {
     let loaded = topology::load(file)?;
     let t = &loaded.topology;
+    // What `apply` would refuse about the files the topology names, reported here too.
+    files::read_password(file, t)?;
     let n = t.instances().count();
     let sentinels = t.sentinels().count();
     let shards = t.cluster.as_ref().map_or(0, |c| c.shards.len());
@@ -474,30 +482,6 @@ fn state_dir(cli: &Cli, t: &Topology) -> PathBuf {
         .unwrap_or_else(|| t.default_state_dir())
 }
 
-/// First line of the password file, which must be owner-only.
-fn read_password(t: &Topology) -> anyhow::Result<Option<String>> {
-    let Some(auth) = &t.auth else { return Ok(None) };
-    let path = &auth.password_file;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UserError(format!("auth.password_file {}: {e}", path.display())))?;
-    let pw = text.lines().next().unwrap_or("").to_string();
-    if pw.is_empty() {
-        return Err(UserError(format!(
-            "auth.password_file {}: the first line is empty",
-            path.display()
-        ))
-        .into());
-    }
-    if pw.chars().any(char::is_control) {
-        return Err(UserError(format!(
-            "auth.password_file {}: the password contains control characters",
-            path.display()
-        ))
-        .into());
-    }
-    Ok(Some(pw))
-}
-
 fn is_local(addr: std::net::IpAddr) -> bool {
     addr.is_loopback() || std::net::UdpSocket::bind((addr, 0)).is_ok()
 }
@@ -522,7 +506,8 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
     } else {
         state_dir
     };
-    let password = read_password(&topology)?;
+    files::plain_path("the state directory", &state_dir).map_err(UserError)?;
+    let password = files::read_password(file, &topology)?;
     // systemd collects stdout into the journal; the process supervisor needs log files.
     let (supervisor, log): (Arc<dyn Supervisor>, LogTarget) = if use_systemd(cli, &state_dir)? {
         let hook = systemd::HookSpec {
@@ -555,6 +540,12 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
     };
     let binary = redis_binary();
     let sentinel_binary = sentinel_binary();
+    for (what, b) in [
+        ("REDISCTL_REDIS_SERVER", &binary),
+        ("REDISCTL_REDIS_SENTINEL", &sentinel_binary),
+    ] {
+        files::plain_path(what, b).map_err(UserError)?;
+    }
     let mut targets: Vec<Target> = topology
         .instances()
         .map(|inst| Target {
@@ -712,15 +703,40 @@ fn render_cmd(cli: &Cli, file: &Path, dir: Option<&Path>, out: &Printer) -> anyh
     Ok(Exit::Ok)
 }
 
-fn print_plan(plan: &crate::plan::Plan, out: &Printer) {
-    print_plan_with(plan, &[], out)
+/// Declared nodes that do not answer, one line per host (see `check::Down`).
+fn down_lines(ctx: &Context, down: &[check::Down]) -> Vec<String> {
+    let local = local_hosts(ctx);
+    down.iter()
+        .map(|d| d.describe(local.contains(&d.host)))
+        .collect()
 }
 
-fn print_plan_with(plan: &crate::plan::Plan, estimates: &[(usize, u64, u64)], out: &Printer) {
+/// What a run that found nothing to do may say: "matches" only when every declared node
+/// answered; otherwise which do not (on a drained or failed host `apply` cannot help).
+fn nothing_to_do(down: &[String]) -> String {
+    if down.is_empty() {
+        return "Nothing to do: the deployment matches the topology.".into();
+    }
+    format!(
+        "Nothing to do from here, but the deployment does not match the topology: declared nodes are down or on a drained host:\n  - {}",
+        down.join("\n  - ")
+    )
+}
+
+fn print_plan(plan: &crate::plan::Plan, down: &[String], out: &Printer) {
+    print_plan_with(plan, &[], down, out)
+}
+
+fn print_plan_with(
+    plan: &crate::plan::Plan,
+    estimates: &[(usize, u64, u64)],
+    down: &[String],
+    out: &Printer,
+) {
     if out.json() {
         out.document(&serde_json::json!({
             "steps": plan.steps, "blockers": plan.blockers, "waits": plan.waits, "notes": plan.notes, "partial": plan.partial,
-            "empty": plan.is_empty(),
+            "empty": plan.is_empty(), "down": down,
             "moves": estimates.iter().map(|(i, k, b)| serde_json::json!({"step": i, "keys": k, "bytes": b})).collect::<Vec<_>>(),
         }));
         return;
@@ -729,7 +745,7 @@ fn print_plan_with(plan: &crate::plan::Plan, estimates: &[(usize, u64, u64)], ou
         eprintln!("note: {n}");
     }
     if plan.is_empty() {
-        println!("Nothing to do: the deployment matches the topology.");
+        println!("{}", nothing_to_do(down));
         return;
     }
     if !plan.steps.is_empty() {
@@ -800,12 +816,13 @@ fn apply(
     if !yes {
         let obs = rt.block_on(ctx.observe());
         let plan = crate::plan::plan_with(&ctx.topology, &obs, ctx.options);
+        let down = down_lines(&ctx, &check::down(&ctx.topology, &obs, &ctx.state_dir));
         if plan.is_empty() {
-            print_plan(&plan, out);
+            print_plan(&plan, &down, out);
             return Ok(Exit::Ok);
         }
         if !out.json() {
-            print_plan(&plan, out);
+            print_plan(&plan, &down, out);
         }
         if !plan.halted() && !confirm("Apply these steps?")? {
             return Err(UserError("aborted; nothing was changed".into()).into());
@@ -832,11 +849,28 @@ fn apply(
     for n in &summary.notes {
         out.info(format!("note: {n}"));
     }
+    // One more look: what is declared but not answering now (another host down or drained)
+    // is said plainly, never "matches". apply did all it could from here: exit 0.
+    let down = down_lines(
+        &ctx,
+        &check::down(&ctx.topology, &rt.block_on(ctx.observe()), &ctx.state_dir),
+    );
     if out.json() {
         out.document(&serde_json::json!({
-            "ok": true, "executed": summary.executed, "notes": summary.notes,
+            "ok": true, "executed": summary.executed, "notes": summary.notes, "down": down,
             "elapsed_ms": t0.elapsed().as_millis() as u64,
         }));
+    } else if !down.is_empty() {
+        if summary.executed.is_empty() {
+            println!("{}", nothing_to_do(&down));
+        } else {
+            println!(
+                "Applied {} step(s) in {:.1} s, but the deployment does not match the topology:\n  - {}",
+                summary.executed.len(),
+                t0.elapsed().as_secs_f64(),
+                down.join("\n  - ")
+            );
+        }
     } else if let Some(c) = &ctx.coordinator_elsewhere
         && summary.executed.is_empty()
     {
@@ -994,7 +1028,8 @@ fn destroy(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<E
     let _ = std::fs::remove_file(exec::record_path(&ctx.state_dir));
     let _ = std::fs::remove_file(ctx.state_dir.join(".lock"));
     drop(lock);
-    let _ = std::fs::remove_dir(&ctx.state_dir);
+    // The state directory itself only when redisctl made it (never /tmp or the operator's).
+    crate::fsio::remove_state_dir_if_ours(&ctx.state_dir);
     if out.json() {
         out.document(&serde_json::json!({ "ok": true, "removed": removed }));
     } else if removed.is_empty() {

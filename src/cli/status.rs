@@ -11,7 +11,8 @@ use crate::plan::short;
 use crate::topology::Role;
 use crate::topology::slots::{count, format_ranges};
 
-pub fn print(ctx: &Context, obs: &Observed, out: &Printer) {
+/// Print the report; returns how many declared nodes (instances and Sentinels) answered.
+pub fn print(ctx: &Context, obs: &Observed, out: &Printer) -> usize {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -158,7 +159,7 @@ pub fn print(ctx: &Context, obs: &Observed, out: &Printer) {
             "sentinels": sentinels,
             "units": units,
         }));
-        return;
+        return answered(&rows, &sentinels);
     }
     println!(
         "{:<16} {:<16} {:<8} {:<8} {:>8} {:>6} {:<18} {:<18} {:>9} {:>7} {:>8} {:>8} PERSISTENCE",
@@ -292,4 +293,28 @@ pub fn print(ctx: &Context, obs: &Observed, out: &Printer) {
             "* role differs from the preferred role (after a failover); Redis Cluster owns elections."
         );
     }
+    answered(&rows, &sentinels)
+}
+
+fn answered(rows: &[serde_json::Value], sentinels: &[serde_json::Value]) -> usize {
+    rows.iter()
+        .chain(sentinels)
+        .filter(|r| r["state"] == "up")
+        .count()
+}
+
+/// Why a `status` where no node answered failed: one line with the first error (a wrong
+/// password shows as "authentication failed").
+pub fn nobody_answered(ctx: &Context, obs: &Observed) -> String {
+    let total = ctx.targets.len();
+    let first = ctx
+        .targets
+        .iter()
+        .filter_map(|t| obs.nodes.get(&t.managed.key))
+        .find_map(|o| o.error.clone());
+    format!(
+        "none of the {total} declared node(s) of deployment {:?} answered{}: are they started, is the password right, are they reachable from here?",
+        ctx.topology.name,
+        first.map_or(String::new(), |e| format!(" (first error: {e})"))
+    )
 }

@@ -4,6 +4,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,6 +15,9 @@ use nix::unistd::Pid;
 use super::{Managed, ProcState, SuperviseError, Supervisor};
 
 pub struct ProcessSupervisor;
+
+/// The umask of every instance: files it creates are its owner's only (systemd: UMask=0077).
+const CHILD_UMASK: nix::libc::mode_t = 0o077;
 
 /// A live redis process working in this instance's directories, found through /proc. It
 /// catches a process whose pid file was never written (redisctl killed right after spawning
@@ -113,6 +117,7 @@ impl Supervisor for ProcessSupervisor {
         let log = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&m.paths.log)
             .map_err(io("open log"))?;
         let log2 = log.try_clone().map_err(io("open log"))?;
@@ -128,9 +133,13 @@ impl Supervisor for ProcessSupervisor {
             .stdout(log)
             .stderr(log2);
         // Own session: Ctrl-C or the death of redisctl must not take the instance with it.
+        // Umask 0077, as the units' UMask=: Redis and Sentinel create their files (AOF, RDB,
+        // nodes.conf, the sentinel.conf it rewrites with the password in it) with
+        // 0644 & ~umask, and the caller's umask is usually 022.
         unsafe {
             cmd.pre_exec(|| {
                 nix::unistd::setsid().map_err(std::io::Error::from)?;
+                nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(CHILD_UMASK));
                 Ok(())
             });
         }
@@ -142,7 +151,7 @@ impl Supervisor for ProcessSupervisor {
         let pid = child.id();
         // The child is deliberately not waited for: it outlives redisctl.
         std::mem::forget(child);
-        crate::fsio::write_atomic(&m.paths.pid, format!("{pid}\n").as_bytes(), 0o644)
+        crate::fsio::write_atomic(&m.paths.pid, format!("{pid}\n").as_bytes(), 0o600)
             .map_err(io("write pid file"))?;
         Ok(pid)
     }

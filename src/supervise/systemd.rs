@@ -297,8 +297,13 @@ impl SystemdSupervisor {
                 )
             })?;
         let (uid, gid) = (user.uid.as_raw(), user.gid.as_raw());
-        // host dir, deployment dir: redisctl made them; /var/lib/redisctl is the package's.
-        let ours = |depth: usize, dir: &Path| depth <= 2 || dir.ends_with("redisctl");
+        // The host dir and a deployment dir redisctl made (never one the operator made, e.g.
+        // `--state-dir /srv/x`: its mode is theirs); /var/lib/redisctl is the package's.
+        let ours = |depth: usize, dir: &Path| {
+            depth == 1
+                || (depth == 2 && crate::fsio::created_by_redisctl(dir))
+                || dir.ends_with("redisctl")
+        };
         for (depth, dir) in m.paths.dir.ancestors().enumerate().skip(1) {
             let Ok(meta) = fs::metadata(dir) else {
                 continue;
@@ -319,11 +324,14 @@ impl SystemdSupervisor {
                 return Err(Self::err(
                     m,
                     format!(
-                        "the `{}` user cannot reach {}: {} (mode {:o}) is closed to it; choose a --state-dir under /var/lib/redisctl",
+                        "the `{}` user cannot reach {}: {} (mode {:o}) is closed to it and redisctl does not change directories it did not create; `chgrp {} {} && chmod g+x {}`, or choose a --state-dir under /var/lib/redisctl",
                         self.user,
                         m.paths.dir.display(),
                         dir.display(),
-                        mode & 0o7777
+                        mode & 0o7777,
+                        self.user,
+                        dir.display(),
+                        dir.display()
                     ),
                 ));
             }
@@ -788,6 +796,41 @@ mod tests {
                 config_via_stdin: true,
             }
         }
+    }
+
+    /// Bug (#11): a state directory the operator made was chgrp'ed and chmod'ed so the
+    /// service user could reach it. Only directories redisctl created are adjusted.
+    #[test]
+    fn make_reachable_never_changes_a_state_dir_redisctl_did_not_create() {
+        if !nix::unistd::geteuid().is_root()
+            || nix::unistd::User::from_name("redis")
+                .ok()
+                .flatten()
+                .is_none()
+        {
+            eprintln!("skipped: needs root and a `redis` user");
+            return;
+        }
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let fake = Fake::new();
+        let mut sup = fake.supervisor();
+        sup.user = "redis".into();
+        fs::set_permissions(fake.root.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let m = fake.managed(1);
+        fs::create_dir_all(&m.paths.dir).unwrap();
+        let state = fake.root.path().join("state-dir");
+        fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+        let e = sup.make_reachable(&m).unwrap_err().to_string();
+        assert!(
+            e.contains("does not change directories it did not create")
+                && e.contains(&format!("chgrp redis {}", state.display())),
+            "{e}"
+        );
+        assert_eq!(mode(&state), 0o700);
+        // One redisctl created (its mark) is given the service user's group.
+        fs::write(state.join(".created-by-redisctl"), "").unwrap();
+        sup.make_reachable(&m).unwrap();
+        assert_eq!(mode(&state), 0o710);
     }
 
     #[test]

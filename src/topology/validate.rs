@@ -228,6 +228,13 @@ pub fn validate(raw: &RawTopology, base_dir: &Path) -> (Option<Topology>, Vec<Pr
         if s.trim().is_empty() {
             p.error("state_dir", "must not be empty");
         }
+        // It is written into redis.conf (dir, logfile): a newline would start a directive.
+        if s.chars().any(char::is_control) {
+            p.error(
+                "state_dir",
+                "contains a control character (newline, tab, …); choose a path without one",
+            );
+        }
         base_dir.join(s)
     });
     let auth = raw.auth.as_ref().map(|a| {

@@ -108,7 +108,11 @@ impl Deployment {
     pub fn sentinel(persistence: &str) -> Deployment {
         let ports = free_ports(6);
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("secret"), "t0p-s3cret\n").unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "t0p-s3cret\n").unwrap();
+        // Owner-only, or redisctl refuses it.
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         let yaml = format!(
             "version: 1\nname: s{p0}\nstate_dir: state\nhosts:\n  - name: local\n    address: 127.0.0.1\n\
              auth:\n  password_file: secret\n\

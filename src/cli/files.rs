@@ -1,0 +1,156 @@
+//! The files and paths a topology names, checked against the system before anything runs:
+//! the password file (present, readable, not empty, owner-only) and the paths redisctl writes
+//! into configuration files (no control characters). `validate` and every command that reads
+//! the password share these checks, so `validate` reports what `apply` would refuse.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::topology::spans::SpanIndex;
+use crate::topology::{Diagnostic, Severity, Topology, TopologyError};
+
+/// An error about the topology field `field`, located at its line and column in `file`.
+fn located(file: &Path, field: &str, message: String) -> TopologyError {
+    let pos = std::fs::read_to_string(file)
+        .ok()
+        .and_then(|src| SpanIndex::build(&src).find(field));
+    TopologyError {
+        diagnostics: vec![Diagnostic {
+            file: file.display().to_string(),
+            line: pos.map(|p| p.line),
+            column: pos.map(|p| p.column),
+            severity: Severity::Error,
+            path: field.to_string(),
+            message,
+        }],
+    }
+}
+
+/// The password: the first line of `auth.password_file`, which must exist, be readable, be
+/// the owner's only (like ssh with a private key: a password others can read is refused,
+/// not used) and not be empty. `file` is the topology, for the error's location.
+pub fn read_password(file: &Path, t: &Topology) -> Result<Option<String>, TopologyError> {
+    let Some(auth) = &t.auth else { return Ok(None) };
+    let path = &auth.password_file;
+    let fail = |m: String| located(file, "auth.password_file", m);
+    let meta = std::fs::metadata(path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    if !meta.is_file() {
+        return Err(fail(format!("{} is not a regular file", path.display())));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(fail(format!(
+            "{} is open to others (mode {mode:04o}); the password must be readable by its owner only: run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        )));
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    let pw = text.lines().next().unwrap_or("");
+    if pw.is_empty() {
+        return Err(fail(format!(
+            "{}: the first line (the password) is empty",
+            path.display()
+        )));
+    }
+    if pw.chars().any(char::is_control) {
+        return Err(fail(format!(
+            "{}: the password contains control characters",
+            path.display()
+        )));
+    }
+    Ok(Some(pw.to_string()))
+}
+
+/// A path redisctl writes into redis.conf, sentinel.conf or a unit must be one line of
+/// printable text: a newline would end the directive and start another.
+pub fn plain_path(what: &str, path: &Path) -> Result<(), String> {
+    let text = path.to_string_lossy();
+    if text.chars().any(char::is_control) {
+        return Err(format!(
+            "{what} {:?} contains a control character (newline, tab, …); redisctl writes it into configuration files, where it would end the line: choose a path without one",
+            path.as_os_str()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topo(dir: &Path, pw_mode: Option<u32>, content: &str) -> (std::path::PathBuf, Topology) {
+        let file = dir.join("t.yaml");
+        let src = "name: t\nhosts:\n  - {name: a, address: 127.0.0.1}\nauth:\n  password_file: pw\ncluster: {shards: 3, replicas: 0, ports: 7000-7002}\n";
+        std::fs::write(&file, src).unwrap();
+        if let Some(mode) = pw_mode {
+            let pw = dir.join("pw");
+            std::fs::write(&pw, content).unwrap();
+            std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let t = crate::topology::load(&file).unwrap().topology;
+        (file, t)
+    }
+
+    fn error(file: &Path, t: &Topology) -> String {
+        read_password(file, t).unwrap_err().diagnostics[0].to_string()
+    }
+
+    #[test]
+    fn a_world_readable_password_file_is_refused_with_the_chmod() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, t) = topo(dir.path(), Some(0o644), "secret\n");
+        let pw = dir.path().join("pw");
+        let e = error(&file, &t);
+        assert!(
+            e.starts_with(&format!(
+                "{}:5:18: error: auth.password_file: {} is open to others (mode 0644)",
+                file.display(),
+                pw.display()
+            )),
+            "{e}"
+        );
+        assert!(
+            e.ends_with(&format!("run `chmod 600 {}`", pw.display())),
+            "{e}"
+        );
+        // Group-readable too; owner-only is fine.
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(error(&file, &t).contains("(mode 0640)"));
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_password(&file, &t).unwrap().as_deref(), Some("secret"));
+    }
+
+    #[test]
+    fn a_missing_or_empty_password_file_is_located_at_its_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, t) = topo(dir.path(), None, "");
+        let e = error(&file, &t);
+        assert!(e.contains(":5:18: error: auth.password_file: "), "{e}");
+        assert!(e.contains("No such file"), "{e}");
+        let (file, t) = topo(dir.path(), Some(0o600), "\nsecond line\n");
+        assert!(error(&file, &t).ends_with("the first line (the password) is empty"));
+    }
+
+    #[test]
+    fn a_state_dir_with_a_newline_is_refused_at_its_line() {
+        let src = "name: t\nstate_dir: \"/tmp/x\\nrequirepass pwned\"\nhosts:\n  - {name: a, address: 127.0.0.1}\ncluster: {shards: 3, replicas: 0, ports: 7000-7002}\n";
+        let e = crate::topology::parse(src, "t.yaml", Path::new("/etc/redisctl")).unwrap_err();
+        let e: Vec<String> = e.diagnostics.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            e,
+            [
+                "t.yaml:2:12: error: state_dir: contains a control character (newline, tab, …); choose a path without one"
+            ]
+        );
+    }
+
+    #[test]
+    fn paths_with_a_newline_are_refused() {
+        assert!(plain_path("state dir", Path::new("/var/lib/redisctl/x")).is_ok());
+        let e = plain_path("state dir", Path::new("/tmp/x\nrequirepass y")).unwrap_err();
+        assert!(e.contains(r#""/tmp/x\nrequirepass y""#), "{e}");
+        assert!(plain_path("state dir", Path::new("/tmp/a\tb")).is_err());
+    }
+}
