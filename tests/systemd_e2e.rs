@@ -462,6 +462,73 @@ fn exposure(c: &Container, unit: &str) -> f64 {
         .unwrap_or_else(|| panic!("no exposure level for {unit}:\n{out}"))
 }
 
+/// An RDB-only cluster (`save 3600 1`, no AOF: a killed master's disk is old) under a writer:
+/// `kill -9` of a master with nobody running `apply`. systemd restarts the unit after
+/// `RestartSec=1s`, long before `node_timeout`; the unit's start hook (`redisctl unit-start`)
+/// makes the replica take over first, so the old master comes back as its replica and the
+/// writer's acknowledged increments all survive (tools/consistency.py, from the host, in the
+/// container's network namespace).
+fn crash_safe_restart_by_systemd(c: &Container) {
+    const CRASH: &str = "/etc/redisctl/crash.yaml";
+    c.ok(&format!(
+        "mkdir -p /etc/redisctl && cat > {CRASH} <<'EOF'\n\
+         version: 1\nname: crash\nhosts:\n  - name: local\n    address: 127.0.0.1\n\
+         defaults:\n  persistence:\n    save: [\"3600 1\"]\n    appendonly: false\n\
+         cluster:\n  shards: 3\n  replicas: 1\n  ports: [7100, 7101, 7102, 7103, 7104, 7105]\n  node_timeout: 5000\n\
+         EOF"
+    ));
+    c.ok(&format!("redisctl apply {CRASH} --yes"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/consistency.py");
+    let writer = Command::new("ip")
+        .args(["netns", "exec", &c.name, "python3"])
+        .arg(&script)
+        .args(["127.0.0.1", "7105", "20", "2000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 consistency.py");
+    std::thread::sleep(Duration::from_secs(6));
+    let id = c.ok("redis-cli -p 7100 cluster myid");
+    let before = c.show("redis@7100");
+    c.ok(&format!("kill -9 {}", before["MainPID"]));
+    c.wait("redis@7100 restarted by systemd", 60, |c| {
+        let s = c.show("redis@7100");
+        s["NRestarts"] != before["NRestarts"] && s["ActiveState"] == "active"
+    });
+    c.wait("7101 serves shard 1, 7100 is its linked replica", 60, |c| {
+        let r = |port: u16, f: &str| {
+            text(&c.sh(&format!("redis-cli -p {port} info replication")))
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(&format!("{f}:")).map(str::to_string))
+                .unwrap_or_default()
+        };
+        r(7101, "role") == "master"
+            && r(7100, "role") == "slave"
+            && r(7100, "master_port") == "7101"
+            && r(7100, "master_link_status") == "up"
+    });
+    assert_eq!(c.ok("redis-cli -p 7100 cluster myid"), id);
+    let out = writer.wait_with_output().unwrap();
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "no verdict from the writer: {}{}",
+            text(&out),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    say(&format!("crash under systemd: writer {verdict}"));
+    assert_eq!(verdict["lost"], 0, "acknowledged writes lost: {verdict}");
+    let journal = c.ok("journalctl -u redis@7100 --no-pager -o cat");
+    assert!(
+        journal.contains("redisctl unit-start: local:7100 is down while it still serves its slots"),
+        "{journal}"
+    );
+    c.wait("cluster_state:ok after the crash", 30, |c| {
+        cluster_ok(c, 7100)
+    });
+    c.ok(&format!("redisctl destroy {CRASH} --yes"));
+}
+
 fn cluster_ok(c: &Container, port: u16) -> bool {
     text(&c.sh(&format!("redis-cli -p {port} cluster info"))).contains("cluster_state:ok")
 }
@@ -606,6 +673,8 @@ fn appliance_on_real_systemd() {
     c.wait("cluster_state:ok everywhere after kill -9", 30, |c| {
         PORTS.iter().all(|&p| cluster_ok(c, p))
     });
+
+    crash_safe_restart_by_systemd(&c);
 
     // Sandboxing: no worse than Debian's own template, measured the same way.
     let ours = exposure(&c, "redis@7000.service");
