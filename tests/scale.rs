@@ -198,9 +198,9 @@ fn failover_check_and_restore_roles_in_a_cluster() {
     assert_eq!(info_field(master, "role").as_deref(), Some("slave"));
     // Roles moved: accepted, not drift.
     assert_eq!(d.json(&["plan"])["steps"].as_array().unwrap().len(), 0);
-    // Failing over to a master is refused clearly.
+    // Failing over to a master is refused clearly (exit 1: nothing was changed).
     let again = d.run_with(&["failover"], &[&replica.to_string()]);
-    assert_eq!(again.status.code(), Some(2));
+    assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already a master"));
 
     d.ok(&["apply", "--yes", "--restore-roles"]);
