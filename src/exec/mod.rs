@@ -34,6 +34,13 @@ pub enum ExecError {
     },
     #[error("apply refused; nothing was changed:\n  - {0}")]
     Blocked(String),
+    /// A step stopped rather than do harm; the message says what it left and the ways out.
+    #[error("step {index} ({step}) refused: {message}")]
+    StepRefused {
+        index: usize,
+        step: String,
+        message: String,
+    },
     /// A maintenance command refused before changing anything; the message says why.
     #[error("{0}")]
     Refused(String),
@@ -420,6 +427,11 @@ impl Context {
                                 step: step.to_string(),
                                 message,
                             },
+                            StepError::Refused(message) => ExecError::StepRefused {
+                                index,
+                                step: step.to_string(),
+                                message,
+                            },
                         })?;
                     on_event(Event::StepDone {
                         index,
@@ -529,9 +541,10 @@ impl Context {
                 let _ = fsio::ensure_dir(&self.state_dir.join("moves"), 0o750);
                 fsio::write_atomic(&journal, &body, 0o640)
                     .map_err(|e| StepError::Other(format!("journal {}: {e}", journal.display())))?;
-                migrate::run(&job, &report)
-                    .await
-                    .map_err(StepError::Other)?;
+                migrate::run(&job, &report).await.map_err(|e| match e {
+                    migrate::MoveError::Conflict(c) => StepError::Refused(c.to_string()),
+                    migrate::MoveError::Failed(m) => StepError::Other(m),
+                })?;
                 let _ = std::fs::remove_file(&journal);
                 Ok(())
             }
@@ -921,6 +934,7 @@ impl Context {
         let lift = |e: StepError| match e {
             StepError::Gate(g) => g,
             StepError::Other(m) => fail(m),
+            StepError::Refused(m) => ExecError::Refused(m),
         };
         let obs = self.observe().await;
         let o = obs
@@ -1682,6 +1696,8 @@ fn sentinel_pick(
 pub enum StepError {
     Gate(ExecError),
     Other(String),
+    /// The step stopped on purpose (e.g. keys that would be overwritten): exit 1, not 2.
+    Refused(String),
 }
 
 impl From<ClientError> for StepError {
