@@ -1462,23 +1462,10 @@ impl Context {
                     }
                     // Say what each Sentinel answered and how it sees the target now.
                     let views = self.sentinel_views(group, &target_addr, &zeroed).await;
-                    let said: Vec<String> = refusals
-                        .iter()
-                        .map(|(s, m)| {
-                            let view = views.iter().find(|(k, _)| k == s).map_or_else(
-                                String::new,
-                                |(_, v)| match v {
-                                    Ok(()) => "; it would now pick it".to_string(),
-                                    Err(e) => format!("; {e}"),
-                                },
-                            );
-                            format!("Sentinel {s}: {m}{view}")
-                        })
-                        .collect();
                     break Err(StepError::Other(format!(
                         "no Sentinel accepted the failover of {group} to {to} within {} s:\n  - {}",
                         self.gate_timeout.as_secs(),
-                        said.join("\n  - ")
+                        sentinel_refusals(&refusals, &views)
                     )));
                 }
                 Ok(Ok(())) => break Ok(()),
@@ -1631,6 +1618,25 @@ pub fn log_tail(path: &Path, n: usize) -> String {
         .join("\n")
 }
 
+/// One line per Sentinel that refused a failover: its answer, and how it sees the target now.
+fn sentinel_refusals(
+    refusals: &[(InstanceKey, String)],
+    views: &[(InstanceKey, Result<(), String>)],
+) -> String {
+    refusals
+        .iter()
+        .map(|(s, m)| {
+            let view = match views.iter().find(|(k, _)| k == s) {
+                Some((_, Ok(()))) => "; it would pick the target now".to_string(),
+                Some((_, Err(e))) => format!("; {e}"),
+                None => String::new(),
+            };
+            format!("Sentinel {s}: {m}{view}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n  - ")
+}
+
 /// Would a Sentinel whose `SENTINEL REPLICAS` reply is `replicas` pick `target` (ip:port), and
 /// only it, for a failover? It picks from its cached INFO (sentinel.c `sentinelSelectSlave`):
 /// never a replica with priority 0, down, disconnected, or whose INFO is older than three
@@ -1765,7 +1771,8 @@ pub fn render_plan_with(plan: &Plan, estimates: &[(usize, u64, u64)]) -> String 
 
 #[cfg(test)]
 mod tests {
-    use super::sentinel_pick;
+    use super::{sentinel_pick, sentinel_refusals};
+    use crate::topology::InstanceKey;
     use std::collections::HashMap;
 
     fn replica(
@@ -1840,6 +1847,29 @@ mod tests {
         assert!(
             e.ends_with("and not yet priority 0 for 127.0.0.1:7002"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn refusals_say_what_each_sentinel_answered_and_sees() {
+        let key = |port| InstanceKey {
+            host: "local".into(),
+            port,
+        };
+        let refusals = vec![
+            (
+                key(26379),
+                "NOGOODSLAVE No suitable replica to promote".to_string(),
+            ),
+            (key(26380), "connection refused".to_string()),
+        ];
+        let views = vec![(
+            key(26379),
+            Err("it lists 127.0.0.1:7001 with slave-priority 0, flags slave, master-link-status ok, INFO 4.0 s old".to_string()),
+        )];
+        assert_eq!(
+            sentinel_refusals(&refusals, &views),
+            "Sentinel local:26379: NOGOODSLAVE No suitable replica to promote; it lists 127.0.0.1:7001 with slave-priority 0, flags slave, master-link-status ok, INFO 4.0 s old\n  - Sentinel local:26380: connection refused"
         );
     }
 }
