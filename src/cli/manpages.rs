@@ -30,7 +30,7 @@ const EXIT_STATUS: &str = r#".SH "EXIT STATUS"
 Success (for \fBplan \-\-exit\-code\fR: nothing to do; for \fBcheck\fR: no finding).
 .TP
 \fB1\fR
-Invalid topology (including a password file others can read), refused operation (foreign node or process, wrong password, lagging replica), drift found by \fBplan \-\-exit\-code\fR, or findings of \fBcheck\fR.
+Invalid topology (including a password file others can read), refused operation (foreign node or process, wrong password, lagging replica, failover to a master, keys a slot move would overwrite), drift found by \fBplan \-\-exit\-code\fR, or findings of \fBcheck\fR.
 .TP
 \fB2\fR
 Unexpected failure: a node did not answer (for \fBstatus\fR: no declared node answered), a step failed, a wait timed out.

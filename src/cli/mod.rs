@@ -218,7 +218,9 @@ pub fn main() -> ExitCode {
                 Exit::User
             } else if let Some(x) = e.downcast_ref::<ExecError>() {
                 match x {
-                    ExecError::Blocked(_) | ExecError::Refused(_) => Exit::User,
+                    ExecError::Blocked(_)
+                    | ExecError::Refused(_)
+                    | ExecError::StepRefused { .. } => Exit::User,
                     _ => Exit::Failure,
                 }
             } else if e.to_string() == "interrupted" {

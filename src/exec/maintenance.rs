@@ -72,6 +72,11 @@ fn lift(index: usize, what: &str) -> impl Fn(StepError) -> ExecError + '_ {
             step: what.to_string(),
             message,
         },
+        StepError::Refused(message) => ExecError::StepRefused {
+            index,
+            step: what.to_string(),
+            message,
+        },
     }
 }
 

@@ -7,6 +7,7 @@
 //! A slot already owned by the target counts as moved, so a move interrupted at any point is
 //! finished by running it again.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 mod atomic;
@@ -61,8 +62,80 @@ pub enum Method {
     Legacy,
 }
 
+/// Why a move stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum MoveError {
+    /// Keys of moving slots hold other values on the target: a refusal, not a failure.
+    #[error("{0}")]
+    Conflict(Conflict),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for MoveError {
+    fn from(e: String) -> Self {
+        MoveError::Failed(e)
+    }
+}
+
+/// Keys that exist on both sides with different values (`DUMP` compared), by slot. Every other
+/// slot of the move was handed over; these stay open (MIGRATING on the source, IMPORTING on
+/// the target) and nothing was overwritten.
+#[derive(Debug)]
+pub struct Conflict {
+    pub source: String,
+    pub target: String,
+    pub keys: BTreeMap<u16, Vec<Vec<u8>>>,
+}
+
+/// Keys named in a refusal; the rest are counted.
+const NAMED_KEYS: usize = 10;
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let all: Vec<String> = self
+            .keys
+            .values()
+            .flatten()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        let mut names = all
+            .iter()
+            .take(NAMED_KEYS)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if all.len() > NAMED_KEYS {
+            names.push_str(&format!(" and {} more", all.len() - NAMED_KEYS));
+        }
+        let slots = crate::topology::slots::format_ranges(&crate::topology::slots::ranges_of(
+            self.keys.keys().copied(),
+        ));
+        let (host, port) = self
+            .target
+            .rsplit_once(':')
+            .map_or((self.target.as_str(), ""), |(h, p)| (h, p));
+        write!(
+            f,
+            "{} key(s) exist on {} and on the source {} with different values (BUSYKEY): {names}; nothing was overwritten. \
+             The move's other slots were handed over; slot(s) left open: {slots} (MIGRATING on {}, IMPORTING on {}). \
+             Either delete the target's copies (keep them elsewhere first if they matter), e.g. \
+             `printf 'ASKING\\nDEL KEY\\n' | redis-cli -h {host} -p {port}`, then run apply again; \
+             or run apply again with --replace to let the source's values win",
+            all.len(),
+            self.target,
+            self.source,
+            self.source,
+            self.target,
+        )
+    }
+}
+
 /// Move `job.slots`; reports progress as slots finish.
-pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<Progress, String> {
+pub async fn run(
+    job: &Job<'_>,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Progress, MoveError> {
     let t0 = Instant::now();
     let err = |e: ClientError| e.to_string();
     let mut src = Conn::connect(job.from_addr, job.password, job.call_timeout)
@@ -92,14 +165,16 @@ pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<
                     left.why
                         .as_deref()
                         .unwrap_or("slots left open by a classic migration")
-                ));
+                )
+                .into());
             }
             (legacy_slots, why) = (left.slots, left.why);
         } else if job.method == Method::Atomic {
             return Err(format!(
                 "atomic slot migration was asked for, but {} or {} does not offer CLUSTER MIGRATESLOTS (Valkey 9.0 or later)",
                 job.from_addr, job.to_addr
-            ));
+            )
+            .into());
         }
     }
     if !legacy_slots.is_empty() {
@@ -115,9 +190,11 @@ pub async fn run(job: &Job<'_>, progress: &(dyn Fn(Progress) + Sync)) -> Result<
             progress,
         )
         .await
-        .map_err(|e| match &why {
-            Some(w) => format!("{e} (atomic slot migration had failed first: {w})"),
-            None => e,
+        .map_err(|e| match (e, &why) {
+            (MoveError::Failed(e), Some(w)) => {
+                MoveError::Failed(format!("{e} (atomic slot migration had failed first: {w})"))
+            }
+            (e, _) => e,
         })?;
     }
     state.elapsed = t0.elapsed();
@@ -136,7 +213,7 @@ async fn legacy(
     state: &mut Progress,
     t0: Instant,
     progress: &(dyn Fn(Progress) + Sync),
-) -> Result<(), String> {
+) -> Result<(), MoveError> {
     let err = |e: ClientError| e.to_string();
     let (dst_host, dst_port) = job
         .to_addr
@@ -155,6 +232,8 @@ async fn legacy(
     let mut batch = BATCH;
     let mut migrate_timeout_ms: u64 = 10_000;
     let mut retries = 0u32;
+    // Keys on both sides with different values, by slot: never overwritten without --replace.
+    let mut conflicts: BTreeMap<u16, Vec<Vec<u8>>> = BTreeMap::new();
     for chunk in slots.chunks(CHUNK) {
         // Open the slots on both sides. A slot the target already owns is done.
         let cmds: Vec<Vec<String>> = chunk
@@ -167,7 +246,7 @@ async fn legacy(
             match r {
                 Value::Error(e) if e.contains("already the owner") => {}
                 Value::Error(e) => {
-                    return Err(format!("{}: SETSLOT {slot} IMPORTING: {e}", job.to_addr));
+                    return Err(format!("{}: SETSLOT {slot} IMPORTING: {e}", job.to_addr).into());
                 }
                 _ => active.push(*slot),
             }
@@ -182,50 +261,55 @@ async fn legacy(
                 return Err(format!(
                     "{}: SETSLOT {slot} MIGRATING: {e} (the slot map changed since planning; run apply again)",
                     job.from_addr
-                ));
+                )
+                .into());
             }
         }
 
-        // Move keys until every slot of the chunk is empty on the source.
+        // Move keys until every slot of the chunk is empty on the source, but for keys that
+        // conflict (see `conflicts`): those stay, and so does their slot's open state.
         let mut pending = active.clone();
         while !pending.is_empty() {
+            // Ask for more than the known conflicts, so a slot's other keys still come.
             let cmds: Vec<Vec<String>> = pending
                 .iter()
                 .map(|s| {
+                    let known = conflicts.get(s).map_or(0, Vec::len);
                     vec![
                         "CLUSTER".into(),
                         "GETKEYSINSLOT".into(),
                         s.to_string(),
-                        batch.to_string(),
+                        (batch + known).to_string(),
                     ]
                 })
                 .collect();
             let replies = src.pipeline(&refs(&cmds)).await.map_err(err)?;
             // MIGRATE takes keys of one slot at a time (CROSSSLOT otherwise): one command per
             // slot, all of them in one pipeline.
-            let mut per_slot: Vec<Vec<Vec<u8>>> = Vec::new();
-            let mut still = Vec::new();
+            let mut per_slot: Vec<(u16, Vec<Vec<u8>>)> = Vec::new();
             for (slot, r) in pending.iter().zip(replies) {
                 match r {
-                    Value::Array(items) if !items.is_empty() => {
-                        still.push(*slot);
-                        per_slot.push(
-                            items
-                                .into_iter()
-                                .filter_map(|v| match v {
-                                    Value::Bulk(b) => Some(b),
-                                    _ => None,
-                                })
-                                .collect(),
-                        );
+                    Value::Array(items) => {
+                        let known = conflicts.get(slot);
+                        let keys: Vec<Vec<u8>> = items
+                            .into_iter()
+                            .filter_map(|v| match v {
+                                Value::Bulk(b) => Some(b),
+                                _ => None,
+                            })
+                            .filter(|k| !known.is_some_and(|c| c.contains(k)))
+                            .collect();
+                        if !keys.is_empty() {
+                            per_slot.push((*slot, keys));
+                        }
                     }
                     Value::Error(e) => {
-                        return Err(format!("{}: GETKEYSINSLOT {slot}: {e}", job.from_addr));
+                        return Err(format!("{}: GETKEYSINSLOT {slot}: {e}", job.from_addr).into());
                     }
                     _ => {}
                 }
             }
-            pending = still;
+            pending = per_slot.iter().map(|(s, _)| *s).collect();
             if per_slot.is_empty() {
                 break;
             }
@@ -233,11 +317,12 @@ async fn legacy(
                 return Err(format!(
                     "{}: MIGRATE to {} kept failing after {MAX_RETRIES} retries; the slots stay open and the next apply resumes them",
                     job.from_addr, job.to_addr
-                ));
+                )
+                .into());
             }
             let commands: Vec<Vec<Vec<u8>>> = per_slot
                 .iter()
-                .map(|keys| {
+                .map(|(_, keys)| {
                     let mut args = migrate_args(
                         &dst_host,
                         &dst_port,
@@ -254,26 +339,33 @@ async fn legacy(
             src.timeout = job.call_timeout + Duration::from_millis(migrate_timeout_ms * 2);
             let replies = src.pipeline(&slices).await;
             src.timeout = job.call_timeout;
-            for (keys, reply) in per_slot.iter().zip(replies.map_err(err)?) {
+            for ((slot, keys), reply) in per_slot.iter().zip(replies.map_err(err)?) {
                 match reply {
                     Value::Error(e) if e.contains("BUSYKEY") => {
-                        // Keys on both sides. Identical copies (a move interrupted after the
-                        // target got a key but before the source forgot it, e.g. when the
-                        // source's replica took over) are safe to overwrite; anything else is
-                        // refused and named.
-                        let differing = differing_keys(src, dst, keys).await.map_err(err)?;
-                        if !differing.is_empty() {
-                            let names: Vec<String> = differing
-                                .iter()
-                                .take(10)
-                                .map(|k| String::from_utf8_lossy(k).into_owned())
-                                .collect();
-                            return Err(format!(
-                                "{} key(s) already exist on {} with other values (BUSYKEY): {}; nothing was overwritten. If the source's values should win, run apply again with --replace",
-                                differing.len(),
-                                job.to_addr,
-                                names.join(", ")
-                            ));
+                        // Some keys are on both sides. Redis restored the others and deleted
+                        // them from the source all the same: those moved. Identical copies (a
+                        // move interrupted after the target got a key but before the source
+                        // forgot it, e.g. when the source's replica took over) are overwritten
+                        // with the same value; different values are conflicts, left in place.
+                        let sides = compare_keys(src, dst, keys)
+                            .await
+                            .map_err(|e| format!("{} after BUSYKEY: {e}", job.from_addr))?;
+                        if sides.iter().all(|s| *s == Sides::SourceOnly) {
+                            retries += 1; // no progress: bounded like any other retry
+                        }
+                        let mut same = Vec::new();
+                        for (key, side) in keys.iter().zip(sides) {
+                            match side {
+                                Sides::Moved => state.keys_moved += 1,
+                                Sides::Identical => same.push(key.clone()),
+                                Sides::Different => {
+                                    conflicts.entry(*slot).or_default().push(key.clone())
+                                }
+                                Sides::SourceOnly => {} // fetched again
+                            }
+                        }
+                        if same.is_empty() {
+                            continue;
                         }
                         let mut args = migrate_args(
                             &dst_host,
@@ -282,12 +374,14 @@ async fn legacy(
                             true,
                             job.password,
                         );
-                        args.extend(keys.iter().cloned());
+                        args.extend(same.iter().cloned());
                         match src.pipeline(&[args.as_slice()]).await.map_err(err)?.pop() {
                             Some(Value::Error(e)) => {
-                                return Err(format!("{}: MIGRATE REPLACE: {e}", job.from_addr));
+                                return Err(
+                                    format!("{}: MIGRATE REPLACE: {e}", job.from_addr).into()
+                                );
                             }
-                            _ => state.keys_moved += keys.len() as u64,
+                            _ => state.keys_moved += same.len() as u64,
                         }
                     }
                     Value::Error(e) if e.contains("IOERR") || e.contains("timeout") => {
@@ -303,7 +397,9 @@ async fn legacy(
                         retries += 1;
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
-                    Value::Error(e) => return Err(format!("{}: MIGRATE: {e}", job.from_addr)),
+                    Value::Error(e) => {
+                        return Err(format!("{}: MIGRATE: {e}", job.from_addr).into());
+                    }
                     _ => state.keys_moved += keys.len() as u64,
                 }
             }
@@ -312,8 +408,12 @@ async fn legacy(
         // Hand the slots over: target first, then source, then everyone else. A source that
         // has become a replica meanwhile (an old master restarted after its replica took over,
         // with stale MIGRATING marks this move finishes) refuses SETSLOT; becoming a replica
-        // cleared its marks, so that is fine.
-        let cmds: Vec<Vec<String>> = chunk.iter().map(|s| setslot(*s, "NODE", dst_id)).collect();
+        // cleared its marks, so that is fine. Slots with conflicting keys stay open.
+        let cmds: Vec<Vec<String>> = chunk
+            .iter()
+            .filter(|s| !conflicts.contains_key(s))
+            .map(|s| setslot(*s, "NODE", dst_id))
+            .collect();
         for (conn, required) in std::iter::once((&mut *dst, true))
             .chain(std::iter::once((&mut *src, true)))
             .chain(others.iter_mut().map(|c| (c, false)))
@@ -324,14 +424,22 @@ async fn legacy(
                     .iter()
                     .find(|r| matches!(r, Value::Error(e) if !e.contains("only with masters")))
             {
-                return Err(format!("{}: SETSLOT NODE: {}", conn.addr(), text(e)));
+                return Err(format!("{}: SETSLOT NODE: {}", conn.addr(), text(e)).into());
             }
         }
-        state.slots_done += chunk.len();
+        state.slots_done += chunk.iter().filter(|s| !conflicts.contains_key(s)).count();
         state.elapsed = t0.elapsed();
         progress(*state);
     }
-    Ok(())
+    if conflicts.is_empty() {
+        Ok(())
+    } else {
+        Err(MoveError::Conflict(Conflict {
+            source: job.from_addr.to_string(),
+            target: job.to_addr.to_string(),
+            keys: conflicts,
+        }))
+    }
 }
 
 /// A target importing a slot ignores every owner change for it that gossip brings (Redis
@@ -398,13 +506,26 @@ fn migrate_args(
     args
 }
 
-/// Keys that exist on the target with a value other than the source's (DUMP compared; the
-/// target is importing, hence ASKING).
-async fn differing_keys(
+/// Where a key of a MIGRATE that met BUSYKEY is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sides {
+    /// Gone from the source: the same MIGRATE restored it on the target.
+    Moved,
+    /// Still only on the source (fetched again).
+    SourceOnly,
+    /// On both sides with the same `DUMP` payload.
+    Identical,
+    /// On both sides with different values: a conflict.
+    Different,
+}
+
+/// `DUMP` of every key on both sides (the target is importing, hence ASKING), classified.
+async fn compare_keys(
     src: &mut Conn,
     dst: &mut Conn,
     keys: &[Vec<u8>],
-) -> Result<Vec<Vec<u8>>, ClientError> {
+) -> Result<Vec<Sides>, String> {
+    let err = |e: ClientError| e.to_string();
     let dump: Vec<Vec<Vec<u8>>> = keys
         .iter()
         .map(|k| vec![b"DUMP".to_vec(), k.clone()])
@@ -416,15 +537,27 @@ async fn differing_keys(
         dst_cmds.push(asking.as_slice());
         dst_cmds.push(d.as_slice());
     }
-    let theirs = src.pipeline(&src_cmds).await?;
-    let ours = dst.pipeline(&dst_cmds).await?;
-    Ok(keys
+    let theirs = src.pipeline(&src_cmds).await.map_err(err)?;
+    let ours = dst.pipeline(&dst_cmds).await.map_err(err)?;
+    theirs
         .iter()
-        .zip(theirs)
-        .zip(ours.into_iter().skip(1).step_by(2))
-        .filter(|((_, s), d)| !matches!(d, Value::Nil) && s != d)
-        .map(|((k, _), _)| k.clone())
-        .collect())
+        .zip(ours.iter().skip(1).step_by(2))
+        .map(|(s, d)| sides(s, d))
+        .collect()
+}
+
+/// One key's `DUMP` on the source and on the target. A source migrating the slot answers a
+/// key it no longer has with an `ASK` redirection to the target, not with nil.
+fn sides(source: &Value, target: &Value) -> Result<Sides, String> {
+    match (source, target) {
+        (Value::Nil, _) => Ok(Sides::Moved),
+        (Value::Error(e), _) if e.starts_with("ASK ") => Ok(Sides::Moved),
+        (Value::Error(e), _) => Err(format!("DUMP on the source: {e}")),
+        (_, Value::Error(e)) => Err(format!("DUMP on the target: {e}")),
+        (_, Value::Nil) => Ok(Sides::SourceOnly),
+        (s, t) if s == t => Ok(Sides::Identical),
+        _ => Ok(Sides::Different),
+    }
 }
 
 fn setslot(slot: u16, how: &str, id: &str) -> Vec<String> {
@@ -526,4 +659,56 @@ pub async fn estimate(
         sizes.iter().sum::<u64>() / sizes.len() as u64
     };
     Ok((keys, keys * avg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Conflict, Sides, sides};
+    use crate::observe::resp::Value;
+    use std::collections::BTreeMap;
+
+    fn bulk(s: &str) -> Value {
+        Value::Bulk(s.as_bytes().to_vec())
+    }
+
+    /// Issue #10: keys the same MIGRATE restored are gone from the source, which answers
+    /// DUMP of them with ASK (the slot is migrating): moved, not conflicting.
+    #[test]
+    fn keys_gone_from_the_source_are_moved_not_conflicts() {
+        let ask = Value::Error("ASK 5459 127.0.0.1:7006".into());
+        assert_eq!(sides(&ask, &bulk("v")), Ok(Sides::Moved));
+        assert_eq!(sides(&Value::Nil, &bulk("v")), Ok(Sides::Moved));
+        assert_eq!(sides(&bulk("v"), &Value::Nil), Ok(Sides::SourceOnly));
+        assert_eq!(sides(&bulk("v"), &bulk("v")), Ok(Sides::Identical));
+        assert_eq!(sides(&bulk("v"), &bulk("w")), Ok(Sides::Different));
+        assert!(sides(&bulk("v"), &Value::Error("MOVED 1 x:1".into())).is_err());
+    }
+
+    #[test]
+    fn a_conflict_names_its_keys_capped_its_open_slots_and_both_ways_out() {
+        let mut keys = BTreeMap::new();
+        keys.insert(
+            7u16,
+            (0..12).map(|i| format!("k{i}").into_bytes()).collect(),
+        );
+        keys.insert(8u16, vec![b"x".to_vec()]);
+        let text = Conflict {
+            source: "127.0.0.1:7000".into(),
+            target: "127.0.0.1:7006".into(),
+            keys,
+        }
+        .to_string();
+        assert!(
+            text.starts_with("13 key(s) exist on 127.0.0.1:7006 and on the source 127.0.0.1:7000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("k0, k1,") && text.contains("k9 and 3 more"),
+            "{text}"
+        );
+        assert!(!text.contains("k10"), "{text}");
+        assert!(text.contains("slot(s) left open: 7-8 "), "{text}");
+        assert!(text.contains("redis-cli -h 127.0.0.1 -p 7006"), "{text}");
+        assert!(text.contains("--replace"), "{text}");
+    }
 }

@@ -34,6 +34,13 @@ pub enum ExecError {
     },
     #[error("apply refused; nothing was changed:\n  - {0}")]
     Blocked(String),
+    /// A step stopped rather than do harm; the message says what it left and the ways out.
+    #[error("step {index} ({step}) refused: {message}")]
+    StepRefused {
+        index: usize,
+        step: String,
+        message: String,
+    },
     /// A maintenance command refused before changing anything; the message says why.
     #[error("{0}")]
     Refused(String),
@@ -420,6 +427,11 @@ impl Context {
                                 step: step.to_string(),
                                 message,
                             },
+                            StepError::Refused(message) => ExecError::StepRefused {
+                                index,
+                                step: step.to_string(),
+                                message,
+                            },
                         })?;
                     on_event(Event::StepDone {
                         index,
@@ -530,9 +542,10 @@ impl Context {
                 let _ = fsio::ensure_dir(&self.state_dir.join("moves"), 0o750);
                 fsio::write_atomic(&journal, &body, 0o640)
                     .map_err(|e| StepError::Other(format!("journal {}: {e}", journal.display())))?;
-                migrate::run(&job, &report)
-                    .await
-                    .map_err(StepError::Other)?;
+                migrate::run(&job, &report).await.map_err(|e| match e {
+                    migrate::MoveError::Conflict(c) => StepError::Refused(c.to_string()),
+                    migrate::MoveError::Failed(m) => StepError::Other(m),
+                })?;
                 let _ = std::fs::remove_file(&journal);
                 Ok(())
             }
@@ -906,6 +919,7 @@ impl Context {
         let lift = |e: StepError| match e {
             StepError::Gate(g) => g,
             StepError::Other(m) => fail(m),
+            StepError::Refused(m) => ExecError::Refused(m),
         };
         let obs = self.observe().await;
         let o = obs
@@ -924,7 +938,10 @@ impl Context {
                 .as_ref()
                 .ok_or_else(|| fail(o.error.clone().unwrap_or_else(|| "not answering".into())))?;
             if r.is_master {
-                return Err(fail(format!("{node} is already the master of {}", g.name)));
+                return Err(ExecError::Refused(format!(
+                    "{node} is already the master of {}; nothing to fail over. To move mastership away, name the replica that should take over: redisctl failover FILE REPLICA",
+                    g.name
+                )));
             }
             let master_off = obs
                 .nodes
@@ -933,7 +950,7 @@ impl Context {
                 .map_or(0, |x| x.offset);
             let lag = master_off - r.offset;
             if !force && (!r.link_up || lag > crate::plan::IN_SYNC_BYTES) {
-                return Err(fail(format!(
+                return Err(ExecError::Refused(format!(
                     "{node} lags {lag} bytes behind {} (link {}); a failover now would lose writes. Wait, or pass --force",
                     current.key,
                     if r.link_up { "up" } else { "down" }
@@ -949,7 +966,9 @@ impl Context {
             .as_ref()
             .ok_or_else(|| fail(o.error.clone().unwrap_or_else(|| "not answering".into())))?;
         if !l.myself.flags.replica {
-            return Err(fail(format!("{node} is already a master")));
+            return Err(ExecError::Refused(format!(
+                "{node} is already a master; nothing to fail over. To move mastership away, name the replica that should take over: redisctl failover FILE REPLICA"
+            )));
         }
         let master = obs
             .nodes
@@ -962,7 +981,7 @@ impl Context {
         });
         let link_up = l.info("master_link_status") == Some("up");
         if !force && (!link_up || lag > crate::plan::IN_SYNC_BYTES) {
-            return Err(fail(format!(
+            return Err(ExecError::Refused(format!(
                 "{node} is not in sync with its master (link {}, {} bytes behind); pass --force to promote it anyway (CLUSTER FAILOVER FORCE)",
                 if link_up { "up" } else { "down" },
                 if lag == i64::MAX {
@@ -1269,138 +1288,177 @@ impl Context {
                 let _ = c.cmd(&["CONFIG", "SET", "replica-priority", "0"]).await;
             }
         }
+        // The target itself must be promotable: a priority of 0 left behind by an interrupted
+        // handover would make Sentinel refuse it for good.
+        let target = &self.target(to).managed;
+        if let Ok(mut c) = self.conn(to).await
+            && let Ok(v) = c.cmd(&["CONFIG", "GET", "replica-priority"]).await
+            && let crate::observe::resp::Value::Array(kv) = &v
+            && kv.get(1).and_then(|p| p.as_text()).as_deref() == Some("0")
+        {
+            let declared = g
+                .members()
+                .find(|m| m.key == *to)
+                .and_then(|m| m.replica_priority)
+                .unwrap_or(100);
+            if declared == 0 {
+                return Err(StepError::Other(format!(
+                    "{to} is declared with replica_priority 0: Sentinel never promotes it"
+                )));
+            }
+            c.cmd(&["CONFIG", "SET", "replica-priority", &declared.to_string()])
+                .await?;
+        }
         // Sentinel picks the replica from the INFO it caches (refreshed every 10 s, every
-        // second during a failover): before writes are paused, wait until a Sentinel has
-        // seen the zero priorities, or it may promote one of the others.
+        // second during a failover), not from the live CONFIG: a priority set a moment ago,
+        // zero or back from zero, is not seen yet. Before writes are paused, wait until a
+        // Sentinel would pick `to` and only `to`; ask those first. A refusal (NOGOODSLAVE,
+        // INPROG) lifts the pause and waits again, within the gate timeout.
         let zeroed: Vec<String> = others
             .iter()
             .map(|m| format!("{}:{}", m.address, m.port))
             .collect();
-        let mut ready: Vec<&crate::topology::SentinelInstance> = Vec::new();
+        let target_addr = format!("{}:{}", target.address, target.port);
         let deadline = Instant::now() + self.gate_timeout;
-        'wait: while Instant::now() < deadline {
-            for s in self.topology.sentinels() {
-                let Ok(mut c) = self.conn(&s.key).await else {
-                    continue;
-                };
-                if let Ok(v) = c.cmd(&["SENTINEL", "REPLICAS", group]).await {
-                    let priorities: Vec<(String, String)> = observe::field_maps(&v)
-                        .into_iter()
-                        .filter_map(|m| {
-                            Some((m.get("name")?.clone(), m.get("slave-priority")?.clone()))
-                        })
-                        .collect();
-                    // Members it lists as replicas must show 0 (the master is not listed).
-                    if zeroed
-                        .iter()
-                        .all(|z| priorities.iter().all(|(n, p)| n != z || p == "0"))
-                    {
-                        ready.push(s);
-                        break 'wait;
-                    }
-                }
-            }
-            on_event(Event::StepWaiting {
-                index,
-                missing: zeroed.len(),
-                first: "no Sentinel has seen replica-priority 0 on the other replicas yet (they refresh every 10 s)".into(),
-            });
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        // Hold writes on the current master until `to` has every acknowledged write and
-        // Sentinel has moved mastership, so the handover loses nothing. The pause expires
-        // by itself should redisctl die here.
-        let current = {
-            let obs = self.observe().await;
-            crate::plan::current_group_master(&self.topology, g, &obs)
-                .key
-                .clone()
-        };
         let pause_ms = (self.gate_timeout.as_millis() as u64).max(5000);
-        if let Ok(mut c) = self.conn(&current).await {
-            c.cmd(&["CLIENT", "PAUSE", &pause_ms.to_string(), "WRITE"])
-                .await?;
-        }
-        let result = async {
-            let target = &self.target(to).managed;
-            self.gate_observed(
-                index,
-                &format!("{to} has every write of {current}"),
-                on_event,
-                |obs| {
-                    let off = |k: &InstanceKey| {
-                        obs.nodes
-                            .get(k)
-                            .and_then(|o| o.repl.as_ref())
-                            .map(|r| r.offset)
-                    };
-                    match (off(&current), off(to)) {
-                        (Some(a), Some(b)) if a == b => Vec::new(),
-                        (a, b) => vec![format!("{to} is at offset {b:?}, {current} at {a:?}")],
-                    }
-                },
-            )
-            .await?;
-            let mut last = String::new();
-            let rest = self
-                .topology
-                .sentinels()
-                .filter(|x| !ready.iter().any(|r| r.key == x.key));
-            for s in ready.iter().copied().chain(rest) {
-                match self.conn(&s.key).await {
-                    Ok(mut c) => match c.cmd(&["SENTINEL", "FAILOVER", group]).await {
-                        Ok(_) => {
-                            last.clear();
-                            break;
+        let result = loop {
+            let mut views = self.sentinel_views(group, &target_addr, &zeroed).await;
+            while !views.iter().any(|(_, v)| v.is_ok()) && Instant::now() < deadline {
+                let first = views
+                    .iter()
+                    .find_map(|(s, v)| v.as_ref().err().map(|e| format!("Sentinel {s}: {e}")))
+                    .unwrap_or_else(|| "no Sentinel answers".into());
+                on_event(Event::StepWaiting {
+                    index,
+                    missing: views.iter().filter(|(_, v)| v.is_err()).count().max(1),
+                    first,
+                });
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                views = self.sentinel_views(group, &target_addr, &zeroed).await;
+            }
+            // Hold writes on the current master until `to` has every acknowledged write and
+            // Sentinel has moved mastership, so the handover loses nothing. The pause expires
+            // by itself should redisctl die here.
+            let current = {
+                let obs = self.observe().await;
+                crate::plan::current_group_master(&self.topology, g, &obs)
+                    .key
+                    .clone()
+            };
+            if current == *to {
+                break Ok(()); // a Sentinel accepted an earlier request after all
+            }
+            if let Ok(mut c) = self.conn(&current).await {
+                c.cmd(&["CLIENT", "PAUSE", &pause_ms.to_string(), "WRITE"])
+                    .await?;
+            }
+            let attempt = async {
+                self.gate_observed(
+                    index,
+                    &format!("{to} has every write of {current}"),
+                    on_event,
+                    |obs| {
+                        let off = |k: &InstanceKey| {
+                            obs.nodes
+                                .get(k)
+                                .and_then(|o| o.repl.as_ref())
+                                .map(|r| r.offset)
+                        };
+                        match (off(&current), off(to)) {
+                            (Some(a), Some(b)) if a == b => Vec::new(),
+                            (a, b) => vec![format!("{to} is at offset {b:?}, {current} at {a:?}")],
                         }
-                        Err(e) => last = e.to_string(),
                     },
-                    Err(e) => last = e.to_string(),
+                )
+                .await?;
+                let mut refusals: Vec<(InstanceKey, String)> = Vec::new();
+                let ready_first = views
+                    .iter()
+                    .filter(|(_, v)| v.is_ok())
+                    .chain(views.iter().filter(|(_, v)| v.is_err()));
+                let mut accepted = false;
+                for (s, _) in ready_first {
+                    let said = match self.conn(s).await {
+                        Ok(mut c) => match c.cmd(&["SENTINEL", "FAILOVER", group]).await {
+                            Ok(_) => {
+                                accepted = true;
+                                break;
+                            }
+                            Err(ClientError::Server { message, .. }) => message,
+                            Err(e) => e.to_string(),
+                        },
+                        Err(e) => e.to_string(),
+                    };
+                    refusals.push((s.clone(), said));
                 }
+                if !accepted {
+                    return Ok(Err(refusals));
+                }
+                // First only until `to` acts as master; then demote the old master (Sentinel
+                // would, later) and lift the pause at once. Waiting for every Sentinel while
+                // the old master is paused stalls them: their hello PUBLISHes to it block, and
+                // so does everything queued behind them on those links (seen: handovers of
+                // 20-30 s).
+                self.gate_observed(
+                    index,
+                    &format!("{to} acts as master of {group}"),
+                    on_event,
+                    |obs| {
+                        if obs
+                            .nodes
+                            .get(to)
+                            .and_then(|o| o.repl.as_ref())
+                            .is_some_and(|r| r.is_master)
+                        {
+                            Vec::new()
+                        } else {
+                            vec![format!("{to} is not acting as master yet")]
+                        }
+                    },
+                )
+                .await?;
+                let mut c = self.conn(&current).await?;
+                c.cmd(&[
+                    "REPLICAOF".to_string(),
+                    target.address.to_string(),
+                    target.port.to_string(),
+                ])
+                .await?;
+                Ok(Ok(()))
             }
-            if !last.is_empty() {
-                return Err(StepError::Other(format!(
-                    "no Sentinel accepted the failover: {last}"
-                )));
+            .await;
+            if let Ok(mut c) = self.conn(&current).await {
+                let _ = c.cmd(&["CLIENT", "UNPAUSE"]).await;
             }
-            // First only until `to` acts as master; then demote the old master (Sentinel
-            // would, later) and lift the pause at once. Waiting for every Sentinel while the
-            // old master is paused stalls them: their hello PUBLISHes to it block, and so does
-            // everything queued behind them on those links (seen: handovers of 20-30 s).
-            self.gate_observed(
-                index,
-                &format!("{to} acts as master of {group}"),
-                on_event,
-                |obs| {
-                    if obs
-                        .nodes
-                        .get(to)
-                        .and_then(|o| o.repl.as_ref())
-                        .is_some_and(|r| r.is_master)
-                    {
-                        Vec::new()
-                    } else {
-                        vec![format!("{to} is not acting as master yet")]
+            match attempt {
+                Ok(Err(refusals)) => {
+                    let retry = refusals
+                        .iter()
+                        .any(|(_, m)| m.starts_with("NOGOODSLAVE") || m.starts_with("INPROG"));
+                    if retry && Instant::now() < deadline {
+                        let (s, m) = &refusals[0];
+                        on_event(Event::StepWaiting {
+                            index,
+                            missing: refusals.len(),
+                            first: format!("Sentinel {s} refused the failover ({m}); asking again"),
+                        });
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
                     }
-                },
-            )
-            .await?;
-            let mut c = self.conn(&current).await?;
-            c.cmd(&[
-                "REPLICAOF".to_string(),
-                target.address.to_string(),
-                target.port.to_string(),
-            ])
-            .await?;
-            Ok(())
-        }
-        .await;
-        if let Ok(mut c) = self.conn(&current).await {
-            let _ = c.cmd(&["CLIENT", "UNPAUSE"]).await;
-        }
+                    // Say what each Sentinel answered and how it sees the target now.
+                    let views = self.sentinel_views(group, &target_addr, &zeroed).await;
+                    break Err(StepError::Other(format!(
+                        "no Sentinel accepted the failover of {group} to {to} within {} s:\n  - {}",
+                        self.gate_timeout.as_secs(),
+                        sentinel_refusals(&refusals, &views)
+                    )));
+                }
+                Ok(Ok(())) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
         let result = match result {
             Ok(()) => {
-                let target = &self.target(to).managed;
                 let want = (target.address.to_string(), target.port);
                 self.gate_observed(
                     index,
@@ -1654,6 +1712,27 @@ impl Context {
         Ok(())
     }
 
+    /// How each Sentinel sees a handover of `group` to `target` (ip:port): Ok when it would
+    /// pick `target` and nothing else, else what stands in the way (see `sentinel_pick`).
+    async fn sentinel_views(
+        &self,
+        group: &str,
+        target: &str,
+        zeroed: &[String],
+    ) -> Vec<(InstanceKey, Result<(), String>)> {
+        let asks = self.topology.sentinels().map(|s| async move {
+            let view = match self.conn(&s.key).await {
+                Ok(mut c) => match c.cmd(&["SENTINEL", "REPLICAS", group]).await {
+                    Ok(v) => sentinel_pick(&observe::field_maps(&v), target, zeroed),
+                    Err(e) => Err(format!("SENTINEL REPLICAS: {e}")),
+                },
+                Err(e) => Err(e.to_string()),
+            };
+            (s.key.clone(), view)
+        });
+        futures::future::join_all(asks).await
+    }
+
     /// Poll all `nodes` until `check` finds nothing missing, or the deadline passes.
     async fn gate(
         &self,
@@ -1738,9 +1817,92 @@ pub fn log_tail(path: &Path, n: usize) -> String {
         .join("\n")
 }
 
+/// One line per Sentinel that refused a failover: its answer, and how it sees the target now.
+fn sentinel_refusals(
+    refusals: &[(InstanceKey, String)],
+    views: &[(InstanceKey, Result<(), String>)],
+) -> String {
+    refusals
+        .iter()
+        .map(|(s, m)| {
+            let view = match views.iter().find(|(k, _)| k == s) {
+                Some((_, Ok(()))) => "; it would pick the target now".to_string(),
+                Some((_, Err(e))) => format!("; {e}"),
+                None => String::new(),
+            };
+            format!("Sentinel {s}: {m}{view}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n  - ")
+}
+
+/// Would a Sentinel whose `SENTINEL REPLICAS` reply is `replicas` pick `target` (ip:port), and
+/// only it, for a failover? It picks from its cached INFO (sentinel.c `sentinelSelectSlave`):
+/// never a replica with priority 0, down, disconnected, or whose INFO is older than three
+/// periods (30 s). So `target` must be listed with a non-zero priority, link `ok`, flags
+/// without `s_down`/`o_down`/`disconnected` and fresh INFO, and every member of `zeroed` it
+/// lists must show priority 0. Err says what this Sentinel sees instead.
+fn sentinel_pick(
+    replicas: &[std::collections::HashMap<String, String>],
+    target: &str,
+    zeroed: &[String],
+) -> Result<(), String> {
+    let get = |m: &std::collections::HashMap<String, String>, k: &str| {
+        m.get(k).cloned().unwrap_or_else(|| "?".into())
+    };
+    let Some(t) = replicas
+        .iter()
+        .find(|m| m.get("name").map(String::as_str) == Some(target))
+    else {
+        return Err(format!("it does not list {target} as a replica yet"));
+    };
+    let (prio, flags, link) = (
+        get(t, "slave-priority"),
+        get(t, "flags"),
+        get(t, "master-link-status"),
+    );
+    let age: Option<u64> = t.get("info-refresh").and_then(|v| v.parse().ok());
+    let down = flags
+        .split(',')
+        .any(|f| matches!(f, "s_down" | "o_down" | "disconnected"));
+    let stale = age.is_none_or(|a| a > 30_000);
+    let still: Vec<&String> = zeroed
+        .iter()
+        .filter(|z| {
+            replicas.iter().any(|m| {
+                m.get("name") == Some(*z)
+                    && m.get("slave-priority").map(String::as_str) != Some("0")
+            })
+        })
+        .collect();
+    if prio == "0" || prio == "?" || down || link != "ok" || stale || !still.is_empty() {
+        let mut why = format!(
+            "it lists {target} with slave-priority {prio}, flags {flags}, master-link-status {link}, {}",
+            age.map_or_else(
+                || "INFO of unknown age".into(),
+                |a| format!("INFO {:.1} s old", a as f64 / 1000.0)
+            )
+        );
+        if !still.is_empty() {
+            why.push_str(&format!(
+                ", and not yet priority 0 for {}",
+                still
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        return Err(why);
+    }
+    Ok(())
+}
+
 pub enum StepError {
     Gate(ExecError),
     Other(String),
+    /// The step stopped on purpose (e.g. keys that would be overwritten): exit 1, not 2.
+    Refused(String),
 }
 
 impl From<ClientError> for StepError {
@@ -1805,4 +1967,109 @@ pub fn render_plan_with(plan: &Plan, estimates: &[(usize, u64, u64)]) -> String 
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{sentinel_pick, sentinel_refusals};
+    use crate::topology::InstanceKey;
+    use std::collections::HashMap;
+
+    fn replica(
+        name: &str,
+        prio: &str,
+        flags: &str,
+        link: &str,
+        age: &str,
+    ) -> HashMap<String, String> {
+        [
+            ("name", name),
+            ("slave-priority", prio),
+            ("flags", flags),
+            ("master-link-status", link),
+            ("info-refresh", age),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    const T: &str = "127.0.0.1:7001";
+    const O: &str = "127.0.0.1:7002";
+
+    #[test]
+    fn a_sentinel_that_would_pick_the_target_and_only_it() {
+        let r = [
+            replica(T, "100", "slave", "ok", "1200"),
+            replica(O, "0", "slave", "ok", "300"),
+        ];
+        assert_eq!(sentinel_pick(&r, T, &[O.into()]), Ok(()));
+    }
+
+    /// Issue #10: CONFIG GET said 100, the Sentinel still cached the 0 of the last handover.
+    #[test]
+    fn a_cached_zero_priority_of_the_target_is_not_ready() {
+        let r = [
+            replica(T, "0", "slave", "ok", "2100"),
+            replica(O, "0", "slave", "ok", "300"),
+        ];
+        let e = sentinel_pick(&r, T, &[O.into()]).unwrap_err();
+        assert_eq!(
+            e,
+            "it lists 127.0.0.1:7001 with slave-priority 0, flags slave, master-link-status ok, INFO 2.1 s old"
+        );
+    }
+
+    #[test]
+    fn down_disconnected_unlinked_stale_or_unlisted_targets_are_not_ready() {
+        for r in [
+            replica(T, "100", "slave,s_down", "ok", "100"),
+            replica(T, "100", "slave,disconnected", "ok", "100"),
+            replica(T, "100", "slave", "err", "100"),
+            replica(T, "100", "slave", "ok", "31000"),
+        ] {
+            assert!(
+                sentinel_pick(std::slice::from_ref(&r), T, &[]).is_err(),
+                "{r:?}"
+            );
+        }
+        let e = sentinel_pick(&[replica(O, "0", "slave", "ok", "1")], T, &[O.into()]);
+        assert_eq!(e, Err(format!("it does not list {T} as a replica yet")));
+    }
+
+    #[test]
+    fn another_replica_still_promotable_is_named() {
+        let r = [
+            replica(T, "100", "slave", "ok", "100"),
+            replica(O, "100", "slave", "ok", "100"),
+        ];
+        let e = sentinel_pick(&r, T, &[O.into()]).unwrap_err();
+        assert!(
+            e.ends_with("and not yet priority 0 for 127.0.0.1:7002"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn refusals_say_what_each_sentinel_answered_and_sees() {
+        let key = |port| InstanceKey {
+            host: "local".into(),
+            port,
+        };
+        let refusals = vec![
+            (
+                key(26379),
+                "NOGOODSLAVE No suitable replica to promote".to_string(),
+            ),
+            (key(26380), "connection refused".to_string()),
+        ];
+        let views = vec![(
+            key(26379),
+            Err("it lists 127.0.0.1:7001 with slave-priority 0, flags slave, master-link-status ok, INFO 4.0 s old".to_string()),
+        )];
+        assert_eq!(
+            sentinel_refusals(&refusals, &views),
+            "Sentinel local:26379: NOGOODSLAVE No suitable replica to promote; it lists 127.0.0.1:7001 with slave-priority 0, flags slave, master-link-status ok, INFO 4.0 s old\n  - Sentinel local:26380: connection refused"
+        );
+    }
 }
