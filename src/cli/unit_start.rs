@@ -62,18 +62,13 @@ pub fn run(cli: &Cli, file: &Path, port: u16, out: &Printer) -> anyhow::Result<E
                 return Ok(Exit::Ok);
             }
             Some(Comeback::AsReplica { master }) => {
-                let m = ctx
-                    .topology
-                    .instances()
-                    .find(|i| i.key == master)
-                    .context("the group's master is not declared")?;
-                say(format!("{key} starts as a replica of {master}"));
-                let args = [
-                    "--replicaof".to_string(),
-                    m.address.to_string(),
-                    m.port.to_string(),
-                ];
-                write_env(&env_file, &args)?;
+                say(format!(
+                    "{key} starts as a replica of {master} (not promotable until it has synced)"
+                ));
+                write_env(
+                    &env_file,
+                    &crate::plan::replica_start_args(&ctx.topology, &master),
+                )?;
                 return Ok(Exit::Ok);
             }
             Some(Comeback::Refuse(why)) => {

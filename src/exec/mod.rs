@@ -462,13 +462,11 @@ impl Context {
             Step::Start { node } => self.start(node, Vec::new()).await,
             Step::StartReplica { node, master } => {
                 self.refuse_loop(node, master).await?;
-                let m = &self.target(master).managed;
-                let args = vec![
-                    "--replicaof".to_string(),
-                    m.address.to_string(),
-                    m.port.to_string(),
-                ];
-                self.start(node, args).await
+                self.start(
+                    node,
+                    crate::plan::replica_start_args(&self.topology, master),
+                )
+                .await
             }
             Step::WaitMembership { nodes } => {
                 // Slots move next: every node must also serve (a node refuses imports while
@@ -1607,65 +1605,97 @@ impl Context {
                 .is_some_and(|r| r.is_master);
             (addr != old && n * 2 > declared && acting).then(|| m.key.clone())
         };
-        let deadline = Instant::now() + self.gate_timeout;
+        // The Sentinels fail a master that stays down over by themselves after
+        // `down-after-milliseconds`, electing a leader among them. A forced `SENTINEL FAILOVER`
+        // during that election can make two Sentinels lead the same epoch and promote two
+        // different replicas, and writes acknowledged by the first one are lost when the second
+        // wins (seen in tests/crash.rs). So redisctl waits for their own failover and forces one
+        // only when none has started by down-after + 3 s — e.g. fewer than `quorum` Sentinels
+        // can see the master down, so none will.
+        // The longest down-after any Sentinel runs with (a live value may differ from the
+        // topology's until apply sets it).
+        let first = self.observe().await;
+        let down_after = self
+            .topology
+            .sentinels()
+            .filter_map(|s| {
+                first
+                    .nodes
+                    .get(&s.key)
+                    .and_then(|o| o.sentinel.as_ref())
+                    .and_then(|l| l.masters.iter().find(|m| m.name == group))
+                    .map(|m| m.down_after_ms)
+            })
+            .chain(self.topology.sentinel.as_ref().map(|s| s.down_after_ms))
+            .max()
+            .unwrap_or(30_000);
+        let force_at = Instant::now() + Duration::from_millis(down_after + 3000);
+        let limit = self
+            .gate_timeout
+            .max(Duration::from_millis(down_after + 10_000));
+        let deadline = Instant::now() + limit;
         let mut said: Vec<String> = Vec::new();
+        let mut asked = false;
         loop {
             let obs = self.observe().await;
             if promoted(&obs).is_some() {
                 return Ok(());
             }
-            said.clear();
-            let mut asked = false;
-            for s in self.topology.sentinels() {
-                let reply = match self.conn(&s.key).await {
-                    Ok(mut c) => c.cmd(&["SENTINEL", "FAILOVER", group]).await,
-                    Err(e) => Err(e),
-                };
-                match reply {
-                    Ok(_) => asked = true,
-                    // Already failing over: wait for it.
-                    Err(ClientError::Server { message, .. }) if message.contains("INPROG") => {
-                        asked = true
+            let busy = self.topology.sentinels().any(|s| {
+                obs.nodes
+                    .get(&s.key)
+                    .and_then(|o| o.sentinel.as_ref())
+                    .and_then(|l| l.masters.iter().find(|m| m.name == group))
+                    .is_some_and(|m| m.flags.contains("o_down") || m.flags.contains("failover"))
+            });
+            if !busy && !asked && Instant::now() >= force_at {
+                said.clear();
+                for s in self.topology.sentinels() {
+                    let reply = match self.conn(&s.key).await {
+                        Ok(mut c) => c.cmd(&["SENTINEL", "FAILOVER", group]).await,
+                        Err(e) => Err(e),
+                    };
+                    match reply {
+                        Ok(_) => asked = true,
+                        // Already failing over: wait for it.
+                        Err(ClientError::Server { message, .. }) if message.contains("INPROG") => {
+                            asked = true
+                        }
+                        // NOGOODSLAVE right after a crash: the Sentinels have not refreshed
+                        // their view of the replicas yet. Asked again next round.
+                        Err(e) => said.push(format!("Sentinel {}: {e}", s.key)),
                     }
-                    Err(e) => said.push(format!("Sentinel {}: {e}", s.key)),
-                }
-                if asked {
-                    break;
+                    if asked {
+                        break;
+                    }
                 }
             }
-            if asked {
-                break;
-            }
-            // NOGOODSLAVE right after a crash: the Sentinels have not refreshed their view of
-            // the replicas yet. Ask again within the bound.
             if Instant::now() > deadline {
                 return Err(StepError::Other(format!(
-                    "no Sentinel would promote a replica of {group} in {} s: {}",
-                    self.gate_timeout.as_secs(),
-                    said.join("; ")
+                    "the Sentinels did not promote a replica of {group} within {} s{}",
+                    limit.as_secs(),
+                    if said.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", said.join("; "))
+                    }
                 )));
             }
             on_event(Event::StepWaiting {
                 index,
-                missing: said.len(),
-                first: said.first().cloned().unwrap_or_default(),
+                missing: 1,
+                first: if busy {
+                    format!("the Sentinels are failing {group} over")
+                } else if asked {
+                    format!("a Sentinel is failing {group} over (SENTINEL FAILOVER)")
+                } else {
+                    format!(
+                        "waiting for the Sentinels to see {from} down (down-after {down_after} ms)"
+                    )
+                },
             });
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        self.gate_observed(
-            index,
-            &format!(
-                "a majority of the Sentinels report a new master of {group} in place of {from}"
-            ),
-            on_event,
-            |obs| match promoted(obs) {
-                Some(_) => Vec::new(),
-                None => vec![format!(
-                    "the Sentinels have not promoted a replica of {group} yet"
-                )],
-            },
-        )
-        .await
     }
 
     /// Refuse a `REPLICAOF` (or a start as replica) that would close a replication loop:

@@ -356,20 +356,47 @@ pub fn plan_with(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
     out
 }
 
+/// Command-line options for starting a group member as a replica of `master` (this start
+/// only): `--replicaof`, and `replica-priority 0` so that the Sentinels cannot promote it
+/// before it has synced. A member restarted after a crash still holds its old data set until
+/// its first sync completes; promoted meanwhile (seen when Sentinels misjudged a fresh master
+/// down under load) it would be a master with old data, and the others would resync from it.
+/// The declared priority comes back by `drift` once the member is linked and synced.
+pub fn replica_start_args(topo: &Topology, master: &InstanceKey) -> Vec<String> {
+    let Some(m) = topo.instances().find(|i| i.key == *master) else {
+        return Vec::new();
+    };
+    vec![
+        "--replicaof".into(),
+        m.address.to_string(),
+        m.port.to_string(),
+        "--replica-priority".into(),
+        "0".into(),
+    ]
+}
+
 /// Live settings that differ from the topology: set them with CONFIG SET, no restart.
 fn drift(topo: &Topology, obs: &Observed) -> Plan {
     let mut p = Plan::default();
     for inst in topo.instances() {
-        if let Some(o) = obs.nodes.get(&inst.key)
-            && !o.live_drift.is_empty()
-        {
+        let Some(o) = obs.nodes.get(&inst.key) else {
+            continue;
+        };
+        // A replica not yet in sync keeps the priority 0 it started with (replica_start_args).
+        let unsynced = o
+            .repl
+            .as_ref()
+            .is_some_and(|r| !r.is_master && (!r.link_up || r.sync_in_progress));
+        let params: Vec<(String, String)> = o
+            .live_drift
+            .iter()
+            .filter(|(k, _, _)| !(unsynced && k == "replica-priority"))
+            .map(|(k, _, want)| (k.clone(), want.clone()))
+            .collect();
+        if !params.is_empty() {
             p.steps.push(Step::ConfigSet {
                 node: inst.key.clone(),
-                params: o
-                    .live_drift
-                    .iter()
-                    .map(|(k, _, want)| (k.clone(), want.clone()))
-                    .collect(),
+                params,
             });
         }
     }

@@ -106,6 +106,11 @@ impl Deployment {
     /// The seeds' Sentinel layout on free ports: master + 2 replicas, 3 Sentinels (quorum 2,
     /// down-after 1 s), password auth. `persistence` is the YAML of the defaults' persistence.
     pub fn sentinel(persistence: &str) -> Deployment {
+        Self::sentinel_with(persistence, 1000)
+    }
+
+    /// `sentinel` with the Sentinels' down-after (ms).
+    pub fn sentinel_with(persistence: &str, down_after_ms: u64) -> Deployment {
         let ports = free_ports(6);
         let dir = tempfile::tempdir().expect("tempdir");
         let secret = dir.path().join("secret");
@@ -120,7 +125,7 @@ impl Deployment {
              groups:\n  - name: mymaster\n    master: {{host: local, port: {p0}}}\n    replicas:\n\
              \x20     - {{host: local, port: {p1}}}\n      - {{host: local, port: {p2}}}\n\
              sentinel:\n  instances:\n    - {{host: local, port: {s0}}}\n    - {{host: local, port: {s1}}}\n\
-             \x20   - {{host: local, port: {s2}}}\n  quorum: 2\n  down_after: 1000ms\n  failover_timeout: 10s\n",
+             \x20   - {{host: local, port: {s2}}}\n  quorum: 2\n  down_after: {down_after_ms}ms\n  failover_timeout: 10s\n",
             p0 = ports[0],
             p1 = ports[1],
             p2 = ports[2],
@@ -197,6 +202,34 @@ impl Deployment {
 
     pub fn pids(&self) -> Vec<i32> {
         self.ports.iter().filter_map(|&p| self.pid(p)).collect()
+    }
+}
+
+impl Deployment {
+    /// The last `n` lines of every instance's log (process supervisor), for failure messages.
+    pub fn log_tails(&self, n: usize) -> String {
+        let mut out = String::new();
+        let mut stack = vec![self.state()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.file_name().is_some_and(|f| f == "redis.log") {
+                    let text = std::fs::read_to_string(&p).unwrap_or_default();
+                    let lines: Vec<&str> = text.lines().collect();
+                    out.push_str(&format!("==> {} <==\n", p.display()));
+                    for l in &lines[lines.len().saturating_sub(n)..] {
+                        out.push_str(l);
+                        out.push('\n');
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
