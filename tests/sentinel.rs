@@ -221,6 +221,11 @@ fn aof_always_keeps_acknowledged_writes_through_kill_9() {
             ],
         );
     }
+    // The whole group dies: no replica can replace the master (crash-safe restarts), so it
+    // restarts in place and serves what its own AOF kept; the replicas come back under it.
+    for &r in &d.ports[1..3] {
+        d.kill_9(r);
+    }
     d.kill_9(m);
     d.ok(&["apply", "--yes"]);
     assert_eq!(role(m), "master");
