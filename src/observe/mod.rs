@@ -181,7 +181,7 @@ pub enum TargetKind {
 
 pub struct Observer {
     pub supervisor: Arc<dyn Supervisor>,
-    pub password: Option<String>,
+    pub password: Option<client::Credentials>,
     pub timeout: Duration,
 }
 
@@ -225,7 +225,7 @@ impl Observer {
 async fn observe_one(
     sup: Arc<dyn Supervisor>,
     t: Target,
-    password: Option<String>,
+    password: Option<client::Credentials>,
     limit: Duration,
 ) -> NodeObs {
     let m = &t.managed;
@@ -261,7 +261,12 @@ async fn observe_one(
         live_drift: Vec::new(),
     };
     let result: Result<(), FetchError> = async {
-        let mut c = Conn::connect(&t.endpoint, password.as_deref(), limit).await?;
+        // Sentinels keep `requirepass`: redisctl is their default user.
+        let creds = match t.kind {
+            TargetKind::Sentinel => password.as_ref().map(client::Credentials::without_user),
+            _ => password,
+        };
+        let mut c = Conn::connect(&t.endpoint, creds.as_ref(), limit).await?;
         match t.kind {
             TargetKind::Cluster => obs.live = Some(fetch_on(&mut c).await?),
             TargetKind::Group => obs.repl = Some(fetch_repl(&mut c).await?),

@@ -262,7 +262,10 @@ fn check_patterns(list: &[String], field: &str, sigil: char, at: &str, out: &mut
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (j, pat) in list.iter().enumerate() {
         let path = format!("{at}.{field}[{j}]");
-        if pat.is_empty() || pat.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"')
+        if pat.is_empty()
+            || pat
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '"')
         {
             err(
                 out,

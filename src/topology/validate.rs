@@ -107,7 +107,10 @@ pub const MANAGED_DIRECTIVES: &[(&str, &str)] = &[
     ("cluster-port", "nothing (bus port is always port + 10000)"),
     ("requirepass", "auth.password_file"),
     ("masterauth", "auth.password_file"),
-    ("masteruser", "auth.users (redisctl renders its replication user)"),
+    (
+        "masteruser",
+        "auth.users (redisctl renders its replication user)",
+    ),
     ("replicaof", "cluster.nodes[].role"),
     ("slaveof", "cluster.nodes[].role"),
     ("save", "persistence.save"),
