@@ -571,6 +571,10 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
                 TargetKind::Cluster
             },
             live_params: render::live_params(&topology, inst),
+            acl: secrets
+                .as_ref()
+                .map(|s| render::acl::users(&topology, s))
+                .unwrap_or_default(),
         })
         .collect();
     targets.extend(topology.sentinels().map(|s| Target {
@@ -587,6 +591,7 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
         rendered: render::sentinel_files(&topology, &state_dir, s, log, secrets.as_ref()),
         kind: TargetKind::Sentinel,
         live_params: Vec::new(),
+        acl: Vec::new(),
     }));
     Ok(Context {
         topology,

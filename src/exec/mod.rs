@@ -583,6 +583,19 @@ impl Context {
                 }
                 Ok(())
             }
+            Step::AclSetUser { node, users, .. } => {
+                let t = self.target(node);
+                let mut c = self.conn(node).await?;
+                for name in users {
+                    let Some(u) = t.acl.iter().find(|u| &u.name == name) else {
+                        continue;
+                    };
+                    let mut args = vec!["ACL".to_string(), "SETUSER".into(), u.name.clone()];
+                    args.extend(u.setuser_args());
+                    c.cmd(&args).await?;
+                }
+                Ok(())
+            }
             Step::ReplicaOf { node, master } => {
                 self.refuse_loop(node, master).await?;
                 let m = &self.target(master).managed;
