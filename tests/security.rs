@@ -141,7 +141,14 @@ fn an_app_user_can_do_exactly_what_its_rules_say_and_replicas_use_the_replicatio
     }
     assert_eq!(replicas, 3);
     let rules = admin_cli(d.ports[0], &["ACL", "GETUSER", "redisctl-replication"]);
-    assert!(rules.contains("-@all +psync +replconf +ping"), "{rules}");
+    let commands = rules
+        .lines()
+        .skip_while(|l| *l != "commands")
+        .nth(1)
+        .unwrap_or_default();
+    let mut words: Vec<&str> = commands.split_whitespace().collect();
+    words.sort_unstable();
+    assert_eq!(words, ["+ping", "+psync", "+replconf", "-@all"], "{rules}");
 
     // No plaintext application password in any file redisctl wrote, and the secrets are 0600.
     let inst = d.state().join("local").join(d.ports[0].to_string());
@@ -158,6 +165,47 @@ fn an_app_user_can_do_exactly_what_its_rules_say_and_replicas_use_the_replicatio
     let plan = d.run(&["--output", "json", "plan"]);
     let text = String::from_utf8_lossy(&plan.stdout);
     assert!(text.contains("\"steps\": []"), "{text}");
+
+    // check: live ACLs changed by hand are drift, named per node and user, without secrets.
+    assert!(admin_cli(d.ports[1], &["ACL", "SETUSER", "app", "+flushall"]).contains("OK"));
+    let out = d.run(&["check"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "update ACL users on local:{} (live, no restart): app: commands",
+            d.ports[1]
+        )),
+        "{text}"
+    );
+    assert!(
+        !text.contains("old-app-pw") && !text.contains(ADMIN),
+        "{text}"
+    );
+    d.ok(&["apply", "--yes"]);
+    assert!(d.run(&["check"]).status.success());
+
+    // check: a user's password file others can read is named at its field with the way out.
+    let f = d.dir.path().join("old.pw");
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = d.run(&["check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("error: auth.users[0].password_files[0]: ")
+            && err.contains("is open to others (mode 0644)")
+            && err.contains(&format!("run `chmod 600 {}`", f.display())),
+        "{err}"
+    );
+    std::fs::remove_file(&f).unwrap();
+    let out = d.run(&["check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("No such file"), "{err}");
 }
 
 #[test]

@@ -88,7 +88,9 @@ pub fn compare(declared: &AclUser, live: Option<&UserView>, normal: &UserView) -
         ("keys", &live.keys, &normal.keys),
         ("channels", &live.channels, &normal.channels),
     ] {
-        if l != n {
+        // Redis may list the same rules in another order (it recomputes them from the
+        // command bits), so compare the words.
+        if words(l) != words(n) {
             why.push(format!("{what} {:?} (declared {:?})", short(l), short(n)));
         }
     }
@@ -96,6 +98,12 @@ pub fn compare(declared: &AclUser, live: Option<&UserView>, normal: &UserView) -
         why.push(format!("{} selector(s) not declared", live.selectors));
     }
     (!why.is_empty()).then(|| why.join("; "))
+}
+
+fn words(s: &str) -> Vec<&str> {
+    let mut v: Vec<&str> = s.split_whitespace().collect();
+    v.sort_unstable();
+    v
 }
 
 /// At most 80 characters of a rule text, for messages.
