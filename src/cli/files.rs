@@ -6,6 +6,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use crate::render::Secrets;
 use crate::topology::spans::SpanIndex;
 use crate::topology::{Diagnostic, Severity, Topology, TopologyError};
 
@@ -31,36 +32,67 @@ fn located(file: &Path, field: &str, message: String) -> TopologyError {
 /// not used) and not be empty. `file` is the topology, for the error's location.
 pub fn read_password(file: &Path, t: &Topology) -> Result<Option<String>, TopologyError> {
     let Some(auth) = &t.auth else { return Ok(None) };
-    let path = &auth.password_file;
-    let fail = |m: String| located(file, "auth.password_file", m);
-    let meta = std::fs::metadata(path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    first_line(&auth.password_file)
+        .map(Some)
+        .map_err(|m| located(file, "auth.password_file", m))
+}
+
+/// Everything the password files hold: `auth.password_file` and, for each ACL user, the
+/// SHA-256 of the first line of each of its `password_files` (each checked like
+/// `auth.password_file`; every bad file is reported, each at its field).
+pub fn read_secrets(file: &Path, t: &Topology) -> Result<Option<Secrets>, TopologyError> {
+    let Some(password) = read_password(file, t)? else {
+        return Ok(None);
+    };
+    let mut users = std::collections::BTreeMap::new();
+    let mut diagnostics = Vec::new();
+    let acl = t.auth.as_ref().and_then(|a| a.acl.as_ref());
+    for (i, u) in acl.iter().flat_map(|a| a.users.iter()).enumerate() {
+        let mut hashes = Vec::new();
+        for (j, path) in u.password_files.iter().enumerate() {
+            let field = format!("auth.users[{i}].password_files[{j}]");
+            match first_line(path) {
+                Ok(pw) => hashes.push(crate::render::acl::sha256_hex(&pw)),
+                Err(m) => diagnostics.extend(located(file, &field, m).diagnostics),
+            }
+        }
+        users.insert(u.name.clone(), hashes);
+    }
+    if !diagnostics.is_empty() {
+        return Err(TopologyError { diagnostics });
+    }
+    Ok(Some(Secrets { password, users }))
+}
+
+/// The first line of an owner-only password file, or why it cannot be used.
+pub fn first_line(path: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !meta.is_file() {
-        return Err(fail(format!("{} is not a regular file", path.display())));
+        return Err(format!("{} is not a regular file", path.display()));
     }
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
-        return Err(fail(format!(
+        return Err(format!(
             "{} is open to others (mode {mode:04o}); the password must be readable by its owner only: run `chmod 600 {}`",
             path.display(),
             path.display()
-        )));
+        ));
     }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let pw = text.lines().next().unwrap_or("");
     if pw.is_empty() {
-        return Err(fail(format!(
+        return Err(format!(
             "{}: the first line (the password) is empty",
             path.display()
-        )));
+        ));
     }
     if pw.chars().any(char::is_control) {
-        return Err(fail(format!(
+        return Err(format!(
             "{}: the password contains control characters",
             path.display()
-        )));
+        ));
     }
-    Ok(Some(pw.to_string()))
+    Ok(pw.to_string())
 }
 
 /// A path redisctl writes into redis.conf, sentinel.conf or a unit must be one line of

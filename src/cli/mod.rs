@@ -450,7 +450,7 @@ fn validate(file: &Path, out: &Printer) -> anyhow::Result<Exit> {
     let loaded = topology::load(file)?;
     let t = &loaded.topology;
     // What `apply` would refuse about the files the topology names, reported here too.
-    files::read_password(file, t)?;
+    files::read_secrets(file, t)?;
     let n = t.instances().count();
     let sentinels = t.sentinels().count();
     let shards = t.cluster.as_ref().map_or(0, |c| c.shards.len());
@@ -509,7 +509,10 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
         state_dir
     };
     files::plain_path("the state directory", &state_dir).map_err(UserError)?;
-    let password = files::read_password(file, &topology)?;
+    let secrets = files::read_secrets(file, &topology)?;
+    let password = secrets
+        .as_ref()
+        .map(|s| render::acl::credentials(&topology, s));
     // systemd collects stdout into the journal; the process supervisor needs log files.
     let (supervisor, log): (Arc<dyn Supervisor>, LogTarget) = if use_systemd(cli, &state_dir)? {
         let hook = systemd::HookSpec {
@@ -561,13 +564,17 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
             },
             endpoint: inst.endpoint(),
             local: here(&inst.key.host, inst.address),
-            rendered: render::instance_files(&topology, &state_dir, inst, log, password.as_deref()),
+            rendered: render::instance_files(&topology, &state_dir, inst, log, secrets.as_ref()),
             kind: if inst.group.is_some() {
                 TargetKind::Group
             } else {
                 TargetKind::Cluster
             },
             live_params: render::live_params(&topology, inst),
+            acl: secrets
+                .as_ref()
+                .map(|s| render::acl::users(&topology, s))
+                .unwrap_or_default(),
         })
         .collect();
     targets.extend(topology.sentinels().map(|s| Target {
@@ -581,9 +588,10 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
         },
         endpoint: s.endpoint(),
         local: here(&s.key.host, s.address),
-        rendered: render::sentinel_files(&topology, &state_dir, s, log, password.as_deref()),
+        rendered: render::sentinel_files(&topology, &state_dir, s, log, secrets.as_ref()),
         kind: TargetKind::Sentinel,
         live_params: Vec::new(),
+        acl: Vec::new(),
     }));
     Ok(Context {
         topology,
@@ -665,10 +673,22 @@ fn render_cmd(cli: &Cli, file: &Path, dir: Option<&Path>, out: &Printer) -> anyh
         Some(d) => d.to_path_buf(),
         None => state_dir(cli, &t),
     };
-    let pw = t
-        .auth
-        .as_ref()
-        .map(|_| "<redacted: read from auth.password_file at apply>");
+    let redacted = "<redacted: read from the password files at apply>";
+    let secrets = t.auth.as_ref().map(|a| render::Secrets {
+        password: redacted.into(),
+        users: a
+            .acl
+            .iter()
+            .flat_map(|acl| &acl.users)
+            .map(|u| {
+                (
+                    u.name.clone(),
+                    vec![redacted.to_string(); u.password_files.len()],
+                )
+            })
+            .collect(),
+    });
+    let pw = secrets.as_ref();
     let mut written = Vec::new();
     // Sentinels' files as `apply` first writes them (Sentinel rewrites them afterwards).
     let files = t
@@ -964,9 +984,13 @@ fn destroy(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<E
         }
         // Data is being deleted: no point in a final save.
         let _ = rt.block_on(async {
+            let creds = match t.kind {
+                TargetKind::Sentinel => ctx.password.as_ref().map(|c| c.without_user()),
+                _ => ctx.password.clone(),
+            };
             let mut c = crate::observe::client::Conn::connect(
                 &t.endpoint,
-                ctx.password.as_deref(),
+                creds.as_ref(),
                 ctx.call_timeout,
             )
             .await?;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 mod atomic;
 
-use crate::observe::client::{ClientError, Conn};
+use crate::observe::client::{ClientError, Conn, Credentials};
 use crate::observe::resp::Value;
 
 /// Slots handled together: one pipeline of SETSLOTs and GETKEYSINSLOTs for all of them.
@@ -26,7 +26,7 @@ pub struct Job<'a> {
     pub from_addr: &'a str,
     pub to_addr: &'a str,
     pub slots: Vec<u16>,
-    pub password: Option<&'a str>,
+    pub password: Option<&'a Credentials>,
     /// Overwrite keys that already exist on the target (BUSYKEY) with the source's values.
     pub replace: bool,
     /// Other nodes to tell about the new owner (replicas refuse; that is fine).
@@ -485,7 +485,7 @@ fn migrate_args(
     port: &str,
     timeout_ms: u64,
     replace: bool,
-    password: Option<&str>,
+    password: Option<&Credentials>,
 ) -> Vec<Vec<u8>> {
     let mut args: Vec<Vec<u8>> = vec![
         b"MIGRATE".to_vec(),
@@ -498,9 +498,20 @@ fn migrate_args(
     if replace {
         args.push(b"REPLACE".to_vec());
     }
-    if let Some(pw) = password {
-        args.push(b"AUTH".to_vec());
-        args.push(pw.as_bytes().to_vec());
+    match password {
+        Some(Credentials {
+            user: Some(user),
+            password,
+        }) => {
+            args.push(b"AUTH2".to_vec());
+            args.push(user.as_bytes().to_vec());
+            args.push(password.as_bytes().to_vec());
+        }
+        Some(c) => {
+            args.push(b"AUTH".to_vec());
+            args.push(c.password.as_bytes().to_vec());
+        }
+        None => {}
     }
     args.push(b"KEYS".to_vec());
     args
@@ -607,7 +618,7 @@ async fn cluster_view(c: &mut Conn) -> Result<Vec<crate::observe::parse::NodeLin
 pub async fn estimate(
     from_addr: &str,
     slots: &[u16],
-    password: Option<&str>,
+    password: Option<&Credentials>,
     limit: Duration,
 ) -> Result<(u64, u64), String> {
     let mut c = Conn::connect(from_addr, password, limit)

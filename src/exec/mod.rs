@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::fsio;
-use crate::observe::client::{ClientError, Conn, ErrorCode};
+use crate::observe::client::{ClientError, Conn, Credentials, ErrorCode};
 use crate::observe::{self, Live, Observed, Observer, Record, Target, TargetKind};
 use crate::plan::{self, Plan, Step, converge};
 use crate::supervise::{ProcState, Supervisor};
@@ -90,7 +90,7 @@ pub struct Context {
     pub topology: Topology,
     pub state_dir: PathBuf,
     pub supervisor: Arc<dyn Supervisor>,
-    pub password: Option<String>,
+    pub password: Option<Credentials>,
     pub targets: Vec<Target>,
     /// Deadline of each gate.
     pub gate_timeout: Duration,
@@ -133,13 +133,9 @@ impl Context {
             } = step
             {
                 let list: Vec<u16> = slots.iter().flat_map(|r| r.start..=r.end).collect();
-                if let Ok((keys, bytes)) = migrate::estimate(
-                    from_addr,
-                    &list,
-                    self.password.as_deref(),
-                    self.call_timeout,
-                )
-                .await
+                if let Ok((keys, bytes)) =
+                    migrate::estimate(from_addr, &list, self.password.as_ref(), self.call_timeout)
+                        .await
                 {
                     out.push((i + 1, keys, bytes));
                 }
@@ -169,12 +165,13 @@ impl Context {
     }
 
     async fn conn(&self, key: &InstanceKey) -> Result<Conn, ClientError> {
-        Conn::connect(
-            &self.target(key).endpoint,
-            self.password.as_deref(),
-            self.call_timeout,
-        )
-        .await
+        let t = self.target(key);
+        // Sentinels keep `requirepass`: redisctl is their default user.
+        let creds = match t.kind {
+            TargetKind::Sentinel => self.password.as_ref().map(Credentials::without_user),
+            _ => self.password.clone(),
+        };
+        Conn::connect(&t.endpoint, creds.as_ref(), self.call_timeout).await
     }
 
     fn save_record(&self, record: &Record) -> Result<(), ExecError> {
@@ -516,7 +513,7 @@ impl Context {
                     from_addr,
                     to_addr,
                     slots: slots.iter().flat_map(|r| r.start..=r.end).collect(),
-                    password: self.password.as_deref(),
+                    password: self.password.as_ref(),
                     replace: self.replace,
                     others,
                     call_timeout: self.call_timeout,
@@ -584,6 +581,19 @@ impl Context {
                 }
                 Ok(())
             }
+            Step::AclSetUser { node, users, .. } => {
+                let t = self.target(node);
+                let mut c = self.conn(node).await?;
+                for name in users {
+                    let Some(u) = t.acl.iter().find(|u| &u.name == name) else {
+                        continue;
+                    };
+                    let mut args = vec!["ACL".to_string(), "SETUSER".into(), u.name.clone()];
+                    args.extend(u.setuser_args());
+                    c.cmd(&args).await?;
+                }
+                Ok(())
+            }
             Step::ReplicaOf { node, master } => {
                 self.refuse_loop(node, master).await?;
                 let m = &self.target(master).managed;
@@ -634,10 +644,7 @@ impl Context {
                     "parallel-syncs".into(),
                     sc.parallel_syncs.to_string(),
                 ];
-                if let Some(pw) = &self.password {
-                    args.push("auth-pass".into());
-                    args.push(pw.clone());
-                }
+                args.extend(crate::render::acl::sentinel_auth(self.password.as_ref()));
                 c.cmd(&args).await?;
                 Ok(())
             }
@@ -1127,7 +1134,7 @@ impl Context {
             binary: PathBuf::from("redis-server"),
             config_via_stdin: true,
         };
-        if let Ok(mut c) = Conn::connect(addr, self.password.as_deref(), self.call_timeout).await {
+        if let Ok(mut c) = Conn::connect(addr, self.password.as_ref(), self.call_timeout).await {
             let _ = c.cmd(&["SHUTDOWN"]).await;
         }
         let sup = self.supervisor.clone();

@@ -86,6 +86,38 @@ impl ClientError {
     }
 }
 
+/// Who redisctl is on an instance: `AUTH <password>` (the default user, one shared
+/// password) or `AUTH <user> <password>` (its own ACL user). Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: Option<String>,
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Credentials({:?}, <redacted>)", self.user)
+    }
+}
+
+impl Credentials {
+    /// The same password as the default user: Sentinels keep `requirepass`.
+    pub fn without_user(&self) -> Credentials {
+        Credentials {
+            user: None,
+            password: self.password.clone(),
+        }
+    }
+
+    /// `AUTH [user] password`.
+    pub fn auth_args(&self) -> Vec<&str> {
+        let mut v = vec!["AUTH"];
+        v.extend(self.user.as_deref());
+        v.push(&self.password);
+        v
+    }
+}
+
 pub struct Conn {
     addr: String,
     stream: TcpStream,
@@ -100,10 +132,10 @@ impl fmt::Debug for Conn {
 }
 
 impl Conn {
-    /// Connect to `addr` (`ip:port`), authenticating when a password is given.
+    /// Connect to `addr` (`ip:port`), authenticating when credentials are given.
     pub async fn connect(
         addr: &str,
-        password: Option<&str>,
+        credentials: Option<&Credentials>,
         limit: Duration,
     ) -> Result<Conn, ClientError> {
         let stream = match timeout(limit, TcpStream::connect(addr)).await {
@@ -129,8 +161,8 @@ impl Conn {
             buf: Vec::with_capacity(16 * 1024),
             timeout: limit,
         };
-        if let Some(pw) = password {
-            match conn.cmd(&["AUTH", pw]).await {
+        if let Some(creds) = credentials {
+            match conn.cmd(&creds.auth_args()).await {
                 Ok(_) => {}
                 Err(ClientError::Server { message, .. }) => {
                     return Err(ClientError::Auth {

@@ -2,6 +2,7 @@
 //! with bounded timeouts; the result is a plain value (`Observed`) the planner reads without
 //! any further I/O.
 
+pub mod acl;
 pub mod client;
 pub mod parse;
 pub mod resp;
@@ -116,6 +117,9 @@ pub struct NodeObs {
     pub sentinel: Option<SentinelLive>,
     /// Declared live settings whose running value differs: (name, running, declared).
     pub live_drift: Vec<(String, String, String)>,
+    /// Declared ACL users that differ from the live ones (observe/acl.rs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub acl_drift: Vec<acl::AclDrift>,
 }
 
 /// A group member: its replication state from INFO.
@@ -170,6 +174,8 @@ pub struct Target {
     pub kind: TargetKind,
     /// Settings to compare with `CONFIG GET` (Redis instances).
     pub live_params: Vec<(String, String)>,
+    /// Declared ACL users (Redis instances, with `auth.users`).
+    pub acl: Vec<crate::render::acl::AclUser>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,7 +187,7 @@ pub enum TargetKind {
 
 pub struct Observer {
     pub supervisor: Arc<dyn Supervisor>,
-    pub password: Option<String>,
+    pub password: Option<client::Credentials>,
     pub timeout: Duration,
 }
 
@@ -215,6 +221,7 @@ impl Observer {
                 repl: None,
                 sentinel: None,
                 live_drift: Vec::new(),
+                acl_drift: Vec::new(),
             });
             nodes.insert(t.managed.key.clone(), obs);
         }
@@ -225,7 +232,7 @@ impl Observer {
 async fn observe_one(
     sup: Arc<dyn Supervisor>,
     t: Target,
-    password: Option<String>,
+    password: Option<client::Credentials>,
     limit: Duration,
 ) -> NodeObs {
     let m = &t.managed;
@@ -259,9 +266,15 @@ async fn observe_one(
         repl: None,
         sentinel: None,
         live_drift: Vec::new(),
+        acl_drift: Vec::new(),
     };
     let result: Result<(), FetchError> = async {
-        let mut c = Conn::connect(&t.endpoint, password.as_deref(), limit).await?;
+        // Sentinels keep `requirepass`: redisctl is their default user.
+        let creds = match t.kind {
+            TargetKind::Sentinel => password.as_ref().map(client::Credentials::without_user),
+            _ => password,
+        };
+        let mut c = Conn::connect(&t.endpoint, creds.as_ref(), limit).await?;
         match t.kind {
             TargetKind::Cluster => obs.live = Some(fetch_on(&mut c).await?),
             TargetKind::Group => obs.repl = Some(fetch_repl(&mut c).await?),
@@ -269,6 +282,9 @@ async fn observe_one(
         }
         if t.kind != TargetKind::Sentinel && !t.live_params.is_empty() {
             obs.live_drift = live_drift(&mut c, &t.live_params).await?;
+        }
+        if t.kind != TargetKind::Sentinel {
+            obs.acl_drift = acl::drift(&mut c, &t.acl).await?;
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! `apply` and the tests all see the same plan for the same inputs. Every step names its
 //! nodes and slots; the executor only looks up node ids by address.
 
+mod acl;
 pub mod converge;
 mod groups;
 pub mod restart;
@@ -100,6 +101,14 @@ pub enum Step {
         node: InstanceKey,
         params: Vec<(String, String)>,
     },
+    /// `ACL SETUSER` of declared users that differ from the live ones (each whole, in one
+    /// command: a user being rotated accepts both passwords in between), no restart.
+    AclSetUser {
+        node: InstanceKey,
+        users: Vec<String>,
+        /// How each differs (never a password or hash).
+        why: Vec<String>,
+    },
     /// `REPLICAOF` on a live group member.
     ReplicaOf {
         node: InstanceKey,
@@ -144,6 +153,7 @@ impl Step {
             | Step::StartReplica { node, .. }
             | Step::WriteConfig { node }
             | Step::ConfigSet { node, .. }
+            | Step::AclSetUser { node, .. }
             | Step::ReplicaOf { node, .. } => Some(node),
             // The host that is about to restart `from` promotes its replacement first.
             Step::TakeOver { from, .. }
@@ -219,6 +229,11 @@ impl fmt::Display for Step {
                 let kv: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
                 write!(f, "set {} on {node} (live, no restart)", kv.join(" "))
             }
+            Step::AclSetUser { node, why, .. } => write!(
+                f,
+                "update ACL users on {node} (live, no restart): {}",
+                why.join(", ")
+            ),
             Step::ReplicaOf { node, master } => write!(f, "make {node} replicate from {master}"),
             Step::SentinelMonitor {
                 sentinel,
@@ -329,6 +344,7 @@ pub fn plan_with(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
         plan_cluster(topo, obs, opts),
         groups::plan(topo, obs, opts),
         drift(topo, obs),
+        acl::plan(topo, obs),
     ];
     let mut out = Plan::default();
     let mut later = Vec::new();

@@ -205,6 +205,7 @@ impl Sim {
                 repl: None,
                 sentinel: None,
                 live_drift: drift.into_iter().collect(),
+                acl_drift: Vec::new(),
             };
             nodes.insert(inst.key.clone(), obs);
         }

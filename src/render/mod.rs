@@ -4,7 +4,10 @@
 //! Runtime-owned files (nodes.conf, AOF, RDB) live in the instance's `data/` and are never
 //! rendered: Redis rewrites them and redisctl must not fight it.
 
+pub mod acl;
 pub mod systemd;
+
+pub use acl::Secrets;
 
 use std::path::{Path, PathBuf};
 
@@ -68,20 +71,18 @@ pub fn instance_files(
     state_dir: &Path,
     inst: &Instance,
     log: LogTarget,
-    password: Option<&str>,
+    secrets: Option<&Secrets>,
 ) -> Vec<RenderedFile> {
     let paths = InstancePaths::new(state_dir, &inst.key);
     let mut out = vec![RenderedFile {
         path: paths.config.clone(),
-        contents: redis_conf(topo, inst, &paths, log, password.is_some()).into_bytes(),
+        contents: redis_conf(topo, inst, &paths, log, secrets.is_some()).into_bytes(),
         mode: 0o640,
     }];
-    if let Some(pw) = password {
-        let q = quote(pw);
+    if let Some(s) = secrets {
         out.push(RenderedFile {
             path: paths.secrets.clone(),
-            contents: format!("{GENERATED_MARK}: secrets, readable by the owner only.\nrequirepass {q}\nmasterauth {q}\n")
-                .into_bytes(),
+            contents: acl::secrets_conf(topo, s).into_bytes(),
             mode: 0o600,
         });
     }
@@ -96,9 +97,10 @@ pub fn sentinel_files(
     state_dir: &Path,
     s: &SentinelInstance,
     log: LogTarget,
-    password: Option<&str>,
+    secrets: Option<&Secrets>,
 ) -> Vec<RenderedFile> {
     use std::fmt::Write;
+    let password = secrets.map(|s| s.password.as_str());
     let paths = InstancePaths::sentinel(state_dir, &s.key);
     let mut c = String::new();
     let _ = writeln!(
@@ -397,7 +399,11 @@ mod tests {
             "local-cluster-7000.conf",
             std::str::from_utf8(&files[0].contents).unwrap(),
         );
-        let files = instance_files(&topo, state, insts[1], LogTarget::Stdout, Some("s3cr\"et"));
+        let secrets = Secrets {
+            password: "s3cr\"et".into(),
+            users: Default::default(),
+        };
+        let files = instance_files(&topo, state, insts[1], LogTarget::Stdout, Some(&secrets));
         golden(
             "local-cluster-7001-replica-auth.conf",
             std::str::from_utf8(&files[0].contents).unwrap(),

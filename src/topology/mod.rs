@@ -2,6 +2,7 @@
 //! line:column), validate (pure, collects every problem) into the model later layers trust.
 //! Nothing here touches the system beyond reading the one file it is given.
 
+mod commands;
 mod describe;
 #[cfg(test)]
 mod group_tests;
@@ -11,6 +12,7 @@ pub mod slots;
 pub mod spans;
 pub mod strict;
 pub mod text;
+pub mod users;
 pub mod validate;
 #[cfg(test)]
 mod validate_tests;

@@ -78,6 +78,27 @@ pub struct Host {
 #[derive(Debug, Clone, Serialize)]
 pub struct Auth {
     pub password_file: PathBuf,
+    /// ACL users (`auth.users` or `auth.default_user` given); None: one shared password.
+    pub acl: Option<Acl>,
+}
+
+/// ACL users of every Redis instance (topology/users.rs validates them).
+#[derive(Debug, Clone, Serialize)]
+pub struct Acl {
+    /// The `default` user keeps `auth.password_file` and every permission; else it is off.
+    pub default_user_enabled: bool,
+    pub users: Vec<User>,
+}
+
+/// An application's ACL user, checked: known commands and categories, patterns without
+/// spaces, at least one password file.
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub name: String,
+    pub commands: Vec<String>,
+    pub keys: Vec<String>,
+    pub channels: Vec<String>,
+    pub password_files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]

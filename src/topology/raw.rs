@@ -152,9 +152,49 @@ pub struct RawHost {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuth {
-    /// File holding the password (first line). Becomes `requirepass` and `masterauth`.
+    /// File holding the password (first line). Without `users`: `requirepass` and
+    /// `masterauth`. With `users`: the password of redisctl's own ACL user `redisctl`.
     /// Relative paths are relative to this file.
     pub password_file: String,
+    /// The ACL user `default` (clients that send `AUTH <password>` or nothing): `enabled`
+    /// (default; it keeps `password_file` and every permission, as without `users`) or
+    /// `disabled`. Setting it turns on ACL users like `users` does.
+    #[serde(default)]
+    pub default_user: Option<DefaultUser>,
+    /// Named ACL users for applications, each with its own password file(s) and least
+    /// privilege. redisctl adds its own users (`redisctl`, `redisctl-replication`,
+    /// `redisctl-sentinel`).
+    #[serde(default)]
+    pub users: Option<Vec<RawUser>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultUser {
+    Enabled,
+    Disabled,
+}
+
+/// An application's ACL user.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawUser {
+    /// User name (`AUTH <name> <password>`): letters, digits, `-`, `_`, `.`, `:`.
+    pub name: String,
+    /// Command rules in order, as Redis writes them: `+@read`, `-@dangerous`, `+get`,
+    /// `-config|set`, `+@all`. Nothing allowed when empty.
+    #[serde(default)]
+    pub commands: Vec<String>,
+    /// Key patterns the user may touch (`~pattern`), `*` for every key. None when empty.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Pub/Sub channel patterns (`&pattern`), `*` for every channel. None when empty.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// Files holding the user's password (first line each), owner-only like
+    /// `password_file`. Two files while a password is rotated: both are accepted.
+    #[serde(default)]
+    pub password_files: Vec<String>,
 }
 
 /// Instance settings. Every field is optional; unset fields inherit from `defaults`.

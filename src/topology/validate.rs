@@ -107,7 +107,10 @@ pub const MANAGED_DIRECTIVES: &[(&str, &str)] = &[
     ("cluster-port", "nothing (bus port is always port + 10000)"),
     ("requirepass", "auth.password_file"),
     ("masterauth", "auth.password_file"),
-    ("masteruser", "auth.password_file"),
+    (
+        "masteruser",
+        "auth.users (redisctl renders its replication user)",
+    ),
     ("replicaof", "cluster.nodes[].role"),
     ("slaveof", "cluster.nodes[].role"),
     ("save", "persistence.save"),
@@ -153,14 +156,8 @@ pub const MANAGED_DIRECTIVES: &[(&str, &str)] = &[
         "rename-command",
         "nothing: a renamed command could be one redisctl drives (CONFIG, CLUSTER, REPLICAOF, SHUTDOWN, INFO …)",
     ),
-    (
-        "user",
-        "nothing: ACL users could lock redisctl out; instances have one password, auth.password_file",
-    ),
-    (
-        "aclfile",
-        "nothing: ACL users could lock redisctl out; instances have one password, auth.password_file",
-    ),
+    ("user", "auth.users"),
+    ("aclfile", "auth.users"),
 ];
 
 /// Why every `*-announce-*` directive is managed.
@@ -237,14 +234,10 @@ pub fn validate(raw: &RawTopology, base_dir: &Path) -> (Option<Topology>, Vec<Pr
         }
         base_dir.join(s)
     });
-    let auth = raw.auth.as_ref().map(|a| {
-        if a.password_file.trim().is_empty() {
-            p.error("auth.password_file", "must not be empty");
-        }
-        Auth {
-            password_file: base_dir.join(&a.password_file),
-        }
-    });
+    let auth = raw
+        .auth
+        .as_ref()
+        .map(|a| super::users::validate_auth(a, base_dir, &mut p.0));
 
     let mut ports = Vec::new();
     let cluster = match &raw.cluster {

@@ -1553,13 +1553,20 @@ fn announce_port_acl_and_rename_directives_are_managed() {
         "cluster-announce-whatever-comes-next",
         "tls-port",
         "rename-command",
-        "user",
-        "aclfile",
     ] {
         let e = errors(&with_defaults(&format!("  config: {{{key}: \"1\"}}\n")));
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(
             e[0].contains(&format!("defaults.config.{key}: \"{key}\" is managed by redisctl and cannot be set in config: ")),
+            "{e:?}"
+        );
+    }
+    // ACL users have their own section.
+    for key in ["user", "aclfile", "masteruser"] {
+        let e = errors(&with_defaults(&format!("  config: {{{key}: \"1\"}}\n")));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains(&format!("defaults.config.{key}: \"{key}\" is managed by redisctl and cannot be set in config; use auth.users")),
             "{e:?}"
         );
     }

@@ -1,0 +1,262 @@
+//! ACL users of a Redis instance, as values: the `user` lines of secrets.conf and the
+//! `ACL SETUSER` arguments that converge a live instance to the same user. Pure: the secrets
+//! (redisctl's password, the SHA-256 of each user's passwords) are read by the CLI and given.
+//!
+//! Only hashes (`#<sha256>`) of application passwords are ever rendered. The replication and
+//! Sentinel users' passwords are derived from redisctl's own password, so nobody has to keep
+//! them and no extra file exists; they are plaintext only where Redis needs them
+//! (`masterauth` in secrets.conf, `auth-pass` in the Sentinels' 0600 file).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use crate::topology::Topology;
+use crate::topology::users::{ADMIN_USER, REPLICATION_USER, SENTINEL_USER};
+
+/// What the password files hold, as far as rendering needs it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secrets {
+    /// `auth.password_file`: `requirepass`, or redisctl's own ACL user.
+    pub password: String,
+    /// Each declared user's password hashes (SHA-256, hex), in `password_files` order.
+    pub users: BTreeMap<String, Vec<String>>,
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secrets(<redacted>, users: {:?})", self.users.keys())
+    }
+}
+
+/// SHA-256 of `s` in lowercase hex, as Redis stores ACL passwords (`#<hex>`).
+pub fn sha256_hex(s: &str) -> String {
+    let d = Sha256::digest(s.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The password of one of redisctl's derived users: SHA-256 of its name and redisctl's own
+/// password, so rotating `auth.password_file` rotates them too.
+pub fn derived_password(user: &str, admin: &str) -> String {
+    sha256_hex(&format!("redisctl derived password\n{user}\n{admin}"))
+}
+
+/// The replicas' user: what `PSYNC` needs (Redis docs, "ACL rules for Sentinel and Replicas").
+pub const REPLICATION_RULES: &[&str] = &["+psync", "+replconf", "+ping"];
+
+/// The Sentinels' user (same source): monitoring, hello messages and failovers.
+pub const SENTINEL_RULES: &[&str] = &[
+    "+multi",
+    "+slaveof",
+    "+ping",
+    "+exec",
+    "+subscribe",
+    "+config|rewrite",
+    "+role",
+    "+publish",
+    "+info",
+    "+client|setname",
+    "+client|kill",
+    "+script|kill",
+];
+
+/// `SENTINEL SET … auth-pass` arguments (with `auth-user` when redisctl has ACL users): how
+/// the Sentinels authenticate to a group's members.
+pub fn sentinel_auth(creds: Option<&crate::observe::client::Credentials>) -> Vec<String> {
+    match creds {
+        None => Vec::new(),
+        Some(c) if c.user.is_some() => vec![
+            "auth-user".into(),
+            SENTINEL_USER.into(),
+            "auth-pass".into(),
+            derived_password(SENTINEL_USER, &c.password),
+        ],
+        Some(c) => vec!["auth-pass".into(), c.password.clone()],
+    }
+}
+
+/// How redisctl authenticates to Redis instances: as `redisctl` with ACL users, else as the
+/// default user.
+pub fn credentials(topo: &Topology, secrets: &Secrets) -> crate::observe::client::Credentials {
+    let acl = topo.auth.as_ref().is_some_and(|a| a.acl.is_some());
+    crate::observe::client::Credentials {
+        user: acl.then(|| ADMIN_USER.to_string()),
+        password: secrets.password.clone(),
+    }
+}
+
+/// One ACL user as declared: enabled, password hashes and rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclUser {
+    pub name: String,
+    pub enabled: bool,
+    /// SHA-256 hex of every accepted password.
+    pub hashes: Vec<String>,
+    pub keys: Vec<String>,
+    pub channels: Vec<String>,
+    pub commands: Vec<String>,
+}
+
+impl AclUser {
+    /// The rules without passwords or state: what a probe user is given to learn how Redis
+    /// writes them (observe).
+    pub fn rules(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.keys.iter().map(|k| format!("~{k}")).collect();
+        // `reset` leaves channels to acl-pubsub-default; say it explicitly.
+        v.push("resetchannels".into());
+        v.extend(self.channels.iter().map(|c| format!("&{c}")));
+        v.extend(self.commands.iter().cloned());
+        v
+    }
+
+    /// `ACL SETUSER <name>` arguments after the name: the whole user at once (`reset` first,
+    /// so the result does not depend on what was there). Clients already authenticated stay
+    /// so; new ones may use any listed password.
+    pub fn setuser_args(&self) -> Vec<String> {
+        let mut v = vec![
+            "reset".to_string(),
+            if self.enabled { "on" } else { "off" }.to_string(),
+        ];
+        v.extend(self.hashes.iter().map(|h| format!("#{h}")));
+        v.extend(self.rules());
+        v
+    }
+
+    /// The `user` line of secrets.conf.
+    pub fn line(&self) -> String {
+        format!("user {} {}", self.name, self.setuser_args().join(" "))
+    }
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// Every ACL user of the deployment's Redis instances; empty without ACL users.
+pub fn users(topo: &Topology, secrets: &Secrets) -> Vec<AclUser> {
+    let Some(acl) = topo.auth.as_ref().and_then(|a| a.acl.as_ref()) else {
+        return Vec::new();
+    };
+    let everything = |name: &str, enabled: bool, hashes: Vec<String>| AclUser {
+        name: name.into(),
+        enabled,
+        hashes,
+        keys: strs(&["*"]),
+        channels: strs(&["*"]),
+        commands: strs(&["+@all"]),
+    };
+    let admin_hash = sha256_hex(&secrets.password);
+    let mut out = vec![
+        if acl.default_user_enabled {
+            everything("default", true, vec![admin_hash.clone()])
+        } else {
+            AclUser {
+                name: "default".into(),
+                enabled: false,
+                hashes: Vec::new(),
+                keys: Vec::new(),
+                channels: Vec::new(),
+                commands: Vec::new(),
+            }
+        },
+        everything(ADMIN_USER, true, vec![admin_hash]),
+        AclUser {
+            name: REPLICATION_USER.into(),
+            enabled: true,
+            hashes: vec![sha256_hex(&derived_password(
+                REPLICATION_USER,
+                &secrets.password,
+            ))],
+            keys: Vec::new(),
+            channels: Vec::new(),
+            commands: strs(REPLICATION_RULES),
+        },
+        AclUser {
+            name: SENTINEL_USER.into(),
+            enabled: true,
+            hashes: vec![sha256_hex(&derived_password(
+                SENTINEL_USER,
+                &secrets.password,
+            ))],
+            keys: Vec::new(),
+            channels: strs(&["*"]),
+            commands: strs(SENTINEL_RULES),
+        },
+    ];
+    for u in &acl.users {
+        out.push(AclUser {
+            name: u.name.clone(),
+            enabled: true,
+            hashes: secrets.users.get(&u.name).cloned().unwrap_or_default(),
+            keys: u.keys.clone(),
+            channels: u.channels.clone(),
+            commands: u.commands.clone(),
+        });
+    }
+    out
+}
+
+/// secrets.conf (mode 0600): `requirepass`/`masterauth` with one shared password, or the
+/// ACL users with `masteruser`/`masterauth` of the replication user.
+pub fn secrets_conf(topo: &Topology, secrets: &Secrets) -> String {
+    use std::fmt::Write;
+    let mut c = format!(
+        "{}: secrets, readable by the owner only.\n",
+        super::GENERATED_MARK
+    );
+    let users = users(topo, secrets);
+    if users.is_empty() {
+        let q = super::quote(&secrets.password);
+        let _ = writeln!(c, "requirepass {q}\nmasterauth {q}");
+        return c;
+    }
+    let _ = writeln!(
+        c,
+        "# ACL users (SHA-256 password hashes); `apply` converges live ones with ACL SETUSER."
+    );
+    for u in &users {
+        let _ = writeln!(c, "{}", u.line());
+    }
+    let _ = writeln!(c, "masteruser {REPLICATION_USER}");
+    let _ = writeln!(
+        c,
+        "masterauth {}",
+        super::quote(&derived_password(REPLICATION_USER, &secrets.password))
+    );
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn sha256_matches_redis() {
+        // `ACL SETUSER x >adminpw` then `ACL GETUSER x` on redis-server 7.0.
+        assert_eq!(
+            sha256_hex("adminpw"),
+            "5fcf82bc15aef42cd3ec93e6d4b51c04df110cf77ee715f62f3f172ff8ed9de9"
+        );
+    }
+
+    #[test]
+    fn secrets_conf_with_users_golden() {
+        let src = "name: t\nhosts:\n  - {name: a, address: 127.0.0.1}\ncluster: {shards: 3, replicas: 1, ports: 7000-7005}\nauth:\n  password_file: admin.pw\n  default_user: disabled\n  users:\n    - name: app\n      commands: [+@read, +set, -@dangerous]\n      keys: ['app:*']\n      password_files: [app.pw, app.pw.new]\n";
+        let t = crate::topology::parse(src, "t.yaml", Path::new("/etc/redisctl"))
+            .unwrap()
+            .topology;
+        let secrets = Secrets {
+            password: "adminpw".into(),
+            users: [(
+                "app".to_string(),
+                vec![sha256_hex("old"), sha256_hex("new")],
+            )]
+            .into(),
+        };
+        let text = secrets_conf(&t, &secrets);
+        assert!(!text.contains("adminpw") && !text.contains("old\n"));
+        super::super::golden("secrets-acl.conf", &text);
+    }
+}
