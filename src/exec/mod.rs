@@ -1280,12 +1280,7 @@ impl Context {
         to: &InstanceKey,
         on_event: &(dyn Fn(Event) + Sync),
     ) -> Result<(), StepError> {
-        let g = self
-            .topology
-            .groups
-            .iter()
-            .find(|g| g.name == group)
-            .ok_or_else(|| StepError::Other(format!("unknown group {group}")))?;
+        let g = self.group(group)?;
         let others: Vec<&crate::topology::Instance> =
             g.members().filter(|m| m.key != *to).collect();
         for m in &others {
@@ -1567,9 +1562,18 @@ impl Context {
         }
     }
 
-    /// Ask the Sentinels to promote a replica of `group`, whose master `from` is down
-    /// (`SENTINEL FAILOVER`; a failover they already run is simply waited for), then wait until
-    /// a majority of them report another member as master and it acts as one.
+    /// The declared group `name`.
+    fn group(&self, name: &str) -> Result<&crate::topology::Group, StepError> {
+        self.topology
+            .groups
+            .iter()
+            .find(|g| g.name == name)
+            .ok_or_else(|| StepError::Other(format!("unknown group {name}")))
+    }
+
+    /// Have the Sentinels promote a replica of `group`, whose master `from` is down: their own
+    /// failover is waited for, `SENTINEL FAILOVER` forced only when none starts (see below);
+    /// done when a majority of them report another member as master and it acts as one.
     async fn sentinel_promote(
         &self,
         index: usize,
@@ -1577,12 +1581,7 @@ impl Context {
         from: &InstanceKey,
         on_event: &(dyn Fn(Event) + Sync),
     ) -> Result<(), StepError> {
-        let g = self
-            .topology
-            .groups
-            .iter()
-            .find(|g| g.name == group)
-            .ok_or_else(|| StepError::Other(format!("unknown group {group}")))?;
+        let g = self.group(group)?;
         let old = g
             .member(from)
             .map(|m| (m.address.to_string(), m.port))
