@@ -309,8 +309,8 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
                     "plan is blocked:\n  - {}",
                     plan.blockers
                         .iter()
-                        .chain(plan.waits.iter().map(|w| w as &String))
-                        .cloned()
+                        .map(ToString::to_string)
+                        .chain(plan.waits.iter().map(ToString::to_string))
                         .collect::<Vec<_>>()
                         .join("\n  - ")
                 ))

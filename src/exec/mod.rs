@@ -261,23 +261,25 @@ impl Context {
             summary.notes = resumed
                 .iter()
                 .cloned()
-                .chain(plan.notes.iter().cloned())
+                .chain(plan.notes.iter().map(ToString::to_string))
                 .chain(pending)
                 .collect();
             if !plan.blockers.is_empty() {
-                return Err(ExecError::Blocked(plan.blockers.join("\n  - ")));
+                let lines = plan::findings::lines(&plan.blockers);
+                return Err(ExecError::Blocked(lines.join("\n  - ")));
             }
             if !plan.waits.is_empty() {
                 // E.g. a process still loading its data after an apply was killed right after
                 // starting it, or a restarted old master that has not yet heard of the
                 // failover: plan again shortly, until the gate timeout.
                 if Instant::now() >= wait_deadline {
-                    return Err(ExecError::Blocked(plan.waits.join("\n  - ")));
+                    let lines = plan::findings::lines(&plan.waits);
+                    return Err(ExecError::Blocked(lines.join("\n  - ")));
                 }
                 on_event(Event::StepWaiting {
                     index: 0,
                     missing: plan.waits.len(),
-                    first: plan.waits[0].clone(),
+                    first: plan.waits[0].to_string(),
                 });
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 round -= 1;
@@ -311,13 +313,7 @@ impl Context {
             .filter(|t| t.local)
             .map(|t| &t.managed.key)
             .collect();
-        let (mine, theirs): (Vec<Step>, Vec<Step>) = plan
-            .steps
-            .into_iter()
-            .partition(|s| s.host_node().is_some_and(|n| local.contains(&n)));
-        let about_us = |b: &String| local.iter().any(|k| b.contains(&k.to_string()));
-        let blockers = plan.blockers.into_iter().filter(about_us).collect();
-        let waits = plan.waits.into_iter().filter(about_us).collect();
+        let (plan, theirs) = plan.host_part(&local);
         let pending = (!theirs.is_empty()).then(|| {
             let list: Vec<String> = theirs.iter().take(5).map(ToString::to_string).collect();
             format!(
@@ -327,16 +323,7 @@ impl Context {
                 if theirs.len() > 5 { "; ..." } else { "" }
             )
         });
-        (
-            Plan {
-                steps: mine,
-                blockers,
-                waits,
-                notes: plan.notes,
-                partial: plan.partial,
-            },
-            pending,
-        )
+        (plan, pending)
     }
 
     /// The coordinator waits (bounded by the gate timeout) for declared cluster nodes on other
@@ -1457,7 +1444,9 @@ impl Context {
             match c.cmd(&["CLUSTER", "FAILOVER", mode]).await {
                 Ok(_) => Ok(()),
                 // Already promoted by an earlier attempt or by the cluster itself.
-                Err(ClientError::Server { message, .. }) if message.contains("already a master") => {
+                Err(ClientError::Server { message, .. })
+                    if message.contains("already a master") =>
+                {
                     Ok(())
                 }
                 Err(e) => Err(StepError::from(e)),
@@ -1594,7 +1583,9 @@ impl Context {
         }
         self.gate_observed(
             index,
-            &format!("a majority of the Sentinels report a new master of {group} in place of {from}"),
+            &format!(
+                "a majority of the Sentinels report a new master of {group} in place of {from}"
+            ),
             on_event,
             |obs| match promoted(obs) {
                 Some(_) => Vec::new(),

@@ -880,12 +880,18 @@ fn a_non_fresh_node_without_a_record_blocks_and_nothing_is_planned() {
     let p = plan_with(&sim.topo, &sim.observed(), Options::default());
     assert!(p.steps.is_empty(), "{:?}", p.steps);
     assert_eq!(p.blockers.len(), 1, "{:?}", p.blockers);
+    assert_eq!(p.blockers[0].kind, super::BlockerKind::UnrecordedNode);
+    assert_eq!(p.blockers[0].instance.as_ref(), Some(&key));
     assert!(
-        p.blockers[0].starts_with(&format!("{key} (")),
+        p.blockers[0].message.starts_with(&format!("{key} (")),
         "{:?}",
         p.blockers
     );
-    assert!(p.blockers[0].contains("has no record of creating it"));
+    assert!(
+        p.blockers[0]
+            .message
+            .contains("has no record of creating it")
+    );
 }
 
 /// Another host's redisctl created this node (so this state directory has no record of
@@ -945,8 +951,11 @@ fn a_stale_slot_claim_is_waited_for_not_acted_on() {
     let p = plan_with(&sim.topo, &sim.observed(), Options::default());
     assert!(p.steps.is_empty() && p.blockers.is_empty(), "{p:?}");
     assert_eq!(p.waits.len(), 1, "{:?}", p.waits);
+    assert_eq!(p.waits[0].kind, super::WaitKind::StaleSlotClaim);
+    assert_eq!(p.waits[0].instance.as_ref(), Some(old));
+    assert_eq!(p.waits[0].related, std::slice::from_ref(new));
     assert!(
-        p.waits[0].starts_with(&format!(
+        p.waits[0].message.starts_with(&format!(
             "{old} still claims {} slot(s) that {new}",
             before.slots.len()
         )),
