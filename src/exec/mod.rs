@@ -913,15 +913,11 @@ impl Context {
             if r.is_master {
                 return Err(fail(format!("{node} is already the master of {}", g.name)));
             }
-            let master_off = obs
-                .nodes
-                .get(&current.key)
-                .and_then(|x| x.repl.as_ref())
-                .map_or(0, |x| x.offset);
-            let lag = master_off - r.offset;
-            if !force && (!r.link_up || lag > crate::plan::IN_SYNC_BYTES) {
+            let master = obs.nodes.get(&current.key).and_then(|x| x.repl.as_ref());
+            let (in_sync, lag) = sync_of(master.map(|m| &m.info), &r.info);
+            if !force && in_sync != Ok(true) {
                 return Err(fail(format!(
-                    "{node} lags {lag} bytes behind {} (link {}); a failover now would lose writes. Wait, or pass --force",
+                    "{node} lags {lag} behind {} (link {}); a failover now would lose writes. Wait, or pass --force",
                     current.key,
                     if r.link_up { "up" } else { "down" }
                 )));
@@ -943,20 +939,12 @@ impl Context {
             .values()
             .filter_map(|x| x.live.as_ref())
             .find(|x| Some(x.myself.id.as_str()) == l.myself.master_id.as_deref());
-        let off = |x: &Live, f: &str| x.info(f).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-        let lag = master.map_or(i64::MAX, |m| {
-            off(m, "master_repl_offset") - off(l, "slave_repl_offset")
-        });
+        let (in_sync, lag) = sync_of(master.map(|m| &m.info), &l.info);
         let link_up = l.info("master_link_status") == Some("up");
-        if !force && (!link_up || lag > crate::plan::IN_SYNC_BYTES) {
+        if !force && in_sync != Ok(true) {
             return Err(fail(format!(
-                "{node} is not in sync with its master (link {}, {} bytes behind); pass --force to promote it anyway (CLUSTER FAILOVER FORCE)",
+                "{node} is not in sync with its master (link {}, {lag} behind); pass --force to promote it anyway (CLUSTER FAILOVER FORCE)",
                 if link_up { "up" } else { "down" },
-                if lag == i64::MAX {
-                    "unknown".to_string()
-                } else {
-                    lag.to_string()
-                }
             )));
         }
         self.cluster_failover(1, node, force && !link_up, on_event)
@@ -1713,6 +1701,26 @@ async fn probe(addr: SocketAddr, limit: Duration) -> Result<(), String> {
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
     }
+}
+
+/// Whether a replica is in sync with its master (unknown when the master does not answer),
+/// and its lag for a message.
+fn sync_of(
+    master: Option<&plan::replication::Info>,
+    replica: &plan::replication::Info,
+) -> (Result<bool, plan::replication::Unknown>, String) {
+    use plan::replication::{Unknown, lag};
+    let Some(m) = master else {
+        return (
+            Err(Unknown::MasterOffset),
+            "an unknown number of bytes (its master does not answer)".into(),
+        );
+    };
+    let text = match lag(m, replica) {
+        Ok(n) => format!("{n} bytes"),
+        Err(e) => format!("an unknown number of bytes ({e})"),
+    };
+    (plan::in_sync(m, replica), text)
 }
 
 pub fn log_tail(path: &Path, n: usize) -> String {

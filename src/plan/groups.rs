@@ -13,10 +13,6 @@ use crate::observe::{NodeObs, Observed, ReplLive, SentinelMaster};
 use crate::supervise::ProcState;
 use crate::topology::{Group, Instance, InstanceKey, Topology};
 
-/// Replication offset distance within which a replica counts as in sync for a planned
-/// failover (bytes).
-pub const IN_SYNC_BYTES: i64 = 1 << 20;
-
 pub fn plan(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
     let mut p = Plan::default();
     if topo.groups.is_empty() {
@@ -243,12 +239,11 @@ pub fn plan(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
         // Preferred master.
         if current.key != g.master.key {
             let preferred = repl(obs, &g.master.key);
-            let master_offset = repl(obs, &current.key).map_or(0, |r| r.offset);
-            let ready = preferred.is_some_and(|r| {
+            let master = repl(obs, &current.key);
+            let ready = preferred.zip(master).is_some_and(|(r, m)| {
                 !r.is_master
-                    && r.link_up
                     && replicates_from(r, current)
-                    && master_offset - r.offset <= IN_SYNC_BYTES
+                    && super::in_sync(&m.info, &r.info) == Ok(true)
             });
             if !opts.restore_roles {
                 p.notes.push(Note::on(NoteKind::NotPreferredMaster, &current.key, format!(

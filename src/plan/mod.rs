@@ -6,10 +6,10 @@
 pub mod converge;
 pub mod findings;
 mod groups;
+pub mod replication;
 pub mod restart;
-pub use groups::{
-    IN_SYNC_BYTES, current_master as current_group_master, problems as group_problems,
-};
+pub use groups::{current_master as current_group_master, problems as group_problems};
+pub use replication::in_sync;
 #[cfg(test)]
 mod sim;
 
@@ -691,13 +691,9 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
         let owner_live = st(owner).live();
         let ready = match (st(preferred).live(), owner_live) {
             (Some(pl), Some(ol)) => {
-                let off =
-                    |l: &Live, f: &str| l.info(f).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
                 pl.myself.flags.replica
                     && pl.myself.master_id.as_deref() == Some(ol.myself.id.as_str())
-                    && pl.info("master_link_status") == Some("up")
-                    && off(ol, "master_repl_offset") - off(pl, "slave_repl_offset")
-                        <= groups::IN_SYNC_BYTES
+                    && in_sync(&ol.info, &pl.info) == Ok(true)
             }
             _ => false,
         };

@@ -146,7 +146,10 @@ impl Sim {
             .chain(peers.iter().filter(|p| p.healthy()))
             .map(|l| count(&l.slots))
             .sum();
-        let mut info = HashMap::new();
+        // Every node reports its replication offset (masters' decide whether a replica is in
+        // sync: plan::replication); replication is instant, so offsets follow the keys.
+        let mut info =
+            HashMap::from([("master_repl_offset".to_string(), (1 + n.keys).to_string())]);
         if let Some(m) = &n.master {
             let up = lines.get(m).is_some_and(|l| l.connected);
             let link = if up { "up" } else { "down" };
