@@ -915,23 +915,33 @@ fn a_node_another_host_recorded_is_accepted_as_a_member_of_our_cluster() {
 /// A master's data directory is lost and its node restarted empty before the cluster
 /// failed it over (within the node timeout, or no majority of masters is up). Its replica
 /// holds the only copy of the shard; the planner must not make it replicate the new, empty
-/// node.
+/// node: it refuses, naming the replica, and plans nothing. Once the cluster has failed over
+/// to the replica (the way out the refusal names), apply converges with the data kept.
 #[test]
 fn a_wiped_master_does_not_take_its_replicas_data_with_it() {
     let mut sim = Sim::new(topology(3, 1, 1, false));
     converge_sim(&mut sim, Options::default(), "setup");
     let shard = sim.topo.cluster.clone().expect("a cluster").shards[0].clone();
-    sim.node(&shard.master.key).keys = 10;
+    let (master, replica) = (&shard.master.key, &shard.replicas[0].key);
+    sim.node(master).keys = 10;
     sim.sync_replicas();
-    sim.node(&shard.master.key).running = false;
-    sim.wipe(&shard.master.key);
+    assert_eq!(sim.nodes[replica].keys, 10);
+    sim.node(master).running = false;
+    sim.wipe(master);
     let p = plan_with(&sim.topo, &sim.observed(), Options::default());
-    if p.blockers.is_empty() {
-        converge_sim(&mut sim, Options::default(), "wiped master");
-        assert_converged(&sim, true, false, "wiped master");
-        let serving = shard.members().find(|m| sim.nodes[&m.key].master.is_none());
-        assert_eq!(sim.nodes[&serving.expect("a master").key].keys, 10);
-    }
+    assert!(p.steps.is_empty(), "{:?}", p.steps);
+    assert_eq!(p.blockers.len(), 1, "{:?}", p.blockers);
+    assert_eq!(p.blockers[0].kind, super::BlockerKind::OnlyLiveCopy);
+    assert_eq!(p.blockers[0].instance.as_ref(), Some(replica));
+    assert!(p.blockers[0].message.contains("only live copy"), "{}", p.blockers[0]);
+    // The cluster fails over to the replica (CLUSTER FAILOVER TAKEOVER).
+    sim.promote(replica);
+    sim.note("failover");
+    converge_sim(&mut sim, Options::default(), "wiped master");
+    assert_converged(&sim, true, false, "wiped master");
+    assert_eq!(sim.nodes[replica].master, None, "the replica serves the shard");
+    assert_eq!(sim.nodes[replica].keys, 10, "its data is kept");
+    assert_eq!(sim.nodes[master].keys, 10, "the recreated node replicates it");
 }
 
 /// An old master restarted after its replica took over still claims its slots (with its old
