@@ -316,6 +316,40 @@ impl Plan {
     }
 }
 
+/// The plan as a person reads it: the numbered steps (as `redisctl plan` prints them), then
+/// each blocker, wait and note with its kind and the instance it is about.
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, step) in self.steps.iter().enumerate() {
+            writeln!(f, "  {:>3}. {step}", i + 1)?;
+        }
+        if self.partial {
+            writeln!(
+                f,
+                "  (more steps follow once the started nodes report their state)"
+            )?;
+        }
+        fn list<K: Serialize>(
+            f: &mut fmt::Formatter<'_>,
+            what: &str,
+            items: &[findings::Finding<K>],
+        ) -> fmt::Result {
+            for x in items {
+                let kind = serde_json::to_value(&x.kind).unwrap_or_default();
+                write!(f, "{what} [{}", kind.as_str().unwrap_or("?"))?;
+                if let Some(k) = &x.instance {
+                    write!(f, " {k}")?;
+                }
+                writeln!(f, "]: {x}")?;
+            }
+            Ok(())
+        }
+        list(f, "blocked", &self.blockers)?;
+        list(f, "waiting", &self.waits)?;
+        list(f, "note", &self.notes)
+    }
+}
+
 /// What the planner knows about a declared node.
 #[derive(Clone, Copy)]
 enum State<'a> {

@@ -292,7 +292,8 @@ impl Sim {
             n.keys = 0;
         }
         if fresh {
-            let id = format!("{:040x}", self.next_id);
+            // 40 hex digits whose short form (the first 8) tells nodes apart in plan text.
+            let id = format!("{:08x}{}", self.next_id, "0".repeat(32));
             self.next_id += 1;
             let n = self.node(key);
             let ip = std::mem::take(&mut n.ip);
@@ -933,15 +934,25 @@ fn a_wiped_master_does_not_take_its_replicas_data_with_it() {
     assert_eq!(p.blockers.len(), 1, "{:?}", p.blockers);
     assert_eq!(p.blockers[0].kind, super::BlockerKind::OnlyLiveCopy);
     assert_eq!(p.blockers[0].instance.as_ref(), Some(replica));
-    assert!(p.blockers[0].message.contains("only live copy"), "{}", p.blockers[0]);
+    assert!(
+        p.blockers[0].message.contains("only live copy"),
+        "{}",
+        p.blockers[0]
+    );
     // The cluster fails over to the replica (CLUSTER FAILOVER TAKEOVER).
     sim.promote(replica);
     sim.note("failover");
     converge_sim(&mut sim, Options::default(), "wiped master");
     assert_converged(&sim, true, false, "wiped master");
-    assert_eq!(sim.nodes[replica].master, None, "the replica serves the shard");
+    assert_eq!(
+        sim.nodes[replica].master, None,
+        "the replica serves the shard"
+    );
     assert_eq!(sim.nodes[replica].keys, 10, "its data is kept");
-    assert_eq!(sim.nodes[master].keys, 10, "the recreated node replicates it");
+    assert_eq!(
+        sim.nodes[master].keys, 10,
+        "the recreated node replicates it"
+    );
 }
 
 /// An old master restarted after its replica took over still claims its slots (with its old
@@ -1001,4 +1012,68 @@ fn scaling_in_and_out_again_reuses_the_retired_nodes() {
     assert!(p.blockers.is_empty(), "{:?}", p.blockers);
     converge_sim(&mut sim, Options::default(), ctx);
     assert_converged(&sim, false, true, ctx);
+}
+
+/// The plan for the simulator's situation now, compared with tests/golden/plans/NAME.txt
+/// (UPDATE_GOLDEN=1 rewrites it; review the diff).
+fn golden_plan(name: &str, situation: &str, sim: &Sim, opts: Options) {
+    let p = plan_with(&sim.topo, &sim.observed(), opts);
+    let text = format!("# {situation}\n{p}");
+    crate::render::golden(&format!("plans/{name}.txt"), &text);
+}
+
+fn converged(shards: u64, replicas: u64, hosts: u64) -> Sim {
+    let mut sim = Sim::new(topology(shards, replicas, hosts, false));
+    converge_sim(&mut sim, Options::default(), "setup");
+    sim
+}
+
+/// Golden plans of representative situations: what a person sees in `redisctl plan`.
+#[test]
+fn golden_plans_of_representative_situations() {
+    let apply = Options::default();
+    let restore = Options {
+        restore_roles: true,
+        purge: false,
+    };
+    let sim = Sim::new(topology(3, 1, 2, false));
+    let what = "3 shards x 1 replica on 2 hosts, nothing started yet";
+    golden_plan("fresh-3x1-on-2-hosts", what, &sim, apply);
+    let what = "3x1 on 2 hosts, converged";
+    golden_plan("converged-nothing-to-do", what, &converged(3, 1, 2), apply);
+
+    let mut sim = converged(3, 1, 2);
+    sim.declare(topology(4, 1, 2, false));
+    let what = "3x1 converged, the topology now declares 4 shards";
+    golden_plan("scale-out-3-to-4", what, &sim, apply);
+
+    let mut sim = converged(4, 1, 2);
+    sim.declare(topology(3, 1, 2, false));
+    let what = "4x1 converged, the topology now declares 3 shards";
+    golden_plan("scale-in-4-to-3", what, &sim, apply);
+
+    // The cluster failed shard 1 over to its replica (its old master rejoined as a replica).
+    let mut sim = converged(3, 1, 2);
+    let c = sim.topo.cluster.clone().expect("a cluster");
+    sim.promote(&c.shards[0].replicas[0].key);
+    let what = "shard 1 failed over to its replica";
+    golden_plan("failed-over-shard", &format!("{what}: apply"), &sim, apply);
+    let what = format!("{what}: apply --restore-roles");
+    golden_plan("failed-over-shard-restore-roles", &what, &sim, restore);
+
+    let mut sim = converged(3, 1, 2);
+    sim.node(&c.shards[0].master.key).running = false;
+    let what = "shard 1's master died (files kept); its replica was linked until the crash";
+    golden_plan("restart-a-dead-master", what, &sim, apply);
+    let mut sim = converged(3, 1, 2);
+    sim.node(&c.shards[1].replicas[0].key).running = false;
+    let what = "a replica of shard 2 died";
+    golden_plan("restart-a-dead-replica", what, &sim, apply);
+
+    let mut sim = converged(3, 1, 1);
+    let c = sim.topo.cluster.clone().expect("a cluster");
+    sim.node(&c.shards[0].master.key).running = false;
+    sim.wipe(&c.shards[0].master.key);
+    let what = "shard 1's master lost its data directory before the cluster failed it over";
+    golden_plan("blocked-wiped-master", what, &sim, apply);
 }
