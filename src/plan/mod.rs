@@ -11,6 +11,8 @@ pub mod restart;
 pub use groups::{current_master as current_group_master, problems as group_problems};
 pub use replication::in_sync;
 #[cfg(test)]
+mod group_sim;
+#[cfg(test)]
 mod sim;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
