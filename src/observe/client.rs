@@ -6,45 +6,14 @@
 use std::fmt;
 use std::time::Duration;
 
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use super::resp::{self, Value};
 
-/// The error code of a server error reply (its first word).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ErrorCode {
-    Moved,
-    Ask,
-    TryAgain,
-    ClusterDown,
-    BusyKey,
-    Loading,
-    NoAuth,
-    WrongPass,
-    ReadOnly,
-    Err,
-    Other(String),
-}
-
-impl ErrorCode {
-    fn of(message: &str) -> ErrorCode {
-        match message.split_whitespace().next().unwrap_or("") {
-            "MOVED" => ErrorCode::Moved,
-            "ASK" => ErrorCode::Ask,
-            "TRYAGAIN" => ErrorCode::TryAgain,
-            "CLUSTERDOWN" => ErrorCode::ClusterDown,
-            "BUSYKEY" => ErrorCode::BusyKey,
-            "LOADING" => ErrorCode::Loading,
-            "NOAUTH" => ErrorCode::NoAuth,
-            "WRONGPASS" => ErrorCode::WrongPass,
-            "READONLY" => ErrorCode::ReadOnly,
-            "ERR" => ErrorCode::Err,
-            other => ErrorCode::Other(other.to_string()),
-        }
-    }
-}
+pub use super::resp::ErrorCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -89,7 +58,8 @@ impl ClientError {
 pub struct Conn {
     addr: String,
     stream: TcpStream,
-    buf: Vec<u8>,
+    /// Bytes read but not parsed yet (a reply split across reads).
+    buf: BytesMut,
     pub timeout: Duration,
 }
 
@@ -126,7 +96,7 @@ impl Conn {
         let mut conn = Conn {
             addr: addr.to_string(),
             stream,
-            buf: Vec::with_capacity(16 * 1024),
+            buf: BytesMut::with_capacity(16 * 1024),
             timeout: limit,
         };
         if let Some(pw) = password {
@@ -153,8 +123,7 @@ impl Conn {
         let op = op_name(args);
         let mut replies = self.pipeline(&[args]).await?;
         match replies.pop() {
-            Some(Value::Error(message)) => {
-                let code = ErrorCode::of(&message);
+            Some(Value::Error(resp::ServerError { code, message })) => {
                 if matches!(code, ErrorCode::NoAuth | ErrorCode::WrongPass) {
                     return Err(ClientError::Auth {
                         addr: self.addr.clone(),
@@ -208,16 +177,18 @@ impl Conn {
                         });
                     }
                     Ok(Some((v, used))) => {
-                        self.buf.drain(..used);
+                        self.buf.advance(used);
                         replies.push(v);
                         continue;
                     }
                     Ok(None) => {}
                 }
-                let mut chunk = [0u8; 16 * 1024];
+                // Read straight into the buffer (it grows for large replies), instead of a
+                // 16 KiB array held across the await.
+                self.buf.reserve(16 * 1024);
                 let n = self
                     .stream
-                    .read(&mut chunk)
+                    .read_buf(&mut self.buf)
                     .await
                     .map_err(|e| ClientError::Io {
                         addr: addr.clone(),
@@ -232,7 +203,6 @@ impl Conn {
                         ),
                     });
                 }
-                self.buf.extend_from_slice(&chunk[..n]);
             }
             Ok(replies)
         };
