@@ -23,20 +23,26 @@ use crate::render::{self, InstancePaths, LogTarget};
 use crate::supervise::{Managed, Supervisor, process::ProcessSupervisor, systemd};
 use crate::topology::{self, Topology, TopologyError};
 
-/// Exit codes (documented in the man page and README).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    Ok = 0,
-    /// Invalid input, refused operation, or drift found by `plan --exit-code`.
-    User = 1,
-    /// Unexpected failure while talking to the system.
-    Failure = 2,
-    Interrupted = 130,
-}
+pub use crate::exit::Exit;
 
+/// Invalid input or a refused operation: exit 1.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct UserError(String);
+
+/// The exit code of a failed run, from the first error in the chain that knows its own
+/// (an interruption is an `ExecError::Interrupted`, never recognised by its text).
+fn exit_of(e: &anyhow::Error) -> Exit {
+    for cause in e.chain() {
+        if let Some(x) = cause.downcast_ref::<ExecError>() {
+            return x.exit();
+        }
+        if cause.is::<TopologyError>() || cause.is::<UserError>() {
+            return Exit::User;
+        }
+    }
+    Exit::Failure
+}
 
 #[derive(Parser)]
 #[command(
@@ -214,18 +220,7 @@ pub fn main() -> ExitCode {
     let code = match result {
         Ok(code) => code,
         Err(e) => {
-            let code = if e.is::<TopologyError>() || e.is::<UserError>() {
-                Exit::User
-            } else if let Some(x) = e.downcast_ref::<ExecError>() {
-                match x {
-                    ExecError::Blocked(_) | ExecError::Refused(_) => Exit::User,
-                    _ => Exit::Failure,
-                }
-            } else if e.to_string() == "interrupted" {
-                Exit::Interrupted
-            } else {
-                Exit::Failure
-            };
+            let code = exit_of(&e);
             if printer.json() {
                 printer.document(&serde_json::json!({
                     "ok": false,
@@ -832,13 +827,13 @@ fn apply(
     let result = rt.block_on(async {
         tokio::select! {
             r = ctx.apply(&on_event) => r.map_err(anyhow::Error::from),
-            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+            _ = tokio::signal::ctrl_c() => Err(ExecError::Interrupted.into()),
         }
     });
     out.finish();
     let summary = match result {
         Ok(s) => s,
-        Err(e) if e.to_string() == "interrupted" => {
+        Err(e) if exit_of(&e) == Exit::Interrupted => {
             eprintln!(
                 "interrupted: every step is safe to resume; run `redisctl apply` again to finish"
             );
@@ -1046,4 +1041,25 @@ fn destroy(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<E
         );
     }
     Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod exit_tests {
+    use super::*;
+
+    #[test]
+    fn errors_say_their_exit_code_and_text_decides_nothing() {
+        let interrupted = anyhow::Error::from(ExecError::Interrupted);
+        assert_eq!(exit_of(&interrupted), Exit::Interrupted);
+        // Context on top does not hide what the error is.
+        let refused = anyhow::Error::from(ExecError::Refused("no".into())).context("drain web1");
+        assert_eq!(exit_of(&refused), Exit::User);
+        let blocked = anyhow::Error::from(ExecError::Blocked("x".into()));
+        assert_eq!(exit_of(&blocked), Exit::User);
+        let gate = anyhow::Error::from(ExecError::NoConvergence(6, String::new()));
+        assert_eq!(exit_of(&gate), Exit::Failure);
+        assert_eq!(exit_of(&UserError("bad".into()).into()), Exit::User);
+        // A message that merely reads "interrupted" is an ordinary failure.
+        assert_eq!(exit_of(&anyhow!("interrupted")), Exit::Failure);
+    }
 }

@@ -44,6 +44,25 @@ pub enum ExecError {
         path: String,
         source: std::io::Error,
     },
+    /// Ctrl-C: every step is safe to resume.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl ExecError {
+    /// The exit code this error means: a refusal is the operator's to resolve (1), an
+    /// interruption is 130, anything else an unexpected failure (2).
+    pub fn exit(&self) -> crate::exit::Exit {
+        use crate::exit::Exit;
+        match self {
+            ExecError::Blocked(_) | ExecError::Refused(_) => Exit::User,
+            ExecError::Interrupted => Exit::Interrupted,
+            ExecError::Step { .. }
+            | ExecError::Gate { .. }
+            | ExecError::NoConvergence(..)
+            | ExecError::State { .. } => Exit::Failure,
+        }
+    }
 }
 
 /// Progress of an apply, for the printer.
