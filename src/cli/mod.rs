@@ -30,6 +30,21 @@ pub use crate::exit::Exit;
 #[error("{0}")]
 struct UserError(String);
 
+/// `-v`: the commands sent to Redis (debug events of observe::client), `-vv`: their replies
+/// too; plain lines on stderr. Quiet by default.
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => return,
+        1 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .try_init();
+}
+
 /// The exit code of a failed run, from the first error in the chain that knows its own
 /// (an interruption is an `ExecError::Interrupted`, never recognised by its text).
 fn exit_of(e: &anyhow::Error) -> Exit {
@@ -75,6 +90,10 @@ pub struct Cli {
     /// local here). Only this host's instances are started, stopped or rewritten.
     #[arg(long, global = true, env = "REDISCTL_HOST", value_name = "NAME")]
     host: Option<String>,
+    /// Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also
+    /// the replies.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -214,6 +233,7 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_tracing(cli.verbose);
     let printer = Printer::new(cli.output);
     let result = run(&cli, &printer);
     printer.finish();

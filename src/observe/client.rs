@@ -153,8 +153,12 @@ impl Conn {
     ) -> Result<Vec<Value>, ClientError> {
         let op = cmds.first().map(|c| op_name(c)).unwrap_or_default();
         let mut out = Vec::new();
+        let mut secret_replies = Vec::with_capacity(cmds.len());
         for c in cmds {
             let parts: Vec<&[u8]> = c.iter().map(AsRef::as_ref).collect();
+            secret_replies.push(reveals_secrets(&parts));
+            // `-v`: every command redisctl sends, secrets redacted.
+            tracing::debug!(target: "redisctl::redis", "{} <- {}", self.addr, redacted(&parts));
             resp::encode(&parts, &mut out);
         }
         let limit = self.timeout;
@@ -204,6 +208,14 @@ impl Conn {
                     });
                 }
             }
+            for (r, secret) in replies.iter().zip(&secret_replies) {
+                let text = if *secret {
+                    "<redacted>".to_string()
+                } else {
+                    reply_text(r)
+                };
+                tracing::trace!(target: "redisctl::redis", "{addr} -> {text}");
+            }
             Ok(replies)
         };
         match timeout(limit, fut).await {
@@ -226,6 +238,95 @@ impl Conn {
     }
 }
 
+/// A command as `-v` shows it: arguments quoted when needed, long ones (DUMP payloads)
+/// shortened, and every secret replaced by `<redacted>`: AUTH's password, CONFIG SET
+/// requirepass/masterauth, SENTINEL SET auth-pass, MIGRATE's AUTH/AUTH2, HELLO's AUTH.
+pub fn redacted(args: &[&[u8]]) -> String {
+    let word = |i: usize| {
+        args.get(i)
+            .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+            .unwrap_or_default()
+    };
+    let mut secret = vec![false; args.len()];
+    let mut hide = |i: usize| {
+        if let Some(s) = secret.get_mut(i) {
+            *s = true;
+        }
+    };
+    match (word(0).as_str(), word(1).as_str()) {
+        // AUTH [username] password
+        ("auth", _) => (1..args.len()).for_each(&mut hide),
+        ("config", "set") | ("sentinel", "set") | ("sentinel", "config") => {
+            for i in 2..args.len() {
+                if matches!(
+                    word(i).as_str(),
+                    "requirepass" | "masterauth" | "auth-pass" | "sentinel-pass" | "primaryauth"
+                ) {
+                    hide(i + 1);
+                }
+            }
+        }
+        _ => {}
+    }
+    if matches!(word(0).as_str(), "migrate" | "hello") {
+        for i in 1..args.len() {
+            match word(i).as_str() {
+                "auth" if word(0) == "migrate" => hide(i + 1),
+                "auth" | "auth2" => {
+                    hide(i + 1);
+                    hide(i + 2);
+                }
+                _ => {}
+            }
+        }
+    }
+    let shown: Vec<String> = args
+        .iter()
+        .zip(&secret)
+        .map(|(a, s)| {
+            if *s {
+                return "<redacted>".to_string();
+            }
+            let text = String::from_utf8_lossy(a);
+            if a.len() > 64 {
+                format!("<{} bytes>", a.len())
+            } else if text.is_empty() || text.contains([' ', '"', '\'', '\n']) {
+                format!("{text:?}")
+            } else {
+                text.into_owned()
+            }
+        })
+        .collect();
+    shown.join(" ")
+}
+
+/// Whether the reply to a command may hold a secret (`CONFIG GET` of a password setting or
+/// a pattern, `SENTINEL CONFIG GET`, `ACL` listings): `-vv` does not show it.
+fn reveals_secrets(args: &[&[u8]]) -> bool {
+    let words: Vec<String> = args
+        .iter()
+        .take(2)
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
+    match words.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["config", "get"] | ["sentinel", "config"] => args[2..].iter().any(|a| {
+            let a = String::from_utf8_lossy(a).to_ascii_lowercase();
+            a.contains('*') || a.contains("pass") || a.contains("auth")
+        }),
+        ["acl", ..] => true,
+        _ => false,
+    }
+}
+
+/// A reply as `-vv` shows it (long ones shortened).
+fn reply_text(v: &Value) -> String {
+    let t = v.to_string();
+    match t.char_indices().nth(200) {
+        Some((i, _)) => format!("{}… ({} chars)", &t[..i], t.chars().count()),
+        None => t,
+    }
+}
+
 fn op_name<S: AsRef<[u8]>>(args: &[S]) -> String {
     let words: Vec<String> = args
         .iter()
@@ -236,5 +337,82 @@ fn op_name<S: AsRef<[u8]>>(args: &[S]) -> String {
         Some("CLUSTER") | Some("CONFIG") | Some("CLIENT") => words.join(" "),
         Some("AUTH") => "AUTH".into(),
         _ => words.first().cloned().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    fn show(args: &[&str]) -> String {
+        let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        redacted(&v)
+    }
+
+    #[test]
+    fn secrets_never_reach_the_verbose_log() {
+        assert_eq!(show(&["AUTH", "s3cret"]), "AUTH <redacted>");
+        assert_eq!(
+            show(&["AUTH", "default", "s3cret"]),
+            "AUTH <redacted> <redacted>"
+        );
+        assert_eq!(
+            show(&["CONFIG", "SET", "maxmemory", "1gb", "masterauth", "s3cret"]),
+            "CONFIG SET maxmemory 1gb masterauth <redacted>"
+        );
+        assert_eq!(
+            show(&["config", "set", "requirepass", "s3cret"]),
+            "config set requirepass <redacted>"
+        );
+        assert_eq!(
+            show(&["SENTINEL", "SET", "g", "quorum", "2", "auth-pass", "s3cret"]),
+            "SENTINEL SET g quorum 2 auth-pass <redacted>"
+        );
+        assert_eq!(
+            show(&[
+                "MIGRATE", "h", "7001", "", "0", "5000", "AUTH", "s3cret", "KEYS", "a"
+            ]),
+            "MIGRATE h 7001 \"\" 0 5000 AUTH <redacted> KEYS a"
+        );
+        assert_eq!(
+            show(&[
+                "MIGRATE", "h", "7001", "", "0", "5000", "AUTH2", "u", "s3cret", "KEYS", "a"
+            ]),
+            "MIGRATE h 7001 \"\" 0 5000 AUTH2 <redacted> <redacted> KEYS a"
+        );
+        assert_eq!(
+            show(&["HELLO", "3", "AUTH", "u", "s3cret"]),
+            "HELLO 3 AUTH <redacted> <redacted>"
+        );
+        for cmd in [
+            vec!["AUTH", "s3cret"],
+            vec!["CONFIG", "SET", "requirepass", "s3cret"],
+            vec!["SENTINEL", "SET", "g", "auth-pass", "s3cret"],
+        ] {
+            assert!(!show(&cmd).contains("s3cret"), "{cmd:?}");
+        }
+        let words = |v: &[&'static str]| v.iter().map(|a| a.as_bytes()).collect::<Vec<_>>();
+        assert!(super::reveals_secrets(&words(&[
+            "CONFIG",
+            "GET",
+            "masterauth"
+        ])));
+        assert!(super::reveals_secrets(&words(&["CONFIG", "GET", "*"])));
+        assert!(!super::reveals_secrets(&words(&[
+            "CONFIG",
+            "GET",
+            "maxmemory"
+        ])));
+        assert!(!super::reveals_secrets(&words(&["INFO", "replication"])));
+        // Nothing else is hidden; long values are shortened.
+        assert_eq!(
+            show(&["CLUSTER", "MEET", "10.0.0.1", "7000"]),
+            "CLUSTER MEET 10.0.0.1 7000"
+        );
+        let big = "x".repeat(100);
+        assert_eq!(
+            show(&["RESTORE", "k", "0", &big]),
+            "RESTORE k 0 <100 bytes>"
+        );
     }
 }
