@@ -5,6 +5,9 @@
 
 pub mod maintenance;
 pub mod migrate;
+mod state;
+
+pub use state::{load_record, record_path};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -120,21 +123,6 @@ pub struct Context {
     pub coordinator_elsewhere: Option<String>,
 }
 
-pub fn record_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("state.json")
-}
-
-pub fn load_record(state_dir: &Path, name: &str) -> Record {
-    std::fs::read(record_path(state_dir))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
-        .filter(|r| r.deployment == name)
-        .unwrap_or_else(|| Record {
-            deployment: name.to_string(),
-            ..Record::default()
-        })
-}
-
 impl Context {
     /// (step index, keys, bytes) for every slot move of `plan`, read from the sources.
     pub async fn estimate_moves(&self, plan: &Plan) -> Vec<(usize, u64, u64)> {
@@ -190,53 +178,13 @@ impl Context {
     }
 
     fn save_record(&self, record: &Record) -> Result<(), ExecError> {
-        let path = record_path(&self.state_dir);
-        let err = |source| ExecError::State {
-            path: path.display().to_string(),
-            source,
-        };
-        fsio::ensure_dir(&self.state_dir, 0o750).map_err(err)?;
-        let body = serde_json::to_vec_pretty(record).unwrap_or_default();
-        fsio::write_atomic(&path, &body, 0o640).map_err(err)?;
-        Ok(())
+        state::save(&self.state_dir, record)
     }
 
     /// Remember the ids of our empty nodes before any step can make them non-empty, so a
     /// crash between steps never turns our own node into an unknown one.
     fn record_fresh(&self, obs: &Observed) -> Result<Record, ExecError> {
-        let mut record = obs.record.clone();
-        for (key, o) in &obs.nodes {
-            // Only processes we run (or remote ones, which their host's redisctl runs).
-            let ours = !matches!(
-                o.process,
-                crate::supervise::ProcState::Stopped | crate::supervise::ProcState::Stale { .. }
-            );
-            // A retired node declared again and running: a member again (the retirement is
-            // kept while the cluster still refuses it; see Step::Meet).
-            let k = key.to_string();
-            if let Some(l) = &o.live
-                && ours
-                && let Some(r) = record.retired.get(&k)
-                && r.id == l.myself.id
-            {
-                record.node_ids.insert(k.clone(), r.id.clone());
-            }
-            if record.retired.get(&k).is_some_and(|r| {
-                r.at + crate::observe::FORGET_BAN.as_secs() < crate::observe::unix_now()
-                    && record.node_ids.contains_key(&k)
-            }) {
-                record.retired.remove(&k);
-            }
-            if let Some(l) = &o.live
-                && l.is_fresh()
-                && ours
-                && let Some(old) = record.node_ids.insert(key.to_string(), l.myself.id.clone())
-                && old != l.myself.id
-                && !record.replaced.contains(&old)
-            {
-                record.replaced.push(old);
-            }
-        }
+        let record = state::with_fresh_nodes(obs, crate::observe::unix_now());
         if record != obs.record {
             self.save_record(&record)?;
         }
