@@ -1722,7 +1722,7 @@ pub struct Summary {
 /// moves distinct sources.
 fn parallel_with(group: &[Step], next: &Step) -> bool {
     use Step::*;
-    let same = |a: &Step| std::mem::discriminant(a) == std::mem::discriminant(next);
+    let same = |a: &Step| a.kind() == next.kind();
     match next {
         Start { .. }
         | StartReplica { .. }

@@ -139,6 +139,36 @@ pub enum Step {
 }
 
 impl Step {
+    /// The step's kind, as `plan --output json` names it (`"step"`: `start`, `move_slots`,
+    /// …), for callers that filter or count steps by kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Start { .. } => "start",
+            Step::WriteConfig { .. } => "write_config",
+            Step::SetConfigEpoch { .. } => "set_config_epoch",
+            Step::AddSlots { .. } => "add_slots",
+            Step::Meet { .. } => "meet",
+            Step::Replicate { .. } => "replicate",
+            Step::StartReplica { .. } => "start_replica",
+            Step::TakeOver { .. } => "take_over",
+            Step::SentinelPromote { .. } => "sentinel_promote",
+            Step::PromoteReplica { .. } => "promote_replica",
+            Step::ClusterFailover { .. } => "cluster_failover",
+            Step::WaitMembership { .. } => "wait_membership",
+            Step::MoveSlots { .. } => "move_slots",
+            Step::Retire { .. } => "retire",
+            Step::Forget { .. } => "forget",
+            Step::ConfigSet { .. } => "config_set",
+            Step::ReplicaOf { .. } => "replica_of",
+            Step::SentinelMonitor { .. } => "sentinel_monitor",
+            Step::SentinelSet { .. } => "sentinel_set",
+            Step::SentinelRemove { .. } => "sentinel_remove",
+            Step::SentinelFailover { .. } => "sentinel_failover",
+            Step::WaitGroups { .. } => "wait_groups",
+            Step::WaitConverged { .. } => "wait_converged",
+        }
+    }
+
     /// The instance a host-level step acts on: starting it, its files, its live settings,
     /// whom a group member replicates, what a Sentinel monitors. Every host's redisctl runs
     /// these for its own instances; everything else (meet, slots, replicas of the cluster,

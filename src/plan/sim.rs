@@ -496,11 +496,10 @@ impl Rng {
 }
 
 fn kind(s: &Step) -> String {
-    format!("{s:?}")
-        .split([' ', '{'])
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    // The same name as the JSON tag.
+    let json = serde_json::to_value(s).expect("a step serialises");
+    assert_eq!(json["step"], s.kind(), "{s:?}");
+    s.kind().to_string()
 }
 
 fn topology(shards: u64, replicas: u64, hosts: u64, persistence_off: bool) -> Topology {
@@ -614,9 +613,9 @@ fn fresh_plan_has_the_expected_shape() {
         // The new cluster forms on a short node timeout (ConfigSet ×N, then back). There is
         // no WaitMembership: the executor's Replicate retries "Unknown node" until gossip
         // brings the master, and WaitMembership only precedes slot moves.
-        let mut expect = vec![("Start", n), ("ConfigSet", n), ("SetConfigEpoch", s)];
-        expect.extend([("AddSlots", s), ("Meet", n - 1), ("Replicate", n - s)]);
-        expect.extend([("WaitConverged", 1), ("ConfigSet", n)]);
+        let mut expect = vec![("start", n), ("config_set", n), ("set_config_epoch", s)];
+        expect.extend([("add_slots", s), ("meet", n - 1), ("replicate", n - s)]);
+        expect.extend([("wait_converged", 1), ("config_set", n)]);
         let expect: Vec<String> = expect
             .iter()
             .flat_map(|(k, times)| std::iter::repeat_n(k.to_string(), *times))
@@ -759,9 +758,9 @@ fn random_cases(seeds: std::ops::RangeInclusive<u64>) {
     }
     eprintln!("{seen:?}");
     for k in [
-        "TakeOver",
-        "ClusterFailover",
-        "Forget",
+        "take_over",
+        "cluster_failover",
+        "forget",
         "failover",
         "wipe",
         "restart",
