@@ -205,11 +205,14 @@ impl Context {
     /// observe → plan → execute until the plan is empty.
     pub async fn apply(&self, on_event: &(dyn Fn(Event) + Sync)) -> Result<Summary, ExecError> {
         let mut summary = Summary::default();
-        let resumed: Vec<String> = self
+        let resumed: Vec<plan::Note> = self
             .interrupted_moves()
             .into_iter()
             .map(|m| {
-                format!("an earlier apply did not finish: {m}; open slots are completed first")
+                plan::Note::general(
+                    plan::NoteKind::ResumedMove,
+                    format!("an earlier apply did not finish: {m}; open slots are completed first"),
+                )
             })
             .collect();
         if self.coordinator_elsewhere.is_none() {
@@ -225,10 +228,11 @@ impl Context {
             self.record_fresh(&obs)?;
             let plan = plan::plan_with(&self.topology, &obs, self.options);
             let (plan, pending) = self.this_hosts_part(plan);
+            let pending = pending.map(|p| plan::Note::general(plan::NoteKind::LeftToOtherHosts, p));
             summary.notes = resumed
                 .iter()
                 .cloned()
-                .chain(plan.notes.iter().map(ToString::to_string))
+                .chain(plan.notes.iter().cloned())
                 .chain(pending)
                 .collect();
             if !plan.blockers.is_empty() {
@@ -1715,7 +1719,9 @@ impl From<ClientError> for StepError {
 pub struct Summary {
     pub executed: Vec<Step>,
     pub rounds: usize,
-    pub notes: Vec<String>,
+    /// The last plan's notes, and what apply itself reports (a resumed move, steps left to
+    /// other hosts).
+    pub notes: Vec<plan::Note>,
 }
 
 /// Can `next` run at the same time as `group` (consecutive steps)? Same kind, and for slot

@@ -71,6 +71,11 @@ pub enum NoteKind {
     NotPreferredMaster,
     /// `--restore-roles` cannot move mastership back (yet).
     RolesNotRestored,
+    /// A slot move an earlier apply journaled and did not finish is resumed (apply).
+    ResumedMove,
+    /// Steps for the cluster or other hosts are left to their `apply` (a host that is not the
+    /// coordinator).
+    LeftToOtherHosts,
 }
 
 /// One finding: its kind, what it is about, and the sentence for people.
