@@ -2,6 +2,7 @@
 
 mod cli;
 mod exec;
+mod exit;
 mod fsio;
 mod observe;
 mod output;

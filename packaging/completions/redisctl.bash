@@ -125,7 +125,7 @@ _redisctl() {
 
     case "${cmd}" in
         redisctl)
-            opts="-o -h -V --output --state-dir --timeout --supervisor --host --help --version validate render plan apply drain undrain restart status check failover destroy keyslot schema completions unit-start man help"
+            opts="-o -v -h -V --output --state-dir --timeout --supervisor --host --verbose --help --version validate render plan apply drain undrain restart status check failover destroy keyslot schema completions unit-start man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -163,7 +163,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__apply)
-            opts="-y -o -h --yes --restore-roles --replace --slot-migration --purge --stop-distro-redis --coordinator --output --state-dir --timeout --supervisor --host --help"
+            opts="-y -o -v -h --yes --restore-roles --replace --slot-migration --purge --stop-distro-redis --coordinator --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -209,7 +209,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__check)
-            opts="-o -h --output --state-dir --timeout --supervisor --host --help"
+            opts="-o -v -h --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -247,7 +247,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__completions)
-            opts="-o -h --output --state-dir --timeout --supervisor --host --help bash elvish fish powershell zsh"
+            opts="-o -v -h --output --state-dir --timeout --supervisor --host --verbose --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -285,7 +285,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__destroy)
-            opts="-o -h --yes --output --state-dir --timeout --supervisor --host --help"
+            opts="-o -v -h --yes --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -323,7 +323,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__drain)
-            opts="-o -h --force --move-slots --output --state-dir --timeout --supervisor --host --help"
+            opts="-o -v -h --force --move-slots --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -361,7 +361,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__failover)
-            opts="-o -h --force --output --state-dir --timeout --supervisor --host --help"
+            opts="-o -v -h --force --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -651,7 +651,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__keyslot)
-            opts="-o -h --output --state-dir --timeout --supervisor --host --help"
+            opts="-o -v -h --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -689,7 +689,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__man)
-            opts="-o -h --out --output --state-dir --timeout --supervisor --host --help"
+            opts="-o -v -h --out --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -731,7 +731,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__plan)
-            opts="-o -h --exit-code --output --state-dir --timeout --supervisor --host --help"
+            opts="-o -v -h --exit-code --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -769,7 +769,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__render)
-            opts="-o -h --out --output --state-dir --timeout --supervisor --host --help"
+            opts="-o -v -h --out --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -811,7 +811,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__restart)
-            opts="-o -h --rolling --output --state-dir --timeout --supervisor --host --help"
+            opts="-o -v -h --rolling --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -849,7 +849,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__schema)
-            opts="-o -h --output --state-dir --timeout --supervisor --host --help"
+            opts="-o -v -h --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -887,7 +887,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__status)
-            opts="-o -h --output --state-dir --timeout --supervisor --host --help"
+            opts="-o -v -h --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -925,7 +925,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__undrain)
-            opts="-o -h --keep-roles --output --state-dir --timeout --supervisor --host --help"
+            opts="-o -v -h --keep-roles --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -963,7 +963,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__unit__subcmd__start)
-            opts="-o -h --output --state-dir --timeout --supervisor --host --help"
+            opts="-o -v -h --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1001,7 +1001,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__validate)
-            opts="-o -h --output --state-dir --timeout --supervisor --host --help"
+            opts="-o -v -h --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_redisctl_global_optspecs
-    string join \n o/output= state-dir= timeout= supervisor= host= h/help V/version
+    string join \n o/output= state-dir= timeout= supervisor= host= v/verbose h/help V/version
 end
 
 function __fish_redisctl_needs_command
@@ -32,6 +32,7 @@ complete -c redisctl -n "__fish_redisctl_needs_command" -l supervisor -d 'Who ru
 process\t''
 systemd\t''"
 complete -c redisctl -n "__fish_redisctl_needs_command" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
+complete -c redisctl -n "__fish_redisctl_needs_command" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_needs_command" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_needs_command" -s V -l version -d 'Print version'
 complete -c redisctl -n "__fish_redisctl_needs_command" -f -a "validate" -d 'Check a topology file; report every problem with file:line:column'
@@ -59,6 +60,7 @@ complete -c redisctl -n "__fish_redisctl_using_subcommand validate" -l superviso
 process\t''
 systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand validate" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand validate" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_using_subcommand validate" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand render" -l out -d 'Write the state layout under DIR instead of printing (secrets are redacted)' -r -F
 complete -c redisctl -n "__fish_redisctl_using_subcommand render" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
@@ -69,6 +71,7 @@ complete -c redisctl -n "__fish_redisctl_using_subcommand render" -l supervisor 
 process\t''
 systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand render" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand render" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_using_subcommand render" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand plan" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
@@ -79,6 +82,7 @@ process\t''
 systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand plan" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
 complete -c redisctl -n "__fish_redisctl_using_subcommand plan" -l exit-code -d 'Exit 1 when there is something to do'
+complete -c redisctl -n "__fish_redisctl_using_subcommand plan" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_using_subcommand plan" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l slot-migration -d 'How slots move: atomic slot migration when both nodes offer it (Valkey 9.0+ `CLUSTER MIGRATESLOTS`), else the classic protocol (auto); or only one of them' -r -f -a "auto\t'Atomic slot migration when both nodes offer it, else the classic protocol'
 atomic\t'Only atomic slot migration (Valkey ≥ 9.0 `CLUSTER MIGRATESLOTS`); refuse otherwise'
@@ -97,6 +101,7 @@ complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l restore-role
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l replace -d 'When moving slots, overwrite keys that already exist on the target (BUSYKEY)'
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l purge -d 'Delete the data directories of nodes removed from the topology'
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l stop-distro-redis -d 'Stop and disable the distribution\'s own Redis service (e.g. redis-server) when it holds a port the topology wants, instead of refusing'
+complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redisctl -n "__fish_redisctl_using_subcommand drain" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
@@ -108,6 +113,7 @@ systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand drain" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
 complete -c redisctl -n "__fish_redisctl_using_subcommand drain" -l force -d 'Drain even though the pre-checks found a risk (printed); never loses acknowledged writes by itself, but may leave shards without a replica'
 complete -c redisctl -n "__fish_redisctl_using_subcommand drain" -l move-slots -d 'Move the slots of a master that has no in-sync replica on another host to the other masters (instead of refusing)'
+complete -c redisctl -n "__fish_redisctl_using_subcommand drain" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_using_subcommand drain" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand undrain" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
@@ -118,6 +124,7 @@ process\t''
 systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand undrain" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
 complete -c redisctl -n "__fish_redisctl_using_subcommand undrain" -l keep-roles -d 'Leave mastership where it is now'
+complete -c redisctl -n "__fish_redisctl_using_subcommand undrain" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_using_subcommand undrain" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand restart" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
@@ -128,6 +135,7 @@ process\t''
 systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand restart" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
 complete -c redisctl -n "__fish_redisctl_using_subcommand restart" -l rolling -d 'One at a time, never losing availability (the only mode)'
+complete -c redisctl -n "__fish_redisctl_using_subcommand restart" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_using_subcommand restart" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand status" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
@@ -137,6 +145,7 @@ complete -c redisctl -n "__fish_redisctl_using_subcommand status" -l supervisor 
 process\t''
 systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand status" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand status" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_using_subcommand status" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand check" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
@@ -146,6 +155,7 @@ complete -c redisctl -n "__fish_redisctl_using_subcommand check" -l supervisor -
 process\t''
 systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand check" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand check" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_using_subcommand check" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
@@ -156,6 +166,7 @@ process\t''
 systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
 complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -l force
+complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand destroy" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
@@ -166,6 +177,7 @@ process\t''
 systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand destroy" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
 complete -c redisctl -n "__fish_redisctl_using_subcommand destroy" -l yes -d 'Confirm that the deployment\'s data is to be deleted'
+complete -c redisctl -n "__fish_redisctl_using_subcommand destroy" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_using_subcommand destroy" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand keyslot" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
@@ -175,6 +187,7 @@ complete -c redisctl -n "__fish_redisctl_using_subcommand keyslot" -l supervisor
 process\t''
 systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand keyslot" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand keyslot" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_using_subcommand keyslot" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand schema" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
@@ -184,6 +197,7 @@ complete -c redisctl -n "__fish_redisctl_using_subcommand schema" -l supervisor 
 process\t''
 systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand schema" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand schema" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_using_subcommand schema" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand completions" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
@@ -193,6 +207,7 @@ complete -c redisctl -n "__fish_redisctl_using_subcommand completions" -l superv
 process\t''
 systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand completions" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand completions" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand unit-start" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
 json\t''"
@@ -202,6 +217,7 @@ complete -c redisctl -n "__fish_redisctl_using_subcommand unit-start" -l supervi
 process\t''
 systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand unit-start" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand unit-start" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_using_subcommand unit-start" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand man" -l out -r -F
 complete -c redisctl -n "__fish_redisctl_using_subcommand man" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
@@ -212,6 +228,7 @@ complete -c redisctl -n "__fish_redisctl_using_subcommand man" -l supervisor -d 
 process\t''
 systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand man" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
+complete -c redisctl -n "__fish_redisctl_using_subcommand man" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_using_subcommand man" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand help; and not __fish_seen_subcommand_from validate render plan apply drain undrain restart status check failover destroy keyslot schema completions unit-start man help" -f -a "validate" -d 'Check a topology file; report every problem with file:line:column'
 complete -c redisctl -n "__fish_redisctl_using_subcommand help; and not __fish_seen_subcommand_from validate render plan apply drain undrain restart status check failover destroy keyslot schema completions unit-start man help" -f -a "render" -d 'Write (or print) the files redisctl would generate for each instance'

@@ -2,8 +2,6 @@
 
 use std::path::Path;
 
-use anyhow::anyhow;
-
 use super::{Cli, Exit, UserError, context, lock, runtime};
 use crate::exec::maintenance::{self, Report};
 use crate::exec::{Context, Event};
@@ -33,7 +31,7 @@ fn run(
     let result = rt.block_on(async {
         tokio::select! {
             r = work => r.map_err(anyhow::Error::from),
-            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+            _ = tokio::signal::ctrl_c() => Err(crate::exec::ExecError::Interrupted.into()),
         }
     });
     out.finish();

@@ -23,20 +23,41 @@ use crate::render::{self, InstancePaths, LogTarget};
 use crate::supervise::{Managed, Supervisor, process::ProcessSupervisor, systemd};
 use crate::topology::{self, Topology, TopologyError};
 
-/// Exit codes (documented in the man page and README).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    Ok = 0,
-    /// Invalid input, refused operation, or drift found by `plan --exit-code`.
-    User = 1,
-    /// Unexpected failure while talking to the system.
-    Failure = 2,
-    Interrupted = 130,
-}
+pub use crate::exit::Exit;
 
+/// Invalid input or a refused operation: exit 1.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct UserError(String);
+
+/// `-v`: the commands sent to Redis (debug events of observe::client), `-vv`: their replies
+/// too; plain lines on stderr. Quiet by default.
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => return,
+        1 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .try_init();
+}
+
+/// The exit code of a failed run, from the first error in the chain that knows its own
+/// (an interruption is an `ExecError::Interrupted`, never recognised by its text).
+fn exit_of(e: &anyhow::Error) -> Exit {
+    for cause in e.chain() {
+        if let Some(x) = cause.downcast_ref::<ExecError>() {
+            return x.exit();
+        }
+        if cause.is::<TopologyError>() || cause.is::<UserError>() {
+            return Exit::User;
+        }
+    }
+    Exit::Failure
+}
 
 #[derive(Parser)]
 #[command(
@@ -69,6 +90,10 @@ pub struct Cli {
     /// local here). Only this host's instances are started, stopped or rewritten.
     #[arg(long, global = true, env = "REDISCTL_HOST", value_name = "NAME")]
     host: Option<String>,
+    /// Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also
+    /// the replies.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -208,26 +233,14 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_tracing(cli.verbose);
     let printer = Printer::new(cli.output);
     let result = run(&cli, &printer);
     printer.finish();
     let code = match result {
         Ok(code) => code,
         Err(e) => {
-            let code = if e.is::<TopologyError>() || e.is::<UserError>() {
-                Exit::User
-            } else if let Some(x) = e.downcast_ref::<ExecError>() {
-                match x {
-                    ExecError::Blocked(_)
-                    | ExecError::Refused(_)
-                    | ExecError::StepRefused { .. } => Exit::User,
-                    _ => Exit::Failure,
-                }
-            } else if e.to_string() == "interrupted" {
-                Exit::Interrupted
-            } else {
-                Exit::Failure
-            };
+            let code = exit_of(&e);
             if printer.json() {
                 printer.document(&serde_json::json!({
                     "ok": false,
@@ -311,8 +324,8 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
                     "plan is blocked:\n  - {}",
                     plan.blockers
                         .iter()
-                        .chain(plan.waits.iter().map(|w| w as &String))
-                        .cloned()
+                        .map(ToString::to_string)
+                        .chain(plan.waits.iter().map(ToString::to_string))
                         .collect::<Vec<_>>()
                         .join("\n  - ")
                 ))
@@ -854,13 +867,13 @@ fn apply(
     let result = rt.block_on(async {
         tokio::select! {
             r = ctx.apply(&on_event) => r.map_err(anyhow::Error::from),
-            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+            _ = tokio::signal::ctrl_c() => Err(ExecError::Interrupted.into()),
         }
     });
     out.finish();
     let summary = match result {
         Ok(s) => s,
-        Err(e) if e.to_string() == "interrupted" => {
+        Err(e) if exit_of(&e) == Exit::Interrupted => {
             eprintln!(
                 "interrupted: every step is safe to resume; run `redisctl apply` again to finish"
             );
@@ -1072,4 +1085,25 @@ fn destroy(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<E
         );
     }
     Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod exit_tests {
+    use super::*;
+
+    #[test]
+    fn errors_say_their_exit_code_and_text_decides_nothing() {
+        let interrupted = anyhow::Error::from(ExecError::Interrupted);
+        assert_eq!(exit_of(&interrupted), Exit::Interrupted);
+        // Context on top does not hide what the error is.
+        let refused = anyhow::Error::from(ExecError::Refused("no".into())).context("drain web1");
+        assert_eq!(exit_of(&refused), Exit::User);
+        let blocked = anyhow::Error::from(ExecError::Blocked("x".into()));
+        assert_eq!(exit_of(&blocked), Exit::User);
+        let gate = anyhow::Error::from(ExecError::NoConvergence(6, String::new()));
+        assert_eq!(exit_of(&gate), Exit::Failure);
+        assert_eq!(exit_of(&UserError("bad".into()).into()), Exit::User);
+        // A message that merely reads "interrupted" is an ordinary failure.
+        assert_eq!(exit_of(&anyhow!("interrupted")), Exit::Failure);
+    }
 }

@@ -17,28 +17,30 @@ pub fn print(ctx: &Context, obs: &Observed, out: &Printer) -> usize {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    // Master replication offsets by node id, for replica lag.
-    let mut master_offset: HashMap<String, i64> = HashMap::new();
+    // Masters' INFO by node id, for replica lag (unknown, not 0, when a master reports no
+    // offset: plan::replication).
+    let mut master_info: HashMap<&str, &HashMap<String, String>> = HashMap::new();
     for o in obs.nodes.values() {
         if let Some(l) = &o.live
             && l.myself.flags.master
         {
-            let off = l
-                .info("master_repl_offset")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            master_offset.insert(l.myself.id.clone(), off);
+            master_info.insert(&l.myself.id, &l.info);
         }
     }
-    // Group masters' offsets by address, for group replica lag.
-    let mut group_offset: HashMap<(String, u16), i64> = HashMap::new();
+    // Group masters' INFO by address, for group replica lag.
+    let mut group_info: HashMap<(String, u16), &HashMap<String, String>> = HashMap::new();
     for inst in ctx.topology.instances() {
         if let Some(r) = obs.nodes.get(&inst.key).and_then(|o| o.repl.as_ref())
             && r.is_master
         {
-            group_offset.insert((inst.address.to_string(), inst.port), r.offset);
+            group_info.insert((inst.address.to_string(), inst.port), &r.info);
         }
     }
+    let lag_behind = |m: &HashMap<String, String>, info: &HashMap<String, String>| {
+        crate::plan::replication::lag(m, info)
+            .ok()
+            .map(|l| l.max(0))
+    };
     let mut rows = Vec::new();
     for inst in ctx.topology.instances() {
         let o = &obs.nodes[&inst.key];
@@ -85,13 +87,13 @@ pub fn print(ctx: &Context, obs: &Observed, out: &Printer) -> usize {
                 };
                 let lag = match (&o.live, &o.repl) {
                     (Some(_), _) => master_id
-                        .and_then(|m| master_offset.get(m))
-                        .map(|m| (m - offset).max(0)),
+                        .and_then(|m| master_info.get(m))
+                        .and_then(|m| lag_behind(m, info)),
                     (None, Some(r)) => r
                         .master_addr
                         .as_ref()
-                        .and_then(|(h, p)| group_offset.get(&(h.clone(), *p)))
-                        .map(|m| (m - offset).max(0)),
+                        .and_then(|(h, p)| group_info.get(&(h.clone(), *p)))
+                        .and_then(|m| lag_behind(m, info)),
                     _ => None,
                 };
                 let link = if is_master {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Context, Event, ExecError, StepError, Summary};
 use crate::observe::{Observed, TargetKind};
-use crate::plan::{self, IN_SYNC_BYTES, Plan, Step};
+use crate::plan::{self, Plan, Step, in_sync};
 use crate::topology::InstanceKey;
 use crate::topology::slots::{SlotRange, ranges_of};
 
@@ -143,7 +143,6 @@ impl Context {
         avoid_host: &str,
     ) -> Option<InstanceKey> {
         let m = obs.nodes.get(master)?.live.as_ref()?;
-        let master_off = offset(m, "master_repl_offset");
         obs.nodes
             .iter()
             .filter(|(k, _)| !self.on_host(k, avoid_host))
@@ -151,8 +150,7 @@ impl Context {
             .filter(|(_, l)| {
                 l.myself.flags.replica
                     && l.myself.master_id.as_deref() == Some(m.myself.id.as_str())
-                    && l.info("master_link_status") == Some("up")
-                    && master_off - offset(l, "slave_repl_offset") <= IN_SYNC_BYTES
+                    && in_sync(&m.info, &l.info) == Ok(true)
             })
             .max_by_key(|(_, l)| offset(l, "slave_repl_offset"))
             .map(|(k, _)| k.clone())
@@ -166,12 +164,12 @@ impl Context {
         master: &InstanceKey,
         avoid_host: &str,
     ) -> Option<InstanceKey> {
-        let master_off = obs.nodes.get(master)?.repl.as_ref()?.offset;
+        let mr = obs.nodes.get(master)?.repl.as_ref()?;
         g.members()
             .filter(|m| &m.key != master && !self.on_host(&m.key, avoid_host))
             .filter_map(|m| {
                 let r = obs.nodes.get(&m.key)?.repl.as_ref()?;
-                (!r.is_master && r.link_up && master_off - r.offset <= IN_SYNC_BYTES)
+                (!r.is_master && in_sync(&mr.info, &r.info) == Ok(true))
                     .then_some((m.key.clone(), r.offset))
             })
             .max_by_key(|(_, off)| *off)
@@ -555,14 +553,21 @@ impl Context {
                                     .find(|x| {
                                         Some(x.myself.id.as_str()) == l.myself.master_id.as_deref()
                                     });
-                                let lag = master.map_or(i64::MAX, |m| {
-                                    offset(m, "master_repl_offset") - offset(l, "slave_repl_offset")
-                                });
-                                if l.info("master_link_status") != Some("up") || lag > IN_SYNC_BYTES
-                                {
-                                    missing.push(format!(
-                                        "{k} is resynchronising ({lag} bytes behind)"
-                                    ));
+                                match master.map(|m| in_sync(&m.info, &l.info)) {
+                                    Some(Ok(true)) => {}
+                                    Some(Ok(false)) => missing.push(format!(
+                                        "{k} is resynchronising ({} bytes behind)",
+                                        master
+                                            .and_then(
+                                                |m| plan::replication::lag(&m.info, &l.info).ok()
+                                            )
+                                            .unwrap_or_default()
+                                    )),
+                                    Some(Err(e)) => missing
+                                        .push(format!("{k} is resynchronising (lag unknown: {e})")),
+                                    None => missing.push(format!(
+                                        "{k} is resynchronising (its master is not answering)"
+                                    )),
                                 }
                                 // A failover to it right after its restart needs the masters'
                                 // votes: their bus links to it must be up (found by the

@@ -45,7 +45,7 @@ pub struct Progress {
 
 fn text(v: &Value) -> String {
     match v {
-        Value::Error(e) => e.clone(),
+        Value::Error(e) => e.to_string(),
         other => other.as_text().unwrap_or_default(),
     }
 }

@@ -5,6 +5,9 @@
 
 pub mod maintenance;
 pub mod migrate;
+mod state;
+
+pub use state::{load_record, record_path};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,6 +54,27 @@ pub enum ExecError {
         path: String,
         source: std::io::Error,
     },
+    /// Ctrl-C: every step is safe to resume.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl ExecError {
+    /// The exit code this error means: a refusal is the operator's to resolve (1), an
+    /// interruption is 130, anything else an unexpected failure (2).
+    pub fn exit(&self) -> crate::exit::Exit {
+        use crate::exit::Exit;
+        match self {
+            ExecError::Blocked(_) | ExecError::Refused(_) | ExecError::StepRefused { .. } => {
+                Exit::User
+            }
+            ExecError::Interrupted => Exit::Interrupted,
+            ExecError::Step { .. }
+            | ExecError::Gate { .. }
+            | ExecError::NoConvergence(..)
+            | ExecError::State { .. } => Exit::Failure,
+        }
+    }
 }
 
 /// Progress of an apply, for the printer.
@@ -108,21 +132,6 @@ pub struct Context {
     pub coordinator_elsewhere: Option<String>,
 }
 
-pub fn record_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("state.json")
-}
-
-pub fn load_record(state_dir: &Path, name: &str) -> Record {
-    std::fs::read(record_path(state_dir))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
-        .filter(|r| r.deployment == name)
-        .unwrap_or_else(|| Record {
-            deployment: name.to_string(),
-            ..Record::default()
-        })
-}
-
 impl Context {
     /// (step index, keys, bytes) for every slot move of `plan`, read from the sources.
     pub async fn estimate_moves(&self, plan: &Plan) -> Vec<(usize, u64, u64)> {
@@ -175,53 +184,13 @@ impl Context {
     }
 
     fn save_record(&self, record: &Record) -> Result<(), ExecError> {
-        let path = record_path(&self.state_dir);
-        let err = |source| ExecError::State {
-            path: path.display().to_string(),
-            source,
-        };
-        fsio::ensure_dir(&self.state_dir, 0o750).map_err(err)?;
-        let body = serde_json::to_vec_pretty(record).unwrap_or_default();
-        fsio::write_atomic(&path, &body, 0o640).map_err(err)?;
-        Ok(())
+        state::save(&self.state_dir, record)
     }
 
     /// Remember the ids of our empty nodes before any step can make them non-empty, so a
     /// crash between steps never turns our own node into an unknown one.
     fn record_fresh(&self, obs: &Observed) -> Result<Record, ExecError> {
-        let mut record = obs.record.clone();
-        for (key, o) in &obs.nodes {
-            // Only processes we run (or remote ones, which their host's redisctl runs).
-            let ours = !matches!(
-                o.process,
-                crate::supervise::ProcState::Stopped | crate::supervise::ProcState::Stale { .. }
-            );
-            // A retired node declared again and running: a member again (the retirement is
-            // kept while the cluster still refuses it; see Step::Meet).
-            let k = key.to_string();
-            if let Some(l) = &o.live
-                && ours
-                && let Some(r) = record.retired.get(&k)
-                && r.id == l.myself.id
-            {
-                record.node_ids.insert(k.clone(), r.id.clone());
-            }
-            if record.retired.get(&k).is_some_and(|r| {
-                r.at + crate::observe::FORGET_BAN.as_secs() < crate::observe::unix_now()
-                    && record.node_ids.contains_key(&k)
-            }) {
-                record.retired.remove(&k);
-            }
-            if let Some(l) = &o.live
-                && l.is_fresh()
-                && ours
-                && let Some(old) = record.node_ids.insert(key.to_string(), l.myself.id.clone())
-                && old != l.myself.id
-                && !record.replaced.contains(&old)
-            {
-                record.replaced.push(old);
-            }
-        }
+        let record = state::with_fresh_nodes(obs, crate::observe::unix_now());
         if record != obs.record {
             self.save_record(&record)?;
         }
@@ -242,11 +211,14 @@ impl Context {
     /// observe → plan → execute until the plan is empty.
     pub async fn apply(&self, on_event: &(dyn Fn(Event) + Sync)) -> Result<Summary, ExecError> {
         let mut summary = Summary::default();
-        let resumed: Vec<String> = self
+        let resumed: Vec<plan::Note> = self
             .interrupted_moves()
             .into_iter()
             .map(|m| {
-                format!("an earlier apply did not finish: {m}; open slots are completed first")
+                plan::Note::general(
+                    plan::NoteKind::ResumedMove,
+                    format!("an earlier apply did not finish: {m}; open slots are completed first"),
+                )
             })
             .collect();
         if self.coordinator_elsewhere.is_none() {
@@ -262,6 +234,7 @@ impl Context {
             self.record_fresh(&obs)?;
             let plan = plan::plan_with(&self.topology, &obs, self.options);
             let (plan, pending) = self.this_hosts_part(plan);
+            let pending = pending.map(|p| plan::Note::general(plan::NoteKind::LeftToOtherHosts, p));
             summary.notes = resumed
                 .iter()
                 .cloned()
@@ -269,19 +242,21 @@ impl Context {
                 .chain(pending)
                 .collect();
             if !plan.blockers.is_empty() {
-                return Err(ExecError::Blocked(plan.blockers.join("\n  - ")));
+                let lines = plan::findings::lines(&plan.blockers);
+                return Err(ExecError::Blocked(lines.join("\n  - ")));
             }
             if !plan.waits.is_empty() {
                 // E.g. a process still loading its data after an apply was killed right after
                 // starting it, or a restarted old master that has not yet heard of the
                 // failover: plan again shortly, until the gate timeout.
                 if Instant::now() >= wait_deadline {
-                    return Err(ExecError::Blocked(plan.waits.join("\n  - ")));
+                    let lines = plan::findings::lines(&plan.waits);
+                    return Err(ExecError::Blocked(lines.join("\n  - ")));
                 }
                 on_event(Event::StepWaiting {
                     index: 0,
                     missing: plan.waits.len(),
-                    first: plan.waits[0].clone(),
+                    first: plan.waits[0].to_string(),
                 });
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 round -= 1;
@@ -315,13 +290,7 @@ impl Context {
             .filter(|t| t.local)
             .map(|t| &t.managed.key)
             .collect();
-        let (mine, theirs): (Vec<Step>, Vec<Step>) = plan
-            .steps
-            .into_iter()
-            .partition(|s| s.host_node().is_some_and(|n| local.contains(&n)));
-        let about_us = |b: &String| local.iter().any(|k| b.contains(&k.to_string()));
-        let blockers = plan.blockers.into_iter().filter(about_us).collect();
-        let waits = plan.waits.into_iter().filter(about_us).collect();
+        let (plan, theirs) = plan.host_part(&local);
         let pending = (!theirs.is_empty()).then(|| {
             let list: Vec<String> = theirs.iter().take(5).map(ToString::to_string).collect();
             format!(
@@ -331,16 +300,7 @@ impl Context {
                 if theirs.len() > 5 { "; ..." } else { "" }
             )
         });
-        (
-            Plan {
-                steps: mine,
-                blockers,
-                waits,
-                notes: plan.notes,
-                partial: plan.partial,
-            },
-            pending,
-        )
+        (plan, pending)
     }
 
     /// The coordinator waits (bounded by the gate timeout) for declared cluster nodes on other
@@ -948,15 +908,11 @@ impl Context {
                     g.name
                 )));
             }
-            let master_off = obs
-                .nodes
-                .get(&current.key)
-                .and_then(|x| x.repl.as_ref())
-                .map_or(0, |x| x.offset);
-            let lag = master_off - r.offset;
-            if !force && (!r.link_up || lag > crate::plan::IN_SYNC_BYTES) {
+            let master = obs.nodes.get(&current.key).and_then(|x| x.repl.as_ref());
+            let (in_sync, lag) = sync_of(master.map(|m| &m.info), &r.info);
+            if !force && in_sync != Ok(true) {
                 return Err(ExecError::Refused(format!(
-                    "{node} lags {lag} bytes behind {} (link {}); a failover now would lose writes. Wait, or pass --force",
+                    "{node} lags {lag} behind {} (link {}); a failover now would lose writes. Wait, or pass --force",
                     current.key,
                     if r.link_up { "up" } else { "down" }
                 )));
@@ -980,20 +936,12 @@ impl Context {
             .values()
             .filter_map(|x| x.live.as_ref())
             .find(|x| Some(x.myself.id.as_str()) == l.myself.master_id.as_deref());
-        let off = |x: &Live, f: &str| x.info(f).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-        let lag = master.map_or(i64::MAX, |m| {
-            off(m, "master_repl_offset") - off(l, "slave_repl_offset")
-        });
+        let (in_sync, lag) = sync_of(master.map(|m| &m.info), &l.info);
         let link_up = l.info("master_link_status") == Some("up");
-        if !force && (!link_up || lag > crate::plan::IN_SYNC_BYTES) {
+        if !force && in_sync != Ok(true) {
             return Err(ExecError::Refused(format!(
-                "{node} is not in sync with its master (link {}, {} bytes behind); pass --force to promote it anyway (CLUSTER FAILOVER FORCE)",
+                "{node} is not in sync with its master (link {}, {lag} behind); pass --force to promote it anyway (CLUSTER FAILOVER FORCE)",
                 if link_up { "up" } else { "down" },
-                if lag == i64::MAX {
-                    "unknown".to_string()
-                } else {
-                    lag.to_string()
-                }
             )));
         }
         self.cluster_failover(1, node, force && !link_up, on_event)
@@ -1843,6 +1791,26 @@ async fn probe(addr: SocketAddr, limit: Duration) -> Result<(), String> {
     }
 }
 
+/// Whether a replica is in sync with its master (unknown when the master does not answer),
+/// and its lag for a message.
+fn sync_of(
+    master: Option<&plan::replication::Info>,
+    replica: &plan::replication::Info,
+) -> (Result<bool, plan::replication::Unknown>, String) {
+    use plan::replication::{Unknown, lag};
+    let Some(m) = master else {
+        return (
+            Err(Unknown::MasterOffset),
+            "an unknown number of bytes (its master does not answer)".into(),
+        );
+    };
+    let text = match lag(m, replica) {
+        Ok(n) => format!("{n} bytes"),
+        Err(e) => format!("an unknown number of bytes ({e})"),
+    };
+    (plan::in_sync(m, replica), text)
+}
+
 pub fn log_tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
@@ -1951,14 +1919,16 @@ impl From<ClientError> for StepError {
 pub struct Summary {
     pub executed: Vec<Step>,
     pub rounds: usize,
-    pub notes: Vec<String>,
+    /// The last plan's notes, and what apply itself reports (a resumed move, steps left to
+    /// other hosts).
+    pub notes: Vec<plan::Note>,
 }
 
 /// Can `next` run at the same time as `group` (consecutive steps)? Same kind, and for slot
 /// moves distinct sources.
 fn parallel_with(group: &[Step], next: &Step) -> bool {
     use Step::*;
-    let same = |a: &Step| std::mem::discriminant(a) == std::mem::discriminant(next);
+    let same = |a: &Step| a.kind() == next.kind();
     match next {
         Start { .. }
         | StartReplica { .. }

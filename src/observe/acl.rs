@@ -148,8 +148,8 @@ pub async fn drift(c: &mut Conn, declared: &[AclUser]) -> Result<Vec<AclDrift>, 
             return Err(ClientError::Server {
                 addr: c.addr().to_string(),
                 op: "ACL SETUSER (normalising the declared rules)".into(),
-                code: super::client::ErrorCode::Err,
-                message: e.clone(),
+                code: e.code.clone(),
+                message: e.message.clone(),
             });
         }
         _ => Vec::new(),

@@ -6,45 +6,14 @@
 use std::fmt;
 use std::time::Duration;
 
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use super::resp::{self, Value};
 
-/// The error code of a server error reply (its first word).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ErrorCode {
-    Moved,
-    Ask,
-    TryAgain,
-    ClusterDown,
-    BusyKey,
-    Loading,
-    NoAuth,
-    WrongPass,
-    ReadOnly,
-    Err,
-    Other(String),
-}
-
-impl ErrorCode {
-    fn of(message: &str) -> ErrorCode {
-        match message.split_whitespace().next().unwrap_or("") {
-            "MOVED" => ErrorCode::Moved,
-            "ASK" => ErrorCode::Ask,
-            "TRYAGAIN" => ErrorCode::TryAgain,
-            "CLUSTERDOWN" => ErrorCode::ClusterDown,
-            "BUSYKEY" => ErrorCode::BusyKey,
-            "LOADING" => ErrorCode::Loading,
-            "NOAUTH" => ErrorCode::NoAuth,
-            "WRONGPASS" => ErrorCode::WrongPass,
-            "READONLY" => ErrorCode::ReadOnly,
-            "ERR" => ErrorCode::Err,
-            other => ErrorCode::Other(other.to_string()),
-        }
-    }
-}
+pub use super::resp::ErrorCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -121,7 +90,8 @@ impl Credentials {
 pub struct Conn {
     addr: String,
     stream: TcpStream,
-    buf: Vec<u8>,
+    /// Bytes read but not parsed yet (a reply split across reads).
+    buf: BytesMut,
     pub timeout: Duration,
 }
 
@@ -158,7 +128,7 @@ impl Conn {
         let mut conn = Conn {
             addr: addr.to_string(),
             stream,
-            buf: Vec::with_capacity(16 * 1024),
+            buf: BytesMut::with_capacity(16 * 1024),
             timeout: limit,
         };
         if let Some(creds) = credentials {
@@ -185,8 +155,7 @@ impl Conn {
         let op = op_name(args);
         let mut replies = self.pipeline(&[args]).await?;
         match replies.pop() {
-            Some(Value::Error(message)) => {
-                let code = ErrorCode::of(&message);
+            Some(Value::Error(resp::ServerError { code, message })) => {
                 if matches!(code, ErrorCode::NoAuth | ErrorCode::WrongPass) {
                     return Err(ClientError::Auth {
                         addr: self.addr.clone(),
@@ -216,8 +185,12 @@ impl Conn {
     ) -> Result<Vec<Value>, ClientError> {
         let op = cmds.first().map(|c| op_name(c)).unwrap_or_default();
         let mut out = Vec::new();
+        let mut secret_replies = Vec::with_capacity(cmds.len());
         for c in cmds {
             let parts: Vec<&[u8]> = c.iter().map(AsRef::as_ref).collect();
+            secret_replies.push(reveals_secrets(&parts));
+            // `-v`: every command redisctl sends, secrets redacted.
+            tracing::debug!(target: "redisctl::redis", "{} <- {}", self.addr, redacted(&parts));
             resp::encode(&parts, &mut out);
         }
         let limit = self.timeout;
@@ -240,16 +213,18 @@ impl Conn {
                         });
                     }
                     Ok(Some((v, used))) => {
-                        self.buf.drain(..used);
+                        self.buf.advance(used);
                         replies.push(v);
                         continue;
                     }
                     Ok(None) => {}
                 }
-                let mut chunk = [0u8; 16 * 1024];
+                // Read straight into the buffer (it grows for large replies), instead of a
+                // 16 KiB array held across the await.
+                self.buf.reserve(16 * 1024);
                 let n = self
                     .stream
-                    .read(&mut chunk)
+                    .read_buf(&mut self.buf)
                     .await
                     .map_err(|e| ClientError::Io {
                         addr: addr.clone(),
@@ -264,7 +239,14 @@ impl Conn {
                         ),
                     });
                 }
-                self.buf.extend_from_slice(&chunk[..n]);
+            }
+            for (r, secret) in replies.iter().zip(&secret_replies) {
+                let text = if *secret {
+                    "<redacted>".to_string()
+                } else {
+                    reply_text(r)
+                };
+                tracing::trace!(target: "redisctl::redis", "{addr} -> {text}");
             }
             Ok(replies)
         };
@@ -288,6 +270,95 @@ impl Conn {
     }
 }
 
+/// A command as `-v` shows it: arguments quoted when needed, long ones (DUMP payloads)
+/// shortened, and every secret replaced by `<redacted>`: AUTH's password, CONFIG SET
+/// requirepass/masterauth, SENTINEL SET auth-pass, MIGRATE's AUTH/AUTH2, HELLO's AUTH.
+pub fn redacted(args: &[&[u8]]) -> String {
+    let word = |i: usize| {
+        args.get(i)
+            .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+            .unwrap_or_default()
+    };
+    let mut secret = vec![false; args.len()];
+    let mut hide = |i: usize| {
+        if let Some(s) = secret.get_mut(i) {
+            *s = true;
+        }
+    };
+    match (word(0).as_str(), word(1).as_str()) {
+        // AUTH [username] password
+        ("auth", _) => (1..args.len()).for_each(&mut hide),
+        ("config", "set") | ("sentinel", "set") | ("sentinel", "config") => {
+            for i in 2..args.len() {
+                if matches!(
+                    word(i).as_str(),
+                    "requirepass" | "masterauth" | "auth-pass" | "sentinel-pass" | "primaryauth"
+                ) {
+                    hide(i + 1);
+                }
+            }
+        }
+        _ => {}
+    }
+    if matches!(word(0).as_str(), "migrate" | "hello") {
+        for i in 1..args.len() {
+            match word(i).as_str() {
+                "auth" if word(0) == "migrate" => hide(i + 1),
+                "auth" | "auth2" => {
+                    hide(i + 1);
+                    hide(i + 2);
+                }
+                _ => {}
+            }
+        }
+    }
+    let shown: Vec<String> = args
+        .iter()
+        .zip(&secret)
+        .map(|(a, s)| {
+            if *s {
+                return "<redacted>".to_string();
+            }
+            let text = String::from_utf8_lossy(a);
+            if a.len() > 64 {
+                format!("<{} bytes>", a.len())
+            } else if text.is_empty() || text.contains([' ', '"', '\'', '\n']) {
+                format!("{text:?}")
+            } else {
+                text.into_owned()
+            }
+        })
+        .collect();
+    shown.join(" ")
+}
+
+/// Whether the reply to a command may hold a secret (`CONFIG GET` of a password setting or
+/// a pattern, `SENTINEL CONFIG GET`, `ACL` listings): `-vv` does not show it.
+fn reveals_secrets(args: &[&[u8]]) -> bool {
+    let words: Vec<String> = args
+        .iter()
+        .take(2)
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
+    match words.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["config", "get"] | ["sentinel", "config"] => args[2..].iter().any(|a| {
+            let a = String::from_utf8_lossy(a).to_ascii_lowercase();
+            a.contains('*') || a.contains("pass") || a.contains("auth")
+        }),
+        ["acl", ..] => true,
+        _ => false,
+    }
+}
+
+/// A reply as `-vv` shows it (long ones shortened).
+fn reply_text(v: &Value) -> String {
+    let t = v.to_string();
+    match t.char_indices().nth(200) {
+        Some((i, _)) => format!("{}… ({} chars)", &t[..i], t.chars().count()),
+        None => t,
+    }
+}
+
 fn op_name<S: AsRef<[u8]>>(args: &[S]) -> String {
     let words: Vec<String> = args
         .iter()
@@ -298,5 +369,82 @@ fn op_name<S: AsRef<[u8]>>(args: &[S]) -> String {
         Some("CLUSTER") | Some("CONFIG") | Some("CLIENT") => words.join(" "),
         Some("AUTH") => "AUTH".into(),
         _ => words.first().cloned().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    fn show(args: &[&str]) -> String {
+        let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        redacted(&v)
+    }
+
+    #[test]
+    fn secrets_never_reach_the_verbose_log() {
+        assert_eq!(show(&["AUTH", "s3cret"]), "AUTH <redacted>");
+        assert_eq!(
+            show(&["AUTH", "default", "s3cret"]),
+            "AUTH <redacted> <redacted>"
+        );
+        assert_eq!(
+            show(&["CONFIG", "SET", "maxmemory", "1gb", "masterauth", "s3cret"]),
+            "CONFIG SET maxmemory 1gb masterauth <redacted>"
+        );
+        assert_eq!(
+            show(&["config", "set", "requirepass", "s3cret"]),
+            "config set requirepass <redacted>"
+        );
+        assert_eq!(
+            show(&["SENTINEL", "SET", "g", "quorum", "2", "auth-pass", "s3cret"]),
+            "SENTINEL SET g quorum 2 auth-pass <redacted>"
+        );
+        assert_eq!(
+            show(&[
+                "MIGRATE", "h", "7001", "", "0", "5000", "AUTH", "s3cret", "KEYS", "a"
+            ]),
+            "MIGRATE h 7001 \"\" 0 5000 AUTH <redacted> KEYS a"
+        );
+        assert_eq!(
+            show(&[
+                "MIGRATE", "h", "7001", "", "0", "5000", "AUTH2", "u", "s3cret", "KEYS", "a"
+            ]),
+            "MIGRATE h 7001 \"\" 0 5000 AUTH2 <redacted> <redacted> KEYS a"
+        );
+        assert_eq!(
+            show(&["HELLO", "3", "AUTH", "u", "s3cret"]),
+            "HELLO 3 AUTH <redacted> <redacted>"
+        );
+        for cmd in [
+            vec!["AUTH", "s3cret"],
+            vec!["CONFIG", "SET", "requirepass", "s3cret"],
+            vec!["SENTINEL", "SET", "g", "auth-pass", "s3cret"],
+        ] {
+            assert!(!show(&cmd).contains("s3cret"), "{cmd:?}");
+        }
+        let words = |v: &[&'static str]| v.iter().map(|a| a.as_bytes()).collect::<Vec<_>>();
+        assert!(super::reveals_secrets(&words(&[
+            "CONFIG",
+            "GET",
+            "masterauth"
+        ])));
+        assert!(super::reveals_secrets(&words(&["CONFIG", "GET", "*"])));
+        assert!(!super::reveals_secrets(&words(&[
+            "CONFIG",
+            "GET",
+            "maxmemory"
+        ])));
+        assert!(!super::reveals_secrets(&words(&["INFO", "replication"])));
+        // Nothing else is hidden; long values are shortened.
+        assert_eq!(
+            show(&["CLUSTER", "MEET", "10.0.0.1", "7000"]),
+            "CLUSTER MEET 10.0.0.1 7000"
+        );
+        let big = "x".repeat(100);
+        assert_eq!(
+            show(&["RESTORE", "k", "0", &big]),
+            "RESTORE k 0 <100 bytes>"
+        );
     }
 }

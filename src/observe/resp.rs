@@ -3,10 +3,81 @@
 
 use std::fmt;
 
+/// The error code of a server error reply (its first word).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorCode {
+    Moved,
+    Ask,
+    TryAgain,
+    ClusterDown,
+    BusyKey,
+    Loading,
+    NoAuth,
+    WrongPass,
+    ReadOnly,
+    Err,
+    Other(String),
+}
+
+impl ErrorCode {
+    pub fn of(message: &str) -> ErrorCode {
+        match message.split_whitespace().next().unwrap_or("") {
+            "MOVED" => ErrorCode::Moved,
+            "ASK" => ErrorCode::Ask,
+            "TRYAGAIN" => ErrorCode::TryAgain,
+            "CLUSTERDOWN" => ErrorCode::ClusterDown,
+            "BUSYKEY" => ErrorCode::BusyKey,
+            "LOADING" => ErrorCode::Loading,
+            "NOAUTH" => ErrorCode::NoAuth,
+            "WRONGPASS" => ErrorCode::WrongPass,
+            "READONLY" => ErrorCode::ReadOnly,
+            "ERR" => ErrorCode::Err,
+            other => ErrorCode::Other(other.to_string()),
+        }
+    }
+}
+
+/// A server error reply: its typed code and the whole message. Pipelined replies carry it
+/// too, so callers match on `code` (BUSYKEY, TRYAGAIN, …). It reads as its message (`Deref`
+/// to `str`, `Display`) for the messages redisctl words itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl From<String> for ServerError {
+    fn from(message: String) -> Self {
+        ServerError {
+            code: ErrorCode::of(&message),
+            message,
+        }
+    }
+}
+
+impl From<&str> for ServerError {
+    fn from(message: &str) -> Self {
+        ServerError::from(message.to_string())
+    }
+}
+
+impl std::ops::Deref for ServerError {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     Simple(String),
-    Error(String),
+    Error(ServerError),
     Int(i64),
     Bulk(Vec<u8>),
     Nil,
@@ -83,7 +154,7 @@ fn parse_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Value, usize)
     let text = || String::from_utf8_lossy(body).into_owned();
     Ok(Some(match tag {
         b'+' => (Value::Simple(text()), next - at),
-        b'-' => (Value::Error(text()), next - at),
+        b'-' => (Value::Error(ServerError::from(text())), next - at),
         b':' => (Value::Int(int(body)?), next - at),
         b'$' => {
             let len = int(body)?;
@@ -130,6 +201,36 @@ fn parse_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Value, usize)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pipelined replies keep error replies in place; each carries its typed code, so the
+    /// migration engine sorts BUSYKEY from TRYAGAIN without searching text.
+    #[test]
+    fn error_replies_carry_their_code() {
+        let msg = b"*3\r\n-BUSYKEY Target key name already exists.\r\n-TRYAGAIN Multiple keys request during rehashing of slot\r\n-ERR unknown\r\n";
+        let (v, _) = parse(msg).unwrap().unwrap();
+        let Value::Array(items) = v else {
+            panic!("{v:?}")
+        };
+        let codes: Vec<&ErrorCode> = items
+            .iter()
+            .map(|x| match x {
+                Value::Error(e) => &e.code,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            codes,
+            [&ErrorCode::BusyKey, &ErrorCode::TryAgain, &ErrorCode::Err]
+        );
+        let Value::Error(e) = &items[0] else {
+            unreachable!()
+        };
+        assert_eq!(e.to_string(), "BUSYKEY Target key name already exists.");
+        assert_eq!(
+            ServerError::from("CROSSSLOT x").code,
+            ErrorCode::Other("CROSSSLOT".into())
+        );
+    }
 
     #[test]
     fn parses_all_types_and_incomplete() {

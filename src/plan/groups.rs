@@ -8,14 +8,10 @@
 use std::collections::BTreeMap;
 
 use super::restart::Comeback;
-use super::{Options, Plan, Step};
+use super::{Blocker, BlockerKind, Note, NoteKind, Options, Plan, Step, Wait, WaitKind};
 use crate::observe::{NodeObs, Observed, ReplLive, SentinelMaster};
 use crate::supervise::ProcState;
 use crate::topology::{Group, Instance, InstanceKey, Topology};
-
-/// Replication offset distance within which a replica counts as in sync for a planned
-/// failover (bytes).
-pub const IN_SYNC_BYTES: i64 = 1 << 20;
 
 pub fn plan(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
     let mut p = Plan::default();
@@ -32,36 +28,52 @@ pub fn plan(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
         .chain(topo.sentinels().map(|s| &s.key))
     {
         let Some(o) = obs.nodes.get(key) else {
-            p.blockers.push(format!("{key}: not observed"));
+            p.blockers.push(Blocker::on(
+                BlockerKind::NotObserved,
+                key,
+                format!("{key}: not observed"),
+            ));
             continue;
         };
         let answered = o.repl.is_some() || o.sentinel.is_some();
         if o.auth_failed {
-            p.blockers.push(format!(
-                "{key} ({}): {}",
-                o.endpoint,
-                o.error.as_deref().unwrap_or("authentication failed")
+            p.blockers.push(Blocker::on(
+                BlockerKind::AuthFailed,
+                key,
+                format!(
+                    "{key} ({}): {}",
+                    o.endpoint,
+                    o.error.as_deref().unwrap_or("authentication failed")
+                ),
             ));
         } else if matches!(o.process, ProcState::Stopped | ProcState::Stale { .. }) {
             if o.port_answers {
-                p.blockers.push(format!(
+                p.blockers.push(Blocker::on(BlockerKind::ForeignProcess, key, format!(
                     "{key}: {} answers, but redisctl did not start that process ({}); stop it or change the port",
                     o.endpoint,
                     o.error.as_deref().unwrap_or("not one of this deployment's instances")
-                ));
+                )));
             } else {
                 down.push(key);
             }
         } else if !answered {
             match o.process {
-                ProcState::Remote => p.notes.push(format!(
-                    "{key} ({}) is not answering and runs on another host: run `redisctl apply` there",
-                    o.endpoint
+                ProcState::Remote => p.notes.push(Note::on(
+                    NoteKind::RemoteDown,
+                    key,
+                    format!(
+                        "{key} ({}) is not answering and runs on another host: run `redisctl apply` there",
+                        o.endpoint
+                    ),
                 )),
-                _ => p.waits.push(format!(
-                    "{key} ({}): process is running but not answering yet: {}",
-                    o.endpoint,
-                    o.error.as_deref().unwrap_or("unknown error")
+                _ => p.waits.push(Wait::on(
+                    WaitKind::NotAnswering,
+                    key,
+                    format!(
+                        "{key} ({}): process is running but not answering yet: {}",
+                        o.endpoint,
+                        o.error.as_deref().unwrap_or("unknown error")
+                    ),
                 )),
             }
         } else if o.config_drift && !matches!(o.process, ProcState::Remote) {
@@ -85,17 +97,25 @@ pub fn plan(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
         let current = current_master(topo, g, obs);
         let busy = sentinel_busy(topo, g, obs);
         if let Some(why) = &busy {
-            p.notes.push(format!(
-                "{}: {why}; redisctl leaves the group to Sentinel until it settles",
-                g.name
-            ));
+            p.notes.push(
+                Note::general(
+                    NoteKind::SentinelBusy,
+                    format!(
+                        "{}: {why}; redisctl leaves the group to Sentinel until it settles",
+                        g.name
+                    ),
+                )
+                .in_group(&g.name),
+            );
         }
 
         // Members that are down come back by the crash-safe restart rule (plan/restart.rs).
         for m in g.members().filter(|m| down.contains(&&m.key)) {
             match super::restart::group(topo, g, m, obs) {
                 Comeback::InPlace { why } => {
-                    p.notes.extend(why);
+                    p.notes.extend(
+                        why.map(|w| Note::on(NoteKind::Restart, &m.key, w).in_group(&g.name)),
+                    );
                     p.steps.push(Step::Start {
                         node: m.key.clone(),
                     });
@@ -105,10 +125,13 @@ pub fn plan(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
                     master,
                 }),
                 Comeback::PromoteFirst { step, why } => {
-                    p.notes.push(why);
+                    p.notes
+                        .push(Note::on(NoteKind::Restart, &m.key, why).in_group(&g.name));
                     p.steps.push(step);
                 }
-                Comeback::Refuse(why) => p.blockers.push(why),
+                Comeback::Refuse(why) => p
+                    .blockers
+                    .push(Blocker::on(BlockerKind::UnsafeRestart, &m.key, why).in_group(&g.name)),
             }
         }
         if !starting && busy.is_none() {
@@ -123,10 +146,10 @@ pub fn plan(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
                     .iter()
                     .max_by_key(|(m, r)| (r.offset, std::cmp::Reverse(m.key.clone())))
                     .expect("a group has members");
-                p.notes.push(format!(
+                p.notes.push(Note::on(NoteKind::ReplicationLoop, &top.key, format!(
                     "{}: every member is a replica (a replication loop): nobody accepts writes; promoting {}, the member with the newest data",
                     g.name, top.key
-                ));
+                )).in_group(&g.name));
                 p.steps.push(if sentinel_majority(topo, obs) {
                     Step::SentinelPromote {
                         group: g.name.clone(),
@@ -169,15 +192,15 @@ pub fn plan(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
                         master: u.clone(),
                     });
                 } else if sentinels {
-                    p.notes.push(format!(
+                    p.notes.push(Note::on(NoteKind::SentinelDecides, &m.key, format!(
                         "{}: {} is a master holding {} keys while {} is the group's master; waiting for Sentinel to decide",
                         g.name, m.key, r.keys, current.key
-                    ));
+                    )).related([current.key.clone()]).in_group(&g.name));
                 } else {
-                    p.blockers.push(format!(
+                    p.blockers.push(Blocker::on(BlockerKind::WouldDiscardKeys, &m.key, format!(
                         "{}: {} is a master holding {} keys; making it a replica of {u} would discard them. Decide which node holds the data you want, and make the topology's master that node",
                         g.name, m.key, r.keys
-                    ));
+                    )).related([u.clone()]).in_group(&g.name));
                 }
                 continue;
             }
@@ -216,28 +239,27 @@ pub fn plan(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
         // Preferred master.
         if current.key != g.master.key {
             let preferred = repl(obs, &g.master.key);
-            let master_offset = repl(obs, &current.key).map_or(0, |r| r.offset);
-            let ready = preferred.is_some_and(|r| {
+            let master = repl(obs, &current.key);
+            let ready = preferred.zip(master).is_some_and(|(r, m)| {
                 !r.is_master
-                    && r.link_up
                     && replicates_from(r, current)
-                    && master_offset - r.offset <= IN_SYNC_BYTES
+                    && super::in_sync(&m.info, &r.info) == Ok(true)
             });
             if !opts.restore_roles {
-                p.notes.push(format!(
+                p.notes.push(Note::on(NoteKind::NotPreferredMaster, &current.key, format!(
                     "{}: the master is {} (preferred: {}) after a failover; `apply --restore-roles` moves it back",
                     g.name, current.key, g.master.key
-                ));
+                )).related([g.master.key.clone()]).in_group(&g.name));
             } else if topo.sentinel.is_none() {
-                p.notes.push(format!(
+                p.notes.push(Note::general(NoteKind::RolesNotRestored, format!(
                     "{}: --restore-roles needs Sentinels to hand mastership over safely; none are declared",
                     g.name
-                ));
+                )).in_group(&g.name));
             } else if !ready {
-                p.notes.push(format!(
+                p.notes.push(Note::on(NoteKind::RolesNotRestored, &g.master.key, format!(
                     "{}: not moving mastership back to {}: it is not a replica in sync with {} yet",
                     g.name, g.master.key, current.key
-                ));
+                )).related([current.key.clone()]).in_group(&g.name));
             } else {
                 p.steps.push(Step::SentinelFailover {
                     group: g.name.clone(),

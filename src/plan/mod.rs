@@ -5,11 +5,14 @@
 
 mod acl;
 pub mod converge;
+pub mod findings;
 mod groups;
+pub mod replication;
 pub mod restart;
-pub use groups::{
-    IN_SYNC_BYTES, current_master as current_group_master, problems as group_problems,
-};
+pub use groups::{current_master as current_group_master, problems as group_problems};
+pub use replication::in_sync;
+#[cfg(test)]
+mod group_sim;
 #[cfg(test)]
 mod sim;
 
@@ -17,6 +20,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use serde::Serialize;
+
+pub use findings::{Blocker, BlockerKind, Note, NoteKind, Wait, WaitKind};
 
 use crate::observe::parse::NodeLine;
 use crate::observe::{Live, NodeObs, Observed};
@@ -143,6 +148,37 @@ pub enum Step {
 }
 
 impl Step {
+    /// The step's kind, as `plan --output json` names it (`"step"`: `start`, `move_slots`,
+    /// …), for callers that filter or count steps by kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Start { .. } => "start",
+            Step::WriteConfig { .. } => "write_config",
+            Step::SetConfigEpoch { .. } => "set_config_epoch",
+            Step::AddSlots { .. } => "add_slots",
+            Step::Meet { .. } => "meet",
+            Step::Replicate { .. } => "replicate",
+            Step::StartReplica { .. } => "start_replica",
+            Step::TakeOver { .. } => "take_over",
+            Step::SentinelPromote { .. } => "sentinel_promote",
+            Step::PromoteReplica { .. } => "promote_replica",
+            Step::ClusterFailover { .. } => "cluster_failover",
+            Step::WaitMembership { .. } => "wait_membership",
+            Step::MoveSlots { .. } => "move_slots",
+            Step::Retire { .. } => "retire",
+            Step::Forget { .. } => "forget",
+            Step::ConfigSet { .. } => "config_set",
+            Step::ReplicaOf { .. } => "replica_of",
+            Step::SentinelMonitor { .. } => "sentinel_monitor",
+            Step::SentinelSet { .. } => "sentinel_set",
+            Step::SentinelRemove { .. } => "sentinel_remove",
+            Step::SentinelFailover { .. } => "sentinel_failover",
+            Step::WaitGroups { .. } => "wait_groups",
+            Step::WaitConverged { .. } => "wait_converged",
+            Step::AclSetUser { .. } => "acl_set_user",
+        }
+    }
+
     /// The instance a host-level step acts on: starting it, its files, its live settings,
     /// whom a group member replicates, what a Sentinel monitors. Every host's redisctl runs
     /// these for its own instances; everything else (meet, slots, replicas of the cluster,
@@ -280,13 +316,13 @@ impl fmt::Display for Step {
 pub struct Plan {
     pub steps: Vec<Step>,
     /// Conditions redisctl refuses to act on; `apply` stops and changes nothing.
-    pub blockers: Vec<String>,
+    pub blockers: Vec<Blocker>,
     /// Conditions that clear by themselves (a process still starting or loading its data, a
     /// node that has not yet accepted a newer slot owner after a failover): `apply` plans
     /// again until they are gone, up to the gate timeout, then refuses naming them.
-    pub waits: Vec<String>,
+    pub waits: Vec<Wait>,
     /// Facts the operator should know that need no step.
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
     /// Cluster steps wait for instances being started; `apply` plans again after them.
     pub partial: bool,
 }
@@ -298,6 +334,67 @@ impl Plan {
     /// Blocked or waiting: no step may run on this plan.
     pub fn halted(&self) -> bool {
         !self.blockers.is_empty() || !self.waits.is_empty()
+    }
+
+    /// The part of the plan a host that is not the coordinator runs: the host-level steps on
+    /// its `local` instances, and the blockers and waits that name one of them (compared as
+    /// keys: host `web1` is not `eu-web1`, port 700 is not 7000). Also returns the steps left
+    /// to other hosts and the coordinator.
+    pub fn host_part(self, local: &[&InstanceKey]) -> (Plan, Vec<Step>) {
+        let (mine, theirs): (Vec<Step>, Vec<Step>) = self
+            .steps
+            .into_iter()
+            .partition(|s| s.host_node().is_some_and(|n| local.contains(&n)));
+        let plan = Plan {
+            steps: mine,
+            blockers: self
+                .blockers
+                .into_iter()
+                .filter(|b| b.concerns(local))
+                .collect(),
+            waits: self
+                .waits
+                .into_iter()
+                .filter(|w| w.concerns(local))
+                .collect(),
+            notes: self.notes,
+            partial: self.partial,
+        };
+        (plan, theirs)
+    }
+}
+
+/// The plan as a person reads it: the numbered steps (as `redisctl plan` prints them), then
+/// each blocker, wait and note with its kind and the instance it is about.
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, step) in self.steps.iter().enumerate() {
+            writeln!(f, "  {:>3}. {step}", i + 1)?;
+        }
+        if self.partial {
+            writeln!(
+                f,
+                "  (more steps follow once the started nodes report their state)"
+            )?;
+        }
+        fn list<K: Serialize>(
+            f: &mut fmt::Formatter<'_>,
+            what: &str,
+            items: &[findings::Finding<K>],
+        ) -> fmt::Result {
+            for x in items {
+                let kind = serde_json::to_value(&x.kind).unwrap_or_default();
+                write!(f, "{what} [{}", kind.as_str().unwrap_or("?"))?;
+                if let Some(k) = &x.instance {
+                    write!(f, " {k}")?;
+                }
+                writeln!(f, "]: {x}")?;
+            }
+            Ok(())
+        }
+        list(f, "blocked", &self.blockers)?;
+        list(f, "waiting", &self.waits)?;
+        list(f, "note", &self.notes)
     }
 }
 
@@ -432,7 +529,11 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
     for inst in &instances {
         let key = &inst.key;
         let Some(o) = obs.nodes.get(key) else {
-            p.blockers.push(format!("{key}: not observed"));
+            p.blockers.push(Blocker::on(
+                BlockerKind::NotObserved,
+                key,
+                format!("{key}: not observed"),
+            ));
             continue;
         };
         let st = node_state(key, o, obs, &mut p);
@@ -449,12 +550,16 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
         if matches!(o.process, ProcState::Stopped | ProcState::Stale { .. }) && o.live.is_none() {
             match restart::cluster(topo, inst, o, obs) {
                 restart::Comeback::PromoteFirst { step, why } => {
-                    p.notes.push(why);
+                    p.notes.push(Note::on(NoteKind::Restart, &inst.key, why));
                     pre.push(step);
                 }
-                restart::Comeback::Refuse(why) => p.blockers.push(why),
+                restart::Comeback::Refuse(why) => {
+                    p.blockers
+                        .push(Blocker::on(BlockerKind::UnsafeRestart, &inst.key, why))
+                }
                 restart::Comeback::InPlace { why } => {
-                    p.notes.extend(why);
+                    p.notes
+                        .extend(why.map(|w| Note::on(NoteKind::Restart, &inst.key, w)));
                     pre.push(Step::Start {
                         node: inst.key.clone(),
                     });
@@ -520,12 +625,19 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
                 .unwrap_or(&shard.master.key),
             many => {
                 let names: Vec<String> = many.iter().map(ToString::to_string).collect();
-                p.blockers.push(format!(
-                    "shard {} has {} masters owning slots ({}); redisctl will not pick one",
-                    shard.number,
-                    many.len(),
-                    names.join(", ")
-                ));
+                p.blockers.push(
+                    Blocker::general(
+                        BlockerKind::SeveralMasters,
+                        format!(
+                            "shard {} has {} masters owning slots ({}); redisctl will not pick one",
+                            shard.number,
+                            many.len(),
+                            names.join(", ")
+                        ),
+                    )
+                    .related(many.iter().map(|k| (*k).clone()))
+                    .in_shard(shard.number),
+                );
                 &shard.master.key
             }
         };
@@ -635,25 +747,35 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
                     }
                     if me.flags.master && !me.slots.is_empty() {
                         // Already reported as a two-master shard, or serving another shard.
-                        p.blockers.push(format!(
-                            "{m} should be a replica in shard {} but is a master owning {} slots; move its slots first",
-                            shard.number,
-                            count(&me.slots)
-                        ));
+                        p.blockers.push(
+                            Blocker::on(BlockerKind::MasterOwningSlots, m, format!(
+                                "{m} should be a replica in shard {} but is a master owning {} slots; move its slots first",
+                                shard.number,
+                                count(&me.slots)
+                            ))
+                            .in_shard(shard.number),
+                        );
                     } else if let Some(old) = me.master_id.as_deref().filter(|old| {
                         me.flags.replica
                             && !lives_ids.contains(old)
                             && lives_lines(old).any(|x| x.flags.master && !x.slots.is_empty())
                     }) {
-                        p.blockers.push(format!(
-                            "{m} replicates {}, which still owns slots but is not a live node of this deployment (its node was recreated empty?); {m} holds the only live copy of them and replicating {owner} would delete it. Let the cluster fail over to {m} (or run CLUSTER FAILOVER TAKEOVER on it), then apply again",
-                            short(old)
-                        ));
+                        p.blockers.push(
+                            Blocker::on(BlockerKind::OnlyLiveCopy, m, format!(
+                                "{m} replicates {}, which still owns slots but is not a live node of this deployment (its node was recreated empty?); {m} holds the only live copy of them and replicating {owner} would delete it. Let the cluster fail over to {m} (or run CLUSTER FAILOVER TAKEOVER on it), then apply again",
+                                short(old)
+                            ))
+                            .related([owner.clone()])
+                            .in_shard(shard.number),
+                        );
                     } else if me.flags.master && l.keys > 0 {
-                        p.blockers.push(format!(
-                            "{m} should be a replica in shard {} but holds {} keys and no slots; making it a replica would delete them. Inspect the node and remove the keys yourself if they are not needed",
-                            shard.number, l.keys
-                        ));
+                        p.blockers.push(
+                            Blocker::on(BlockerKind::WouldDiscardKeys, m, format!(
+                                "{m} should be a replica in shard {} but holds {} keys and no slots; making it a replica would delete them. Inspect the node and remove the keys yourself if they are not needed",
+                                shard.number, l.keys
+                            ))
+                            .in_shard(shard.number),
+                        );
                     } else {
                         p.steps.push(Step::Replicate {
                             node: m.clone(),
@@ -679,30 +801,34 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
         let owner_live = st(owner).live();
         let ready = match (st(preferred).live(), owner_live) {
             (Some(pl), Some(ol)) => {
-                let off =
-                    |l: &Live, f: &str| l.info(f).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
                 pl.myself.flags.replica
                     && pl.myself.master_id.as_deref() == Some(ol.myself.id.as_str())
-                    && pl.info("master_link_status") == Some("up")
-                    && off(ol, "master_repl_offset") - off(pl, "slave_repl_offset")
-                        <= groups::IN_SYNC_BYTES
+                    && in_sync(&ol.info, &pl.info) == Ok(true)
             }
             _ => false,
         };
         if !opts.restore_roles {
-            p.notes.push(format!(
-                "shard {}: the master is {owner} (preferred: {preferred}) after a failover; `apply --restore-roles` moves it back",
-                shard.number
-            ));
+            p.notes.push(
+                Note::on(NoteKind::NotPreferredMaster, owner, format!(
+                    "shard {}: the master is {owner} (preferred: {preferred}) after a failover; `apply --restore-roles` moves it back",
+                    shard.number
+                ))
+                .related([preferred.clone()])
+                .in_shard(shard.number),
+            );
         } else if ready {
             p.steps.push(Step::ClusterFailover {
                 node: preferred.clone(),
             });
         } else {
-            p.notes.push(format!(
-                "shard {}: not moving mastership back to {preferred}: it is not a replica of {owner} in sync yet",
-                shard.number
-            ));
+            p.notes.push(
+                Note::on(NoteKind::RolesNotRestored, preferred, format!(
+                    "shard {}: not moving mastership back to {preferred}: it is not a replica of {owner} in sync yet",
+                    shard.number
+                ))
+                .related([owner.clone()])
+                .in_shard(shard.number),
+            );
         }
     }
 
@@ -865,10 +991,14 @@ fn slot_moves<'a>(
             match key_of.get(dst) {
                 Some(to) if open.insert(*slot) => push(&me, to, *slot),
                 Some(_) => {}
-                None => p.blockers.push(format!(
-                    "slot {slot} is migrating from {} to unknown node {}; redisctl will not guess where its keys belong",
-                    inst.key,
-                    short(dst)
+                None => p.blockers.push(Blocker::on(
+                    BlockerKind::UnknownSlotPeer,
+                    &inst.key,
+                    format!(
+                        "slot {slot} is migrating from {} to unknown node {}; redisctl will not guess where its keys belong",
+                        inst.key,
+                        short(dst)
+                    ),
                 )),
             }
         }
@@ -889,17 +1019,24 @@ fn slot_moves<'a>(
                     open.insert(*slot);
                     push(from, &me, *slot);
                 }
-                None => p.blockers.push(format!(
-                    "slot {slot} is being imported by {} but no known master owns it",
-                    inst.key
+                None => p.blockers.push(Blocker::on(
+                    BlockerKind::UnknownSlotPeer,
+                    &inst.key,
+                    format!(
+                        "slot {slot} is being imported by {} but no known master owns it",
+                        inst.key
+                    ),
                 )),
             }
         }
     }
     if !open.is_empty() {
-        p.notes.push(format!(
-            "{} slot(s) were left open by an interrupted migration; finishing them",
-            open.len()
+        p.notes.push(Note::general(
+            NoteKind::OpenSlots,
+            format!(
+                "{} slot(s) were left open by an interrupted migration; finishing them",
+                open.len()
+            ),
         ));
         return move_steps(moves);
     }
@@ -1044,17 +1181,21 @@ fn retirements(
     // Members nobody declared and redisctl did not create: reported only. (A node at a
     // declared address is declared, whichever host's redisctl recorded it.)
     let declared: BTreeSet<String> = topo.cluster_instances().map(|i| i.endpoint()).collect();
+    let mut reported: BTreeSet<&str> = BTreeSet::new();
     for o in obs.nodes.values().filter_map(|o| o.live.as_ref()) {
         for peer in &o.peers {
             let known = obs.record.node_ids.values().any(|id| *id == peer.id)
                 || declared.contains(&peer.addr())
                 || stale.iter().any(|(id, _)| *id == peer.id)
                 || peer.flags.handshake;
-            if !known && !p.notes.iter().any(|n| n.contains(&peer.id)) {
-                p.notes.push(format!(
-                    "{} ({}) is a member of this cluster that the topology does not declare and redisctl did not create; it is left alone",
-                    peer.addr(),
-                    peer.id
+            if !known && reported.insert(&peer.id) {
+                p.notes.push(Note::general(
+                    NoteKind::UndeclaredMember,
+                    format!(
+                        "{} ({}) is a member of this cluster that the topology does not declare and redisctl did not create; it is left alone",
+                        peer.addr(),
+                        peer.id
+                    ),
                 ));
             }
         }
@@ -1064,31 +1205,35 @@ fn retirements(
 
 fn node_state<'a>(key: &InstanceKey, o: &'a NodeObs, obs: &Observed, p: &mut Plan) -> State<'a> {
     if o.auth_failed {
-        p.blockers.push(format!(
-            "{key} ({}): {}",
-            o.endpoint,
-            o.error.as_deref().unwrap_or("authentication failed")
+        p.blockers.push(Blocker::on(
+            BlockerKind::AuthFailed,
+            key,
+            format!(
+                "{key} ({}): {}",
+                o.endpoint,
+                o.error.as_deref().unwrap_or("authentication failed")
+            ),
         ));
         return State::Unknown;
     }
     match (&o.process, &o.live) {
         (ProcState::Stopped | ProcState::Stale { .. }, Some(_)) => {
-            p.blockers.push(format!(
+            p.blockers.push(Blocker::on(BlockerKind::ForeignProcess, key, format!(
                 "{key}: {} answers, but redisctl did not start that process ({}); stop it or change the port",
                 o.endpoint,
                 match o.process {
                     ProcState::Stale { pid } => format!("its pid file names pid {pid}, which is not this instance"),
                     _ => "no pid file in its state directory".to_string(),
                 }
-            ));
+            )));
             State::Unknown
         }
         (ProcState::Stopped | ProcState::Stale { .. }, None) if o.port_answers => {
-            p.blockers.push(format!(
+            p.blockers.push(Blocker::on(BlockerKind::ForeignProcess, key, format!(
                 "{key}: {} answers, but redisctl did not start that process ({}); stop it or change the port",
                 o.endpoint,
                 o.error.as_deref().unwrap_or("not a node of this deployment")
-            ));
+            )));
             State::Unknown
         }
         (ProcState::Stopped | ProcState::Stale { .. }, None) => {
@@ -1104,7 +1249,7 @@ fn node_state<'a>(key: &InstanceKey, o: &'a NodeObs, obs: &Observed, p: &mut Pla
                 && recorded != Some(l.myself.id.as_str())
                 && !(recorded.is_none() && member_of_our_cluster(&l.myself.id, obs))
             {
-                p.blockers.push(format!(
+                p.blockers.push(Blocker::on(BlockerKind::UnrecordedNode, key, format!(
                     "{key} ({}): node {} holds data or belongs to a cluster, but redisctl has no record of creating it (state.json{}); it is reported, not touched",
                     o.endpoint,
                     short(&l.myself.id),
@@ -1112,24 +1257,32 @@ fn node_state<'a>(key: &InstanceKey, o: &'a NodeObs, obs: &Observed, p: &mut Pla
                         Some(r) => format!(" records {} at this address", short(r)),
                         None => String::new(),
                     }
-                ));
+                )));
                 return State::Unknown;
             }
             State::Live(l)
         }
         (ProcState::Running { .. }, None) => {
-            p.waits.push(format!(
-                "{key} ({}): process is running but not answering yet: {}",
-                o.endpoint,
-                o.error.as_deref().unwrap_or("unknown error")
+            p.waits.push(Wait::on(
+                WaitKind::NotAnswering,
+                key,
+                format!(
+                    "{key} ({}): process is running but not answering yet: {}",
+                    o.endpoint,
+                    o.error.as_deref().unwrap_or("unknown error")
+                ),
             ));
             State::Unknown
         }
         (ProcState::Remote, None) => {
-            p.notes.push(format!(
-                "{key} ({}) is not answering and runs on another host: run `redisctl apply` there ({})",
-                o.endpoint,
-                o.error.as_deref().unwrap_or("no answer")
+            p.notes.push(Note::on(
+                NoteKind::RemoteDown,
+                key,
+                format!(
+                    "{key} ({}) is not answering and runs on another host: run `redisctl apply` there ({})",
+                    o.endpoint,
+                    o.error.as_deref().unwrap_or("no answer")
+                ),
             ));
             State::Unknown
         }
@@ -1137,10 +1290,12 @@ fn node_state<'a>(key: &InstanceKey, o: &'a NodeObs, obs: &Observed, p: &mut Pla
 }
 
 /// Masters whose own view claims slots that another master claims with a newer config
-/// epoch, one line per (stale, newer) pair.
-fn stale_claims<'a>(lives: impl Iterator<Item = (&'a InstanceKey, &'a Live)>) -> Vec<String> {
+/// epoch, one wait per (stale, newer) pair.
+fn stale_claims<'a>(lives: impl Iterator<Item = (&'a InstanceKey, &'a Live)>) -> Vec<Wait> {
     let mut claim: HashMap<u16, (&InstanceKey, &NodeLine)> = HashMap::new();
-    let mut pairs: BTreeMap<(String, String), (u64, u64, usize)> = BTreeMap::new();
+    // Ordered by the keys' text, as the waits are listed.
+    type Pair<'k> = (&'k InstanceKey, &'k InstanceKey, u64, u64, usize);
+    let mut pairs: BTreeMap<(String, String), Pair> = BTreeMap::new();
     for (key, l) in lives {
         if !l.myself.flags.master {
             continue;
@@ -1158,18 +1313,25 @@ fn stale_claims<'a>(lives: impl Iterator<Item = (&'a InstanceKey, &'a Live)>) ->
                     };
                     let e = pairs
                         .entry((stale.0.to_string(), newer.0.to_string()))
-                        .or_insert((stale.1.config_epoch, newer.1.config_epoch, 0));
-                    e.2 += 1;
+                        .or_insert((
+                            stale.0,
+                            newer.0,
+                            stale.1.config_epoch,
+                            newer.1.config_epoch,
+                            0,
+                        ));
+                    e.4 += 1;
                 }
             }
         }
     }
     pairs
-        .into_iter()
-        .map(|((stale, newer), (e1, e2, n))| {
-            format!(
+        .into_values()
+        .map(|(stale, newer, e1, e2, n)| {
+            Wait::on(WaitKind::StaleSlotClaim, stale, format!(
                 "{stale} still claims {n} slot(s) that {newer} serves (config epoch {e1} vs {e2}); waiting for it to accept the newer owner"
-            )
+            ))
+            .related([newer.clone()])
         })
         .collect()
 }
@@ -1187,4 +1349,70 @@ fn member_of_our_cluster(id: &str, obs: &Observed) -> bool {
 
 pub fn short(id: &str) -> &str {
     &id[..id.len().min(8)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(host: &str, port: u16) -> InstanceKey {
+        InstanceKey {
+            host: host.into(),
+            port,
+        }
+    }
+
+    /// A host keeps the blockers and waits about its own instances only. The filter used to
+    /// look for a local node's name in the text: host `web1` kept the blockers of
+    /// `eu-web1:7000`, and `h:700` those of `h:7000`.
+    #[test]
+    fn a_host_keeps_only_findings_about_its_own_instances_web1_is_not_eu_web1() {
+        let (web1, eu_web1) = (key("web1", 7000), key("eu-web1", 7000));
+        let (h700, h7000) = (key("h", 700), key("h", 7000));
+        let blocked = |k: &InstanceKey| {
+            Blocker::on(
+                BlockerKind::ForeignProcess,
+                k,
+                format!(
+                    "{k}: 127.0.0.1:{} answers, but redisctl did not start it",
+                    k.port
+                ),
+            )
+        };
+        let plan = Plan {
+            steps: vec![
+                Step::Start { node: web1.clone() },
+                Step::Start {
+                    node: eu_web1.clone(),
+                },
+                Step::Start {
+                    node: h7000.clone(),
+                },
+                Step::WaitConverged {
+                    nodes: vec![web1.clone()],
+                },
+            ],
+            blockers: vec![blocked(&eu_web1), blocked(&h7000), blocked(&web1)],
+            waits: vec![
+                Wait::on(WaitKind::NotAnswering, &h7000, format!("{h7000}: loading")),
+                // Names a local node as the newer owner: kept.
+                Wait::on(
+                    WaitKind::StaleSlotClaim,
+                    &eu_web1,
+                    format!("{eu_web1} still claims slots {web1} serves"),
+                )
+                .related([web1.clone()]),
+            ],
+            notes: vec![Note::general(NoteKind::OpenSlots, "1 slot open")],
+            partial: false,
+        };
+        let (mine, theirs) = plan.host_part(&[&web1, &h700]);
+        assert_eq!(mine.steps, [Step::Start { node: web1.clone() }]);
+        assert_eq!(theirs.len(), 3);
+        let about: Vec<_> = mine.blockers.iter().map(|b| b.instance.clone()).collect();
+        assert_eq!(about, [Some(web1.clone())]);
+        assert_eq!(mine.waits.len(), 1);
+        assert_eq!(mine.waits[0].kind, WaitKind::StaleSlotClaim);
+        assert_eq!(mine.notes.len(), 1, "notes are for every host");
+    }
 }

@@ -146,7 +146,10 @@ impl Sim {
             .chain(peers.iter().filter(|p| p.healthy()))
             .map(|l| count(&l.slots))
             .sum();
-        let mut info = HashMap::new();
+        // Every node reports its replication offset (masters' decide whether a replica is in
+        // sync: plan::replication); replication is instant, so offsets follow the keys.
+        let mut info =
+            HashMap::from([("master_repl_offset".to_string(), (1 + n.keys).to_string())]);
         if let Some(m) = &n.master {
             let up = lines.get(m).is_some_and(|l| l.connected);
             let link = if up { "up" } else { "down" };
@@ -290,7 +293,8 @@ impl Sim {
             n.keys = 0;
         }
         if fresh {
-            let id = format!("{:040x}", self.next_id);
+            // 40 hex digits whose short form (the first 8) tells nodes apart in plan text.
+            let id = format!("{:08x}{}", self.next_id, "0".repeat(32));
             self.next_id += 1;
             let n = self.node(key);
             let ip = std::mem::take(&mut n.ip);
@@ -493,11 +497,10 @@ impl Rng {
 }
 
 fn kind(s: &Step) -> String {
-    format!("{s:?}")
-        .split([' ', '{'])
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    // The same name as the JSON tag.
+    let json = serde_json::to_value(s).expect("a step serialises");
+    assert_eq!(json["step"], s.kind(), "{s:?}");
+    s.kind().to_string()
 }
 
 fn topology(shards: u64, replicas: u64, hosts: u64, persistence_off: bool) -> Topology {
@@ -611,9 +614,9 @@ fn fresh_plan_has_the_expected_shape() {
         // The new cluster forms on a short node timeout (ConfigSet ×N, then back). There is
         // no WaitMembership: the executor's Replicate retries "Unknown node" until gossip
         // brings the master, and WaitMembership only precedes slot moves.
-        let mut expect = vec![("Start", n), ("ConfigSet", n), ("SetConfigEpoch", s)];
-        expect.extend([("AddSlots", s), ("Meet", n - 1), ("Replicate", n - s)]);
-        expect.extend([("WaitConverged", 1), ("ConfigSet", n)]);
+        let mut expect = vec![("start", n), ("config_set", n), ("set_config_epoch", s)];
+        expect.extend([("add_slots", s), ("meet", n - 1), ("replicate", n - s)]);
+        expect.extend([("wait_converged", 1), ("config_set", n)]);
         let expect: Vec<String> = expect
             .iter()
             .flat_map(|(k, times)| std::iter::repeat_n(k.to_string(), *times))
@@ -756,9 +759,9 @@ fn random_cases(seeds: std::ops::RangeInclusive<u64>) {
     }
     eprintln!("{seen:?}");
     for k in [
-        "TakeOver",
-        "ClusterFailover",
-        "Forget",
+        "take_over",
+        "cluster_failover",
+        "forget",
         "failover",
         "wipe",
         "restart",
@@ -881,12 +884,18 @@ fn a_non_fresh_node_without_a_record_blocks_and_nothing_is_planned() {
     let p = plan_with(&sim.topo, &sim.observed(), Options::default());
     assert!(p.steps.is_empty(), "{:?}", p.steps);
     assert_eq!(p.blockers.len(), 1, "{:?}", p.blockers);
+    assert_eq!(p.blockers[0].kind, super::BlockerKind::UnrecordedNode);
+    assert_eq!(p.blockers[0].instance.as_ref(), Some(&key));
     assert!(
-        p.blockers[0].starts_with(&format!("{key} (")),
+        p.blockers[0].message.starts_with(&format!("{key} (")),
         "{:?}",
         p.blockers
     );
-    assert!(p.blockers[0].contains("has no record of creating it"));
+    assert!(
+        p.blockers[0]
+            .message
+            .contains("has no record of creating it")
+    );
 }
 
 /// Another host's redisctl created this node (so this state directory has no record of
@@ -907,23 +916,43 @@ fn a_node_another_host_recorded_is_accepted_as_a_member_of_our_cluster() {
 /// A master's data directory is lost and its node restarted empty before the cluster
 /// failed it over (within the node timeout, or no majority of masters is up). Its replica
 /// holds the only copy of the shard; the planner must not make it replicate the new, empty
-/// node.
+/// node: it refuses, naming the replica, and plans nothing. Once the cluster has failed over
+/// to the replica (the way out the refusal names), apply converges with the data kept.
 #[test]
 fn a_wiped_master_does_not_take_its_replicas_data_with_it() {
     let mut sim = Sim::new(topology(3, 1, 1, false));
     converge_sim(&mut sim, Options::default(), "setup");
     let shard = sim.topo.cluster.clone().expect("a cluster").shards[0].clone();
-    sim.node(&shard.master.key).keys = 10;
+    let (master, replica) = (&shard.master.key, &shard.replicas[0].key);
+    sim.node(master).keys = 10;
     sim.sync_replicas();
-    sim.node(&shard.master.key).running = false;
-    sim.wipe(&shard.master.key);
+    assert_eq!(sim.nodes[replica].keys, 10);
+    sim.node(master).running = false;
+    sim.wipe(master);
     let p = plan_with(&sim.topo, &sim.observed(), Options::default());
-    if p.blockers.is_empty() {
-        converge_sim(&mut sim, Options::default(), "wiped master");
-        assert_converged(&sim, true, false, "wiped master");
-        let serving = shard.members().find(|m| sim.nodes[&m.key].master.is_none());
-        assert_eq!(sim.nodes[&serving.expect("a master").key].keys, 10);
-    }
+    assert!(p.steps.is_empty(), "{:?}", p.steps);
+    assert_eq!(p.blockers.len(), 1, "{:?}", p.blockers);
+    assert_eq!(p.blockers[0].kind, super::BlockerKind::OnlyLiveCopy);
+    assert_eq!(p.blockers[0].instance.as_ref(), Some(replica));
+    assert!(
+        p.blockers[0].message.contains("only live copy"),
+        "{}",
+        p.blockers[0]
+    );
+    // The cluster fails over to the replica (CLUSTER FAILOVER TAKEOVER).
+    sim.promote(replica);
+    sim.note("failover");
+    converge_sim(&mut sim, Options::default(), "wiped master");
+    assert_converged(&sim, true, false, "wiped master");
+    assert_eq!(
+        sim.nodes[replica].master, None,
+        "the replica serves the shard"
+    );
+    assert_eq!(sim.nodes[replica].keys, 10, "its data is kept");
+    assert_eq!(
+        sim.nodes[master].keys, 10,
+        "the recreated node replicates it"
+    );
 }
 
 /// An old master restarted after its replica took over still claims its slots (with its old
@@ -946,8 +975,11 @@ fn a_stale_slot_claim_is_waited_for_not_acted_on() {
     let p = plan_with(&sim.topo, &sim.observed(), Options::default());
     assert!(p.steps.is_empty() && p.blockers.is_empty(), "{p:?}");
     assert_eq!(p.waits.len(), 1, "{:?}", p.waits);
+    assert_eq!(p.waits[0].kind, super::WaitKind::StaleSlotClaim);
+    assert_eq!(p.waits[0].instance.as_ref(), Some(old));
+    assert_eq!(p.waits[0].related, std::slice::from_ref(new));
     assert!(
-        p.waits[0].starts_with(&format!(
+        p.waits[0].message.starts_with(&format!(
             "{old} still claims {} slot(s) that {new}",
             before.slots.len()
         )),
@@ -980,4 +1012,68 @@ fn scaling_in_and_out_again_reuses_the_retired_nodes() {
     assert!(p.blockers.is_empty(), "{:?}", p.blockers);
     converge_sim(&mut sim, Options::default(), ctx);
     assert_converged(&sim, false, true, ctx);
+}
+
+/// The plan for the simulator's situation now, compared with tests/golden/plans/NAME.txt
+/// (UPDATE_GOLDEN=1 rewrites it; review the diff).
+fn golden_plan(name: &str, situation: &str, sim: &Sim, opts: Options) {
+    let p = plan_with(&sim.topo, &sim.observed(), opts);
+    let text = format!("# {situation}\n{p}");
+    crate::render::golden(&format!("plans/{name}.txt"), &text);
+}
+
+fn converged(shards: u64, replicas: u64, hosts: u64) -> Sim {
+    let mut sim = Sim::new(topology(shards, replicas, hosts, false));
+    converge_sim(&mut sim, Options::default(), "setup");
+    sim
+}
+
+/// Golden plans of representative situations: what a person sees in `redisctl plan`.
+#[test]
+fn golden_plans_of_representative_situations() {
+    let apply = Options::default();
+    let restore = Options {
+        restore_roles: true,
+        purge: false,
+    };
+    let sim = Sim::new(topology(3, 1, 2, false));
+    let what = "3 shards x 1 replica on 2 hosts, nothing started yet";
+    golden_plan("fresh-3x1-on-2-hosts", what, &sim, apply);
+    let what = "3x1 on 2 hosts, converged";
+    golden_plan("converged-nothing-to-do", what, &converged(3, 1, 2), apply);
+
+    let mut sim = converged(3, 1, 2);
+    sim.declare(topology(4, 1, 2, false));
+    let what = "3x1 converged, the topology now declares 4 shards";
+    golden_plan("scale-out-3-to-4", what, &sim, apply);
+
+    let mut sim = converged(4, 1, 2);
+    sim.declare(topology(3, 1, 2, false));
+    let what = "4x1 converged, the topology now declares 3 shards";
+    golden_plan("scale-in-4-to-3", what, &sim, apply);
+
+    // The cluster failed shard 1 over to its replica (its old master rejoined as a replica).
+    let mut sim = converged(3, 1, 2);
+    let c = sim.topo.cluster.clone().expect("a cluster");
+    sim.promote(&c.shards[0].replicas[0].key);
+    let what = "shard 1 failed over to its replica";
+    golden_plan("failed-over-shard", &format!("{what}: apply"), &sim, apply);
+    let what = format!("{what}: apply --restore-roles");
+    golden_plan("failed-over-shard-restore-roles", &what, &sim, restore);
+
+    let mut sim = converged(3, 1, 2);
+    sim.node(&c.shards[0].master.key).running = false;
+    let what = "shard 1's master died (files kept); its replica was linked until the crash";
+    golden_plan("restart-a-dead-master", what, &sim, apply);
+    let mut sim = converged(3, 1, 2);
+    sim.node(&c.shards[1].replicas[0].key).running = false;
+    let what = "a replica of shard 2 died";
+    golden_plan("restart-a-dead-replica", what, &sim, apply);
+
+    let mut sim = converged(3, 1, 1);
+    let c = sim.topo.cluster.clone().expect("a cluster");
+    sim.node(&c.shards[0].master.key).running = false;
+    sim.wipe(&c.shards[0].master.key);
+    let what = "shard 1's master lost its data directory before the cluster failed it over";
+    golden_plan("blocked-wiped-master", what, &sim, apply);
 }
