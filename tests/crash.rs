@@ -68,8 +68,10 @@ fn cluster_crash(persistence: &str) {
         assert_eq!(role(replica), "master", "{what}");
         assert!(
             wait_for(Duration::from_secs(20), || role(master) == "slave"
-                && info_field(master, "master_port").as_deref() == Some(&replica.to_string())
-                && info_field(master, "master_link_status").as_deref() == Some("up")),
+                && info_field(master, "master_port").as_deref()
+                    == Some(&replica.to_string())
+                && info_field(master, "master_link_status").as_deref()
+                    == Some("up")),
             "{what}: {master} did not come back as a synced replica of {replica}"
         );
         std::thread::sleep(Duration::from_secs(2));

@@ -1457,7 +1457,9 @@ impl Context {
             match c.cmd(&["CLUSTER", "FAILOVER", mode]).await {
                 Ok(_) => Ok(()),
                 // Already promoted by an earlier attempt or by the cluster itself.
-                Err(ClientError::Server { message, .. }) if message.contains("already a master") => {
+                Err(ClientError::Server { message, .. })
+                    if message.contains("already a master") =>
+                {
                     Ok(())
                 }
                 Err(e) => Err(StepError::from(e)),
@@ -1594,7 +1596,9 @@ impl Context {
         }
         self.gate_observed(
             index,
-            &format!("a majority of the Sentinels report a new master of {group} in place of {from}"),
+            &format!(
+                "a majority of the Sentinels report a new master of {group} in place of {from}"
+            ),
             on_event,
             |obs| match promoted(obs) {
                 Some(_) => Vec::new(),

@@ -307,10 +307,7 @@ mod tests {
         let e = server(Path::new("/srv/my redis/7000"), None).unwrap_err();
         assert!(e.to_string().contains("letters, digits"), "{e}");
         for bad in ["/srv/100%/7000", "/srv/$HOME/7000", "relative/7000"] {
-            assert!(
-                server(Path::new(bad), None).is_err(),
-                "{bad}"
-            );
+            assert!(server(Path::new(bad), None).is_err(), "{bad}");
         }
         let e = visible(Path::new("/home/me/redis/7000")).unwrap_err();
         assert_eq!(

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use super::{Managed, ProcState, SuperviseError, Supervisor};
 use crate::render::systemd::{self as units, DropIn, StartHook, UnitKind};
 
-
 /// Where administrators' units and drop-ins live (highest precedence).
 const UNIT_DIR: &str = "/etc/systemd/system";
 /// Runtime drop-ins, gone at reboot.
@@ -727,8 +726,8 @@ pub fn stop_distro_unit(unit: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{IpAddr, Ipv4Addr};
     use crate::topology::InstanceKey;
+    use std::net::{IpAddr, Ipv4Addr};
 
     /// A fake systemctl that logs its arguments and answers `show` from a file.
     struct Fake {
@@ -899,7 +898,10 @@ mod tests {
             text.contains("ExecStartPre=+/usr/bin/redisctl --supervisor systemd --state-dir /var/lib/redisctl/x --host local unit-start /etc/redisctl/x.yaml 2\n"),
             "{text}"
         );
-        assert!(text.contains("EnvironmentFile=-/run/redisctl/redis@2.env\n"), "{text}");
+        assert!(
+            text.contains("EnvironmentFile=-/run/redisctl/redis@2.env\n"),
+            "{text}"
+        );
         let args =
             fs::read_to_string(dir.join("run/redis@2.service.d/redisctl-start.conf")).unwrap();
         assert!(args.contains("REDISCTL_ARGS=--replicaof 127.0.0.1 7000"));
