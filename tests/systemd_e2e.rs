@@ -753,6 +753,7 @@ fn rpm_and_deb_carry_the_same_payload() {
         "/usr/bin/redisctl",
         "/usr/lib/systemd/system/redis@.service",
         "/usr/lib/systemd/system/sentinel@.service",
+        "/usr/lib/systemd/system/redisctl-agent@.service",
         "/usr/share/man/man1/redisctl.1.gz",
         "/usr/share/man/man5/redisctl-topology.5.gz",
         "/usr/share/bash-completion/completions/redisctl",
