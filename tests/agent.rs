@@ -130,6 +130,32 @@ fn deployment(policy: &str) -> (Deployment, u16) {
     (d, http)
 }
 
+/// /metrics as tests/parse_metrics.py (prometheus_client's parser) reads it.
+fn parse_metrics(text: &str) -> serde_json::Value {
+    use std::io::Write as _;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parse_metrics.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus_client could not parse /metrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("parser JSON")
+}
+
 fn role(port: u16) -> String {
     info_field(port, "role").unwrap_or_default()
 }
@@ -195,12 +221,34 @@ fn agent_heals_a_killed_replica_and_reports_health() {
     );
     let (code, metrics) = agent.get("/metrics");
     assert_eq!(code, 200);
+    // Prometheus' own parser reads it.
+    let m = parse_metrics(&metrics);
+    let samples = |f: &str| m[f]["samples"].as_array().cloned().unwrap_or_default();
+    assert_eq!(m["redisctl_steps_executed"]["type"], "counter", "{m}");
     assert!(
-        metrics.contains(&format!(
-            "redisctl_steps_executed_total{{deployment=\"t{}\",kind=\"start\"}}",
-            d.ports[0]
-        )),
-        "{metrics}"
+        samples("redisctl_steps_executed")
+            .iter()
+            .any(|s| s[1]["kind"] == "start" && s[2].as_f64() >= Some(1.0)),
+        "{m}"
+    );
+    assert_eq!(samples("redisctl_instance_up").len(), 6, "{m}");
+    assert!(
+        samples("redisctl_instance_up").iter().all(|s| s[2] == 1.0),
+        "{m}"
+    );
+    assert_eq!(samples("redisctl_converged")[0][2], 1.0, "{m}");
+    let roles = samples("redisctl_instance_role");
+    let of = |p: u16| {
+        roles
+            .iter()
+            .find(|s| s[1]["instance"] == format!("local:{p}"))
+            .map(|s| (s[1]["declared"].clone(), s[1]["role"].clone()))
+    };
+    assert_eq!(of(master), Some(("master".into(), "master".into())), "{m}");
+    assert_eq!(
+        of(replica),
+        Some(("replica".into(), "replica".into())),
+        "{m}"
     );
     let (ok, text) = cluster_check(master);
     assert!(ok, "{text}");
