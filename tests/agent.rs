@@ -412,6 +412,14 @@ fn paused_agent_does_nothing_until_resumed_and_apply_by_hand_still_works() {
     let (d, http) = deployment("");
     let agent = Agent::start(&d, http);
     agent.converged();
+    // destroy is refused while the agent runs (it would start everything again).
+    let refused = d.run(&["destroy", "--yes"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("stop it first"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     // A second agent for the same deployment and host is refused.
     let second = d.run(&["agent", "--supervisor", "process"]);
     assert_eq!(second.status.code(), Some(1));

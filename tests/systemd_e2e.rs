@@ -742,6 +742,10 @@ fn agent_under_systemd(c: &Container) {
             "http://127.0.0.1:9187/metrics",
         ]))
     };
+    c.wait("the agent reports converged after healing", 60, |c| {
+        let s = &c.show(UNIT)["StatusText"];
+        s.starts_with("converged:") && s.contains("cluster-node-timeout")
+    });
     let metrics = text(&scrape());
     if Command::new("python3")
         .args(["-c", "import prometheus_client"])

@@ -977,6 +977,13 @@ fn destroy(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<E
             ctx.state_dir.display()
         )));
     }
+    // The agent would start the instances again (and recreate the state directory).
+    if let Some(pid) = crate::fsio::agent_pid(&ctx.state_dir) {
+        bail!(UserError(format!(
+            "the agent of {:?} (pid {pid}) is running on this host; stop it first (systemctl stop redisctl-agent@{}); nothing was changed",
+            ctx.topology.name, ctx.topology.name
+        )));
+    }
     let lock = lock(&ctx)?;
     let rt = runtime()?;
     let mut removed = Vec::new();
@@ -1065,6 +1072,13 @@ fn destroy(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<E
     let _ = std::fs::remove_dir_all(ctx.state_dir.join("moves"));
     let _ = std::fs::remove_file(exec::record_path(&ctx.state_dir));
     let _ = std::fs::remove_file(ctx.state_dir.join(".lock"));
+    for f in [
+        crate::agent::marks::report_path(&ctx.state_dir),
+        crate::agent::marks::pause_path(&ctx.state_dir),
+        ctx.state_dir.join(crate::fsio::AGENT_LOCK),
+    ] {
+        let _ = std::fs::remove_file(f);
+    }
     drop(lock);
     // The state directory itself only when redisctl made it (never /tmp or the operator's).
     crate::fsio::remove_state_dir_if_ours(&ctx.state_dir);
