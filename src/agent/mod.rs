@@ -260,6 +260,9 @@ impl<'a> Agent<'a> {
             restore_roles: settings.restore_roles
                 && self.stable_since.elapsed() >= Duration::from_millis(settings.stable_for_ms),
             purge: false,
+            // Heal around a host that is down (the cluster marks its nodes failed): the
+            // agent is what keeps the rest healthy meanwhile.
+            around_failed_hosts: true,
         };
         let (plan, _pending) = self.ctx.plan_here(&obs);
         for n in &plan.notes {
@@ -636,7 +639,12 @@ impl<'a> Agent<'a> {
         let mut masters: BTreeMap<String, InstanceKey> = self.masters.clone().unwrap_or_default();
         let mut now: BTreeMap<String, InstanceKey> = BTreeMap::new();
         for v in views(&self.ctx, obs) {
-            if v.role == Some("master") && v.kind != "sentinel" {
+            // A cluster node is a shard's master only while it owns slots (a node restarted
+            // empty is a master of nothing).
+            if v.role == Some("master")
+                && v.kind != "sentinel"
+                && (v.kind != "cluster" || v.slots > 0)
+            {
                 let unit = self
                     .ctx
                     .topology

@@ -22,6 +22,8 @@ pub enum Withheld {
     SystemdRestarting(InstanceKey),
     /// This kind of step failed recently; the next attempt is later.
     BackingOff { failures: u32, retry_in_secs: u64 },
+    /// A wait for the whole deployment to settle: the next round looks again instead.
+    Gate,
 }
 
 impl fmt::Display for Withheld {
@@ -33,6 +35,7 @@ impl fmt::Display for Withheld {
                 "no majority of masters in view ({visible} of {total} answer)"
             ),
             Withheld::SystemdRestarting(k) => write!(f, "systemd is restarting {k}"),
+            Withheld::Gate => write!(f, "the next round checks instead"),
             Withheld::BackingOff {
                 failures,
                 retry_in_secs,
@@ -176,10 +179,11 @@ pub fn decide(topo: &Topology, plan: &Plan, obs: &Observed, facts: &Facts) -> De
             // Only planned with restore_roles, which the agent sets only when the policy
             // allows it and the deployment has been stable long enough.
             Step::ClusterFailover { .. } | Step::SentinelFailover { .. } => majority.clone(),
-            // Gates: run with the steps they guard (dropped below when anything is withheld).
-            Step::WaitMembership { .. } | Step::WaitGroups { .. } | Step::WaitConverged { .. } => {
-                Ok(())
-            }
+            // The membership gate guards slot moves; the others only wait for the whole
+            // deployment to settle, which the next round sees anyway (and which never comes
+            // while a host is down).
+            Step::WaitMembership { .. } => Ok(()),
+            Step::WaitGroups { .. } | Step::WaitConverged { .. } => Err(Withheld::Gate),
             // Bootstrap, scaling and removal: apply's, with a person's confirmation.
             Step::SetConfigEpoch { .. }
             | Step::AddSlots { .. }
@@ -199,7 +203,8 @@ pub fn decide(topo: &Topology, plan: &Plan, obs: &Observed, facts: &Facts) -> De
         }
     }
     // A gate waits for the whole plan's result, which withheld steps never bring: the next
-    // round plans again anyway.
+    // round plans again anyway. (Gates withheld as gates do not count.)
+    d.withheld.retain(|(_, w)| *w != Withheld::Gate);
     if !d.withheld.is_empty() {
         d.run.retain(|s| !is_gate(s));
     }

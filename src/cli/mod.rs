@@ -349,6 +349,7 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             let opts = crate::plan::Options {
                 restore_roles: *restore_roles,
                 purge: *purge,
+                ..Default::default()
             };
             let flags = ApplyFlags {
                 yes: *yes,

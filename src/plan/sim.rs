@@ -711,7 +711,7 @@ fn random_cases(seeds: std::ops::RangeInclusive<u64>) {
         let restore_roles = rng.one_in(2);
         let opts = Options {
             restore_roles,
-            purge: false,
+            ..Options::default()
         };
         let ctx =
             format!("seed {seed}: {shards}x{replicas} on {hosts} hosts, no persistence {off}");
