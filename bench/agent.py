@@ -105,7 +105,13 @@ class Cluster:
     def kill9(self, port):
         pid = self.pid(port)
         os.kill(pid, signal.SIGKILL)
-        while os.path.exists(f"/proc/{pid}") and "Z" not in open(f"/proc/{pid}/stat").read().split(")")[1][:3]:
+        while True:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        return
+            except (OSError, IndexError):
+                return
             time.sleep(0.01)
 
     def start_agent(self):
