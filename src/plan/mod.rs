@@ -518,21 +518,26 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
     }
 
     // Slots nobody claims go to their shard's master.
-    let mut claimed: BTreeSet<u16> = BTreeSet::new();
+    // A flat table (one entry per slot): filled from every node's view in every round.
+    let mut claimed = vec![false; usize::from(crate::topology::slots::SLOTS)];
     let mut owner_of: HashMap<u16, String> = HashMap::new();
     for s in state.values() {
         if let Some(l) = s.live() {
             for line in l.view() {
                 for r in &line.slots {
                     for slot in r.start..=r.end {
-                        claimed.insert(slot);
+                        if let Some(c) = claimed.get_mut(usize::from(slot)) {
+                            *c = true;
+                        }
                         if line.flags.myself {
                             owner_of.insert(slot, line.id.clone());
                         }
                     }
                 }
                 for (slot, _) in line.migrating.iter().chain(line.importing.iter()) {
-                    claimed.insert(*slot);
+                    if let Some(c) = claimed.get_mut(usize::from(*slot)) {
+                        *c = true;
+                    }
                 }
             }
         }
@@ -540,7 +545,7 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
     let allocation = cluster.slot_allocation();
     for (i, range) in allocation.iter().enumerate() {
         let free: Vec<u16> = (range.start..=range.end)
-            .filter(|s| !claimed.contains(s))
+            .filter(|s| !claimed.get(usize::from(*s)).copied().unwrap_or(false))
             .collect();
         if !free.is_empty() {
             p.steps.push(Step::AddSlots {
