@@ -1,7 +1,6 @@
 //! When is a cluster converged? One definition, used by the planner (is there anything left
 //! to wait for?) and by the executor's gates (poll until it holds). Pure.
 
-
 use crate::observe::Live;
 use crate::observe::parse::NodeLine;
 use crate::topology::slots::{SLOTS, format_ranges, ranges_of};
