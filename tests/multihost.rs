@@ -989,3 +989,165 @@ fn rolling_restart_failback_right_after_restart() {
     }
     h.cluster_check();
 }
+
+/// An agent on each host; the coordinator host (h1, first in `hosts`) crashes (every process
+/// in its namespace killed, its agent too). A replica on h3 is wiped and killed: h3's agent
+/// restarts it (host-level), h2's agent — now the first host with instances answering, so
+/// the coordinator — meets it, makes it a replica of its master and forgets its old identity
+/// (cluster-level). h3 runs no cluster-level step.
+#[test]
+fn agents_heal_cluster_level_while_the_coordinator_host_is_down() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = Instant::now();
+    let Some(h) = hosts(
+        "agents_heal_cluster_level_while_the_coordinator_host_is_down",
+        1,
+    ) else {
+        return;
+    };
+    h.apply_everywhere();
+    h.cluster_check();
+    let log = |host: &str| h.dir.path().join(format!("agent-{host}.log"));
+    let mut agents: Vec<Child> = HOSTS
+        .iter()
+        .map(|host| {
+            h.cmd(host, &["agent"], &[])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(log(host)).unwrap())
+                .spawn()
+                .expect("spawn redisctl agent")
+        })
+        .collect();
+    let report = |host: &str| -> String {
+        std::fs::read(h.state(host).join("agent.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["status"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let logs = || {
+        HOSTS
+            .iter()
+            .map(|x| {
+                format!(
+                    "--- {x}\n{}",
+                    std::fs::read_to_string(log(x)).unwrap_or_default()
+                )
+            })
+            .collect::<String>()
+    };
+    assert!(
+        wait_for(Duration::from_secs(60), || HOSTS
+            .iter()
+            .all(|x| report(x).starts_with("converged:"))),
+        "agents not converged:\n{}",
+        logs()
+    );
+
+    // h1 crashes: everything in its namespace, its agent included.
+    for pid in ns_pids(&h.net.ns[0]) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let _ = agents[0].wait();
+    assert!(
+        wait_for(Duration::from_secs(10), || h.net.comms(0).is_empty()),
+        "h1 still runs {:?}",
+        h.net.comms(0)
+    );
+    // The cluster fails shard 1 over to h2 by itself (node timeout 2 s).
+    let (p0, p1) = (h.cport[0], h.cport[1]);
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            h.cli("h2", p0, &["CLUSTER", "INFO"])
+                .contains("cluster_state:ok")
+                && h.cli("h3", p0, &["CLUSTER", "INFO"])
+                    .contains("cluster_state:ok")
+        }),
+        "the cluster did not recover from h1's crash"
+    );
+
+    // The replica on h3 (of h2's master): wiped and killed.
+    let nodes = h.cluster_nodes("h2", p0);
+    let replica = nodes
+        .iter()
+        .find(|n| {
+            n.host == "h3"
+                && !n.master
+                && nodes.iter().any(|m| m.id == n.master_id && m.host == "h2")
+        })
+        .expect("a replica on h3 of a master on h2");
+    let (port, old_id) = (replica.port, replica.id.clone());
+    let master_port = nodes
+        .iter()
+        .find(|m| m.id == replica.master_id)
+        .unwrap()
+        .port;
+    let keys = h.cli("h2", master_port, &["DBSIZE"]).trim().to_string();
+    // Pause h3's agent so the wipe and the kill are seen together.
+    h.ok("h3", &["pause"], &[]);
+    assert!(wait_for(Duration::from_secs(30), || report("h3")
+        .starts_with("paused")));
+    let pid = std::fs::read_to_string(
+        h.state("h3")
+            .join("h3")
+            .join(port.to_string())
+            .join("redis.pid"),
+    )
+    .unwrap();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid.trim().parse().unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert!(wait_for(Duration::from_secs(10), || h
+        .cli("h3", port, &["PING"])
+        .trim()
+        .is_empty()));
+    std::fs::remove_dir_all(h.state("h3").join("h3").join(port.to_string()).join("data")).unwrap();
+    h.ok("h3", &["resume"], &[]);
+
+    let healed = || {
+        let info = h.cli("h3", port, &["INFO", "replication"]);
+        info.contains("role:slave")
+            && info.contains("master_link_status:up")
+            && info.contains(&format!("master_port:{master_port}"))
+            && h.cli("h3", port, &["DBSIZE"]).trim() == keys
+            && h.cli("h3", port, &["CLUSTER", "MYID"]).trim() != old_id
+            && !h.cli("h2", p1, &["CLUSTER", "NODES"]).contains(&old_id)
+            && !h.cli("h2", p0, &["CLUSTER", "NODES"]).contains(&old_id)
+    };
+    assert!(
+        wait_for(Duration::from_secs(120), healed),
+        "the wiped replica h3:{port} was not healed while h1 is down:\n{}",
+        logs()
+    );
+    // Who did what: cluster-level steps on h2 only; h3 started its own instance.
+    let (l2, l3) = (
+        std::fs::read_to_string(log("h2")).unwrap_or_default(),
+        std::fs::read_to_string(log("h3")).unwrap_or_default(),
+    );
+    assert!(l3.contains(&format!("start h3:{port}")), "{}", logs());
+    assert!(
+        l2.contains(&format!("make h3:{port} a replica of")) || l2.contains("meet "),
+        "{}",
+        logs()
+    );
+    for step in ["make h3:", "meet ", "forget the old identity"] {
+        assert!(
+            !l3.lines()
+                .any(|l| l.contains("event=step_done") && l.contains(step)),
+            "h3 ran a cluster-level step ({step}):\n{}",
+            logs()
+        );
+    }
+    for a in agents.iter_mut().skip(1) {
+        let _ = a.kill();
+        let _ = a.wait();
+    }
+    say(&format!(
+        "agents_heal_cluster_level_while_the_coordinator_host_is_down: {:.1} s",
+        t.elapsed().as_secs_f64()
+    ));
+}

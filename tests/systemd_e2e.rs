@@ -676,6 +676,9 @@ fn appliance_on_real_systemd() {
 
     crash_safe_restart_by_systemd(&c);
 
+    // The agent: redisctl-agent@NAME with the topology in /etc/redisctl/NAME.yaml.
+    agent_under_systemd(&c);
+
     // Sandboxing: no worse than Debian's own template, measured the same way.
     let ours = exposure(&c, "redis@7000.service");
     let sentinel = exposure(&c, "sentinel@26379.service");
@@ -762,6 +765,109 @@ fn appliance_on_real_systemd() {
     ));
 }
 
+/// redisctl-agent@local-cluster: active once READY=1, its STATUS= line in `systemctl status`,
+/// drift healed, /metrics parsed by prometheus_client, a stopped (SIGSTOP) agent restarted by
+/// the watchdog. Stopped again at the end.
+fn agent_under_systemd(c: &Container) {
+    const UNIT: &str = "redisctl-agent@local-cluster";
+    c.ok(&format!(
+        "install -d -m 0755 /etc/redisctl && cp {CLUSTER} /etc/redisctl/local-cluster.yaml"
+    ));
+    c.ok(&format!("systemctl start {UNIT}"));
+    // Type=notify: `start` returned after READY=1.
+    assert_eq!(c.show(UNIT)["ActiveState"], "active");
+    c.wait("the agent reports converged", 60, |c| {
+        c.show(UNIT)["StatusText"].starts_with("converged: 6/6 nodes, 16384 slots")
+    });
+    let status = text(&c.sh(&format!("systemctl status --no-pager {UNIT}")));
+    assert!(
+        status.contains("Status: \"converged: 6/6 nodes, 16384 slots, masters as declared"),
+        "{status}"
+    );
+    // Drift healed by the agent (systemd cannot see it).
+    c.ok("redis-cli -p 7003 config set cluster-node-timeout 7777");
+    c.wait(
+        "the agent reverts the drifted cluster-node-timeout",
+        60,
+        |c| {
+            text(&c.sh("redis-cli -p 7003 config get cluster-node-timeout")).contains("5000")
+                && !text(&c.sh("redis-cli -p 7003 config get cluster-node-timeout"))
+                    .contains("7777")
+        },
+    );
+    let events = c.ok(&format!(
+        "journalctl -u {UNIT} REDISCTL_EVENT=step_done -o cat --no-pager"
+    ));
+    assert!(events.contains("cluster-node-timeout"), "{events}");
+    // /metrics from inside the container's network namespace, parsed by prometheus_client.
+    let leader = c.leader().expect("container running").to_string();
+    let scrape = || {
+        run(Command::new("nsenter").args([
+            "-t",
+            &leader,
+            "-n",
+            "curl",
+            "-sf",
+            "http://127.0.0.1:9187/metrics",
+        ]))
+    };
+    c.wait("the agent reports converged after healing", 60, |c| {
+        let s = &c.show(UNIT)["StatusText"];
+        s.starts_with("converged:") && s.contains("cluster-node-timeout")
+    });
+    let metrics = text(&scrape());
+    if Command::new("python3")
+        .args(["-c", "import prometheus_client"])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        let mut child = Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/parse_metrics.py"
+            ))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), metrics.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "prometheus_client rejected:\n{metrics}"
+        );
+        let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(m["redisctl_converged"]["samples"][0][2], 1.0, "{m}");
+        assert_eq!(
+            m["redisctl_instance_up"]["samples"]
+                .as_array()
+                .map(Vec::len),
+            Some(6),
+            "{m}"
+        );
+        assert_eq!(m["redisctl_steps_executed"]["type"], "counter", "{m}");
+    } else {
+        skip(
+            "agent /metrics parser check",
+            "prometheus_client is not installed",
+        );
+    }
+    // The watchdog: a stopped agent sends no WATCHDOG=1; systemd kills and restarts it.
+    let before = c.show(UNIT);
+    c.ok(&format!("kill -STOP {}", before["MainPID"]));
+    c.wait("the watchdog restarts the stopped agent", 120, |c| {
+        let s = c.show(UNIT);
+        s["NRestarts"] != before["NRestarts"] && s["ActiveState"] == "active"
+    });
+    assert_ne!(c.show(UNIT)["MainPID"], before["MainPID"]);
+    let journal = c.ok(&format!("journalctl -u {UNIT} --no-pager -o cat"));
+    assert!(journal.contains("Watchdog timeout"), "{journal}");
+    let agent = exposure(c, &format!("{UNIT}.service"));
+    say(&format!("systemd-analyze security: {UNIT} {agent}"));
+    assert!(agent < 3.0, "the agent's unit exposure is {agent}");
+    c.ok(&format!("systemctl stop {UNIT}"));
+}
+
 /// Both packages install the same files (paths differ only where the distributions do).
 #[test]
 fn rpm_and_deb_carry_the_same_payload() {
@@ -822,6 +928,7 @@ fn rpm_and_deb_carry_the_same_payload() {
         "/usr/bin/redisctl",
         "/usr/lib/systemd/system/redis@.service",
         "/usr/lib/systemd/system/sentinel@.service",
+        "/usr/lib/systemd/system/redisctl-agent@.service",
         "/usr/share/man/man1/redisctl.1.gz",
         "/usr/share/man/man5/redisctl-topology.5.gz",
         "/usr/share/bash-completion/completions/redisctl",

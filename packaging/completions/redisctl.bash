@@ -16,6 +16,9 @@ _redisctl() {
             ",$1")
                 cmd="redisctl"
                 ;;
+            redisctl,agent)
+                cmd="redisctl__subcmd__agent"
+                ;;
             redisctl,apply)
                 cmd="redisctl__subcmd__apply"
                 ;;
@@ -43,6 +46,9 @@ _redisctl() {
             redisctl,man)
                 cmd="redisctl__subcmd__man"
                 ;;
+            redisctl,pause)
+                cmd="redisctl__subcmd__pause"
+                ;;
             redisctl,plan)
                 cmd="redisctl__subcmd__plan"
                 ;;
@@ -51,6 +57,9 @@ _redisctl() {
                 ;;
             redisctl,restart)
                 cmd="redisctl__subcmd__restart"
+                ;;
+            redisctl,resume)
+                cmd="redisctl__subcmd__resume"
                 ;;
             redisctl,schema)
                 cmd="redisctl__subcmd__schema"
@@ -66,6 +75,9 @@ _redisctl() {
                 ;;
             redisctl,validate)
                 cmd="redisctl__subcmd__validate"
+                ;;
+            redisctl__subcmd__help,agent)
+                cmd="redisctl__subcmd__help__subcmd__agent"
                 ;;
             redisctl__subcmd__help,apply)
                 cmd="redisctl__subcmd__help__subcmd__apply"
@@ -94,6 +106,9 @@ _redisctl() {
             redisctl__subcmd__help,man)
                 cmd="redisctl__subcmd__help__subcmd__man"
                 ;;
+            redisctl__subcmd__help,pause)
+                cmd="redisctl__subcmd__help__subcmd__pause"
+                ;;
             redisctl__subcmd__help,plan)
                 cmd="redisctl__subcmd__help__subcmd__plan"
                 ;;
@@ -102,6 +117,9 @@ _redisctl() {
                 ;;
             redisctl__subcmd__help,restart)
                 cmd="redisctl__subcmd__help__subcmd__restart"
+                ;;
+            redisctl__subcmd__help,resume)
+                cmd="redisctl__subcmd__help__subcmd__resume"
                 ;;
             redisctl__subcmd__help,schema)
                 cmd="redisctl__subcmd__help__subcmd__schema"
@@ -125,8 +143,46 @@ _redisctl() {
 
     case "${cmd}" in
         redisctl)
-            opts="-o -v -h -V --output --state-dir --timeout --supervisor --host --verbose --help --version validate render plan apply drain undrain restart status check failover destroy keyslot schema completions unit-start man help"
+            opts="-o -v -h -V --output --state-dir --timeout --supervisor --host --verbose --help --version validate render plan apply drain undrain restart status check failover agent pause resume destroy keyslot schema completions unit-start man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --supervisor)
+                    COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        redisctl__subcmd__agent)
+            opts="-o -v -h --output --state-dir --timeout --supervisor --host --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -399,8 +455,22 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__help)
-            opts="validate render plan apply drain undrain restart status check failover destroy keyslot schema completions unit-start man help"
+            opts="validate render plan apply drain undrain restart status check failover agent pause resume destroy keyslot schema completions unit-start man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        redisctl__subcmd__help__subcmd__agent)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -538,6 +608,20 @@ _redisctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        redisctl__subcmd__help__subcmd__pause)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         redisctl__subcmd__help__subcmd__plan)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -567,6 +651,20 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__help__subcmd__restart)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        redisctl__subcmd__help__subcmd__resume)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -730,6 +828,48 @@ _redisctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        redisctl__subcmd__pause)
+            opts="-o -v -h --reason --output --state-dir --timeout --supervisor --host --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --supervisor)
+                    COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         redisctl__subcmd__plan)
             opts="-o -v -h --exit-code --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -812,6 +952,44 @@ _redisctl() {
             ;;
         redisctl__subcmd__restart)
             opts="-o -v -h --rolling --output --state-dir --timeout --supervisor --host --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --supervisor)
+                    COMPREPLY=($(compgen -W "auto process systemd" -- "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        redisctl__subcmd__resume)
+            opts="-o -v -h --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

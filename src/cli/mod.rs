@@ -1,6 +1,7 @@
 //! Command line: clap definitions → validated topology → one function per subcommand. The
 //! only layer that uses anyhow and decides exit codes.
 
+mod agent;
 mod check;
 mod files;
 mod maintenance;
@@ -203,6 +204,19 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Run this host's control loop: every `agent.interval`, observe, plan and execute the
+    /// healing part of this host's plan (as `apply` would); report the rest. Runs until
+    /// stopped (the unit redisctl-agent@NAME).
+    Agent { file: PathBuf },
+    /// Pause the agent on this host (persisted): it observes and reports, and changes nothing.
+    Pause {
+        file: PathBuf,
+        /// Why (shown by `status` and in the agent's status line).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Resume the agent on this host after `pause`.
+    Resume { file: PathBuf },
     /// Stop every instance and delete its state and data. Needs --yes.
     Destroy {
         file: PathBuf,
@@ -350,6 +364,7 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             let opts = crate::plan::Options {
                 restore_roles: *restore_roles,
                 purge: *purge,
+                ..Default::default()
             };
             let flags = ApplyFlags {
                 yes: *yes,
@@ -376,13 +391,20 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             let ctx = context(cli, file, out)?;
             let rt = runtime()?;
             let obs = rt.block_on(ctx.observe());
-            if status::print(&ctx, &obs, out) == 0 {
+            let answered = status::print(&ctx, &obs, out);
+            if !out.json() {
+                println!("\n{}", agent::describe(&ctx.state_dir));
+            }
+            if answered == 0 {
                 eprintln!("error: {}", status::nobody_answered(&ctx, &obs));
                 return Ok(Exit::Failure);
             }
             Ok(Exit::Ok)
         }
         Command::Destroy { file, yes } => destroy(cli, file, *yes, out),
+        Command::Agent { file } => agent::run(cli, file, out),
+        Command::Pause { file, reason } => agent::pause(cli, file, reason.as_deref(), out),
+        Command::Resume { file } => agent::resume(cli, file, out),
         Command::UnitStart { file, port } => unit_start::run(cli, file, *port, out),
         Command::Check { file } => {
             let ctx = context(cli, file, out)?;
@@ -793,7 +815,24 @@ fn print_plan_with(
 }
 
 fn lock(ctx: &Context) -> anyhow::Result<crate::fsio::StateLock> {
-    crate::fsio::lock_state(&ctx.state_dir).map_err(|e| {
+    // The agent takes this lock for each of its rounds (a few seconds at most, bounded by
+    // the gate timeout): wait for the round to end rather than refuse.
+    let deadline = std::time::Instant::now() + ctx.gate_timeout;
+    let mut said = false;
+    let mut result = crate::fsio::lock_state(&ctx.state_dir);
+    while let Err(e) = &result
+        && e.kind() == std::io::ErrorKind::WouldBlock
+        && std::time::Instant::now() < deadline
+        && let Some(pid) = crate::fsio::agent_pid(&ctx.state_dir)
+    {
+        if !said {
+            eprintln!("waiting for the agent (pid {pid}) to finish its round...");
+            said = true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        result = crate::fsio::lock_state(&ctx.state_dir);
+    }
+    result.map_err(|e| {
         if e.kind() == std::io::ErrorKind::WouldBlock {
             anyhow::Error::from(UserError(e.to_string()))
         } else {
@@ -974,6 +1013,13 @@ fn destroy(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<E
             ctx.state_dir.display()
         )));
     }
+    // The agent would start the instances again (and recreate the state directory).
+    if let Some(pid) = crate::fsio::agent_pid(&ctx.state_dir) {
+        bail!(UserError(format!(
+            "the agent of {:?} (pid {pid}) is running on this host; stop it first (systemctl stop redisctl-agent@{}); nothing was changed",
+            ctx.topology.name, ctx.topology.name
+        )));
+    }
     let lock = lock(&ctx)?;
     let rt = runtime()?;
     let mut removed = Vec::new();
@@ -1066,6 +1112,13 @@ fn destroy(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<E
     let _ = std::fs::remove_dir_all(ctx.state_dir.join("moves"));
     let _ = std::fs::remove_file(exec::record_path(&ctx.state_dir));
     let _ = std::fs::remove_file(ctx.state_dir.join(".lock"));
+    for f in [
+        crate::agent::marks::report_path(&ctx.state_dir),
+        crate::agent::marks::pause_path(&ctx.state_dir),
+        ctx.state_dir.join(crate::fsio::AGENT_LOCK),
+    ] {
+        let _ = std::fs::remove_file(f);
+    }
     drop(lock);
     // The state directory itself only when redisctl made it (never /tmp or the operator's).
     crate::fsio::remove_state_dir_if_ours(&ctx.state_dir);

@@ -160,6 +160,7 @@ pub fn print(ctx: &Context, obs: &Observed, out: &Printer) -> usize {
             "nodes": rows,
             "sentinels": sentinels,
             "units": units,
+            "agent": super::agent::state(&ctx.state_dir),
         }));
         return answered(&rows, &sentinels);
     }

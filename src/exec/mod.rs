@@ -208,6 +208,20 @@ impl Context {
             .collect()
     }
 
+    /// One observation, with the ids of fresh nodes recorded before any step runs (the first
+    /// half of every round of `apply` and of the agent).
+    pub async fn observe_recorded(&self) -> Result<Observed, ExecError> {
+        let obs = self.observe().await;
+        self.record_fresh(&obs)?;
+        Ok(obs)
+    }
+
+    /// The plan for `obs` with this run's options, cut to this host's part (see
+    /// `this_hosts_part`), and the note on what is left to other hosts.
+    pub fn plan_here(&self, obs: &Observed) -> (Plan, Option<String>) {
+        self.this_hosts_part(plan::plan_with(&self.topology, obs, self.options))
+    }
+
     /// observe → plan → execute until the plan is empty.
     pub async fn apply(&self, on_event: &(dyn Fn(Event) + Sync)) -> Result<Summary, ExecError> {
         let mut summary = Summary::default();
@@ -230,10 +244,8 @@ impl Context {
         let mut round = 0;
         while round < ROUNDS {
             round += 1;
-            let obs = self.observe().await;
-            self.record_fresh(&obs)?;
-            let plan = plan::plan_with(&self.topology, &obs, self.options);
-            let (plan, pending) = self.this_hosts_part(plan);
+            let obs = self.observe_recorded().await?;
+            let (plan, pending) = self.plan_here(&obs);
             let pending = pending.map(|p| plan::Note::general(plan::NoteKind::LeftToOtherHosts, p));
             summary.notes = resumed
                 .iter()

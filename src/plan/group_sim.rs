@@ -478,7 +478,7 @@ fn a_dead_group_master_is_replaced_before_it_restarts_and_roles_come_back_on_req
     assert_eq!(p.notes[0].kind, super::NoteKind::NotPreferredMaster);
     let restore = Options {
         restore_roles: true,
-        purge: false,
+        ..Options::default()
     };
     sim.converge(restore, "restore roles");
     sim.assert_converged(true, "restore roles");

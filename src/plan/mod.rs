@@ -430,6 +430,10 @@ pub struct Options {
     pub restore_roles: bool,
     /// Delete the data directories of retired nodes.
     pub purge: bool,
+    /// Plan cluster-level steps around declared nodes on other hosts that do not answer and
+    /// that the live cluster itself marks failed (the agent, while a host is down); without
+    /// it (apply) the cluster part waits until every node is known.
+    pub around_failed_hosts: bool,
 }
 
 pub fn plan(topo: &Topology, obs: &Observed) -> Plan {
@@ -574,7 +578,12 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
             });
         }
     }
-    if state.values().any(|s| matches!(s, State::Unknown)) {
+    let failed_elsewhere =
+        |k: &InstanceKey| opts.around_failed_hosts && failed_remote(k, obs, &instances);
+    if state
+        .iter()
+        .any(|(k, s)| matches!(s, State::Unknown) && !failed_elsewhere(k))
+    {
         p.partial = true;
         p.steps = pre;
         return p;
@@ -664,21 +673,26 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
     }
 
     // Slots nobody claims go to their shard's master.
-    let mut claimed: BTreeSet<u16> = BTreeSet::new();
+    // A flat table (one entry per slot): filled from every node's view in every round.
+    let mut claimed = vec![false; usize::from(crate::topology::slots::SLOTS)];
     let mut owner_of: HashMap<u16, String> = HashMap::new();
     for s in state.values() {
         if let Some(l) = s.live() {
             for line in l.view() {
                 for r in &line.slots {
                     for slot in r.start..=r.end {
-                        claimed.insert(slot);
+                        if let Some(c) = claimed.get_mut(usize::from(slot)) {
+                            *c = true;
+                        }
                         if line.flags.myself {
                             owner_of.insert(slot, line.id.clone());
                         }
                     }
                 }
                 for (slot, _) in line.migrating.iter().chain(line.importing.iter()) {
-                    claimed.insert(*slot);
+                    if let Some(c) = claimed.get_mut(usize::from(*slot)) {
+                        *c = true;
+                    }
                 }
             }
         }
@@ -686,7 +700,7 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
     let allocation = cluster.slot_allocation();
     for (i, range) in allocation.iter().enumerate() {
         let free: Vec<u16> = (range.start..=range.end)
-            .filter(|s| !claimed.contains(s))
+            .filter(|s| !claimed.get(usize::from(*s)).copied().unwrap_or(false))
             .collect();
         if !free.is_empty() {
             p.steps.push(Step::AddSlots {
@@ -704,9 +718,15 @@ fn plan_cluster(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
         (Some(l), Some(id)) => l.peer(id).is_some(),
         _ => false,
     };
+    // (Unknown here: failed nodes on other hosts, see Options::around_failed_hosts.)
+    let unknown = |k: &InstanceKey| matches!(st(k), State::Unknown);
     for (j, node) in all_keys.iter().enumerate() {
+        if unknown(node) {
+            continue;
+        }
         let targets: Vec<InstanceKey> = all_keys[..j]
             .iter()
+            .filter(|t| !unknown(t))
             .filter(|t| !knows(st(node), st(t)) || !knows(st(t), st(node)))
             .cloned()
             .collect();
@@ -1287,6 +1307,35 @@ fn node_state<'a>(key: &InstanceKey, o: &'a NodeObs, obs: &Observed, p: &mut Pla
             State::Unknown
         }
     }
+}
+
+/// A declared node on another host that does not answer and that every live node listing
+/// it marks failed (`fail`): the cluster itself agrees it is gone for now.
+fn failed_remote(
+    key: &InstanceKey,
+    obs: &Observed,
+    instances: &[&crate::topology::Instance],
+) -> bool {
+    let Some(o) = obs.nodes.get(key) else {
+        return false;
+    };
+    if !matches!(o.process, ProcState::Remote) || o.port_answers || o.auth_failed {
+        return false;
+    }
+    let Some(endpoint) = instances
+        .iter()
+        .find(|i| &i.key == key)
+        .map(|i| i.endpoint())
+    else {
+        return false;
+    };
+    let lines: Vec<&NodeLine> = obs
+        .nodes
+        .values()
+        .filter_map(|n| n.live.as_ref())
+        .filter_map(|l| l.peers.iter().find(|p| p.addr() == endpoint))
+        .collect();
+    !lines.is_empty() && lines.iter().all(|p| p.flags.fail)
 }
 
 /// Masters whose own view claims slots that another master claims with a newer config

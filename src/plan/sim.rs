@@ -715,7 +715,7 @@ fn random_cases(seeds: std::ops::RangeInclusive<u64>) {
         let restore_roles = rng.one_in(2);
         let opts = Options {
             restore_roles,
-            purge: false,
+            ..Options::default()
         };
         let ctx =
             format!("seed {seed}: {shards}x{replicas} on {hosts} hosts, no persistence {off}");
@@ -1034,7 +1034,7 @@ fn golden_plans_of_representative_situations() {
     let apply = Options::default();
     let restore = Options {
         restore_roles: true,
-        purge: false,
+        ..Options::default()
     };
     let sim = Sim::new(topology(3, 1, 2, false));
     let what = "3 shards x 1 replica on 2 hosts, nothing started yet";

@@ -91,6 +91,11 @@ pub trait Supervisor: Send + Sync {
     fn hold(&self, _m: &Managed) -> Result<(), SuperviseError> {
         Ok(())
     }
+    /// The service manager is bringing the instance back by itself right now (systemd: the
+    /// unit is activating or waiting to restart): nobody else should start it meanwhile.
+    fn restarting(&self, _m: &Managed) -> bool {
+        false
+    }
     /// What the service manager knows beyond the pid (systemd: unit, state, restarts), for
     /// `redisctl status`.
     fn details(&self, _m: &Managed) -> Option<serde_json::Value> {

@@ -395,6 +395,14 @@ impl Supervisor for SystemdSupervisor {
         }
     }
 
+    fn restarting(&self, m: &Managed) -> bool {
+        if self.owner(m) != Owner::This {
+            return false;
+        }
+        let s = self.show(&Self::unit(m));
+        s.active == "activating" || s.sub == "auto-restart"
+    }
+
     fn start(&self, m: &Managed, args: &[String]) -> Result<u32, SuperviseError> {
         let unit = Self::unit(m);
         let owner = self.owner(m);

@@ -23,6 +23,32 @@ pub struct Topology {
     pub cluster: Option<Cluster>,
     pub groups: Vec<Group>,
     pub sentinel: Option<Sentinels>,
+    /// The per-host control loop (`agent:`; defaults when absent).
+    pub agent: AgentSettings,
+}
+
+/// Default address of the agent's health and metrics endpoint.
+pub const AGENT_LISTEN: &str = "127.0.0.1:9187";
+
+/// `redisctl agent`: how often it runs and what it may do alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentSettings {
+    pub interval_ms: u64,
+    /// None: no HTTP endpoint.
+    pub listen: Option<std::net::SocketAddr>,
+    pub restore_roles: bool,
+    pub stable_for_ms: u64,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        AgentSettings {
+            interval_ms: 5000,
+            listen: AGENT_LISTEN.parse().ok(),
+            restore_roles: false,
+            stable_for_ms: 60_000,
+        }
+    }
 }
 
 /// A plain master–replica group.

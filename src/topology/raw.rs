@@ -43,6 +43,39 @@ pub struct RawTopology {
     /// Sentinels that monitor every group.
     #[serde(default)]
     pub sentinel: Option<RawSentinel>,
+    /// `redisctl agent`: the per-host control loop (interval, what it may do alone, HTTP).
+    #[serde(default)]
+    pub agent: Option<RawAgent>,
+}
+
+/// The per-host control loop, `redisctl agent FILE` (unit `redisctl-agent@NAME`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgent {
+    /// Time between two rounds of observe → plan → execute. Default 5s.
+    #[serde(default)]
+    pub interval: Option<DurationValue>,
+    /// Address of the health and metrics endpoint (`/health`, `/primary/PORT`,
+    /// `/replica/PORT`, `/metrics`). Default `127.0.0.1:9187`; `off` disables it.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// What the agent may do alone beyond healing.
+    #[serde(default)]
+    pub policy: Option<RawAgentPolicy>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgentPolicy {
+    /// Move mastership back to the preferred masters after a failover (what `apply
+    /// --restore-roles` does), once the deployment has been stable for `stable_for`.
+    /// Default false.
+    #[serde(default, deserialize_with = "strict::opt_bool")]
+    pub restore_roles: Option<bool>,
+    /// How long every node must have answered with unchanged roles before roles are
+    /// restored. Default 60s.
+    #[serde(default)]
+    pub stable_for: Option<DurationValue>,
 }
 
 /// A master with its replicas (plain replication, no cluster mode).

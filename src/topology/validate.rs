@@ -246,6 +246,7 @@ pub fn validate(raw: &RawTopology, base_dir: &Path) -> (Option<Topology>, Vec<Pr
     };
     let groups = validate_groups(raw, &hosts, &mut ports, &mut p);
     let sentinel = validate_sentinel(raw, &hosts, &mut ports, &mut p);
+    let agent = validate_agent(raw, &mut p);
     if raw.cluster.is_none() && raw.groups.as_ref().is_none_or(Vec::is_empty) {
         p.error(
             "cluster",
@@ -272,6 +273,7 @@ pub fn validate(raw: &RawTopology, base_dir: &Path) -> (Option<Topology>, Vec<Pr
         cluster,
         groups,
         sentinel,
+        agent,
     };
     (Some(topo), problems)
 }
@@ -957,6 +959,69 @@ fn validate_sentinel(
             v => v.unwrap_or(1),
         },
     })
+}
+
+/// `agent:`: interval 100 ms – 1 h, stable_for up to a day, a socket address (or `off`).
+fn validate_agent(raw: &RawTopology, p: &mut Problems) -> AgentSettings {
+    let mut a = AgentSettings::default();
+    let Some(r) = &raw.agent else {
+        return a;
+    };
+    let mut ms = |v: &Option<DurationValue>, field: &str, min: u64, max: u64, default: u64| match v
+    {
+        None => default,
+        Some(d) => match parse_duration_ms(d) {
+            Ok(x) if (min..=max).contains(&x) => x,
+            Ok(x) => {
+                p.error(
+                    format!("agent.{field}"),
+                    format!("{x} ms is out of range; use {min} ms to {max} ms"),
+                );
+                default
+            }
+            Err(e) => {
+                p.error(format!("agent.{field}"), e);
+                default
+            }
+        },
+    };
+    a.interval_ms = ms(&r.interval, "interval", 100, 3_600_000, a.interval_ms);
+    if let Some(pol) = &r.policy {
+        a.stable_for_ms = ms(
+            &pol.stable_for,
+            "policy.stable_for",
+            0,
+            86_400_000,
+            a.stable_for_ms,
+        );
+        a.restore_roles = pol.restore_roles.unwrap_or(false);
+    }
+    if let Some(l) = &r.listen {
+        let l = l.trim();
+        if l == "off" {
+            a.listen = None;
+        } else {
+            match l.parse::<std::net::SocketAddr>() {
+                Ok(addr) => {
+                    if !addr.ip().is_loopback() {
+                        p.warn(
+                            "agent.listen",
+                            format!("{addr} is reachable beyond this host: the endpoint answers without a password (health, roles, metrics); firewall it"),
+                        );
+                    }
+                    a.listen = Some(addr);
+                }
+                Err(_) => p.error(
+                    "agent.listen",
+                    format!(
+                        "{} is not an address; write IP:PORT (e.g. {AGENT_LISTEN}) or off",
+                        show(l)
+                    ),
+                ),
+            }
+        }
+    }
+    a
 }
 
 fn explicit_nodes(nodes: &[RawNode], hosts: &[Host], p: &mut Problems) -> Option<Vec<Planned>> {

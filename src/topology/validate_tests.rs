@@ -206,7 +206,7 @@ fn unknown_fields_are_refused_naming_the_field() {
     assert_eq!(
         errors(&format!("{HOSTS}clustr:\n  shards: 3\n")),
         vec![
-            "t.yaml:5:1: error: unknown field `clustr`; expected one of version, name, state_dir, hosts, defaults, auth, cluster, groups, sentinel"
+            "t.yaml:5:1: error: unknown field `clustr`; expected one of version, name, state_dir, hosts, defaults, auth, cluster, groups, sentinel, agent"
         ]
     );
     assert_eq!(
@@ -1636,5 +1636,65 @@ fn an_impossible_port_pool_is_one_error_and_duplicates_name_both_places() {
         vec![
             "t.yaml:8:29: error: groups[0].master.port: duplicate a:7001 (also the master of shard 2 (from cluster.ports))"
         ]
+    );
+}
+
+/// `HOSTS`, 3 masters, then an `agent:` mapping whose body starts on line 7.
+fn with_agent(agent: &str) -> String {
+    format!("{HOSTS}cluster: {{shards: 3, replicas: 0, ports: 7000-7002}}\nagent:\n{agent}")
+}
+
+#[test]
+fn agent_section_defaults_and_values() {
+    let t = clean(&cluster("  shards: 3\n  replicas: 0\n  ports: 7000-7002\n")).topology;
+    assert_eq!(t.agent, super::AgentSettings::default());
+    assert_eq!(t.agent.interval_ms, 5000);
+    assert_eq!(t.agent.listen, Some("127.0.0.1:9187".parse().unwrap()));
+    assert!(!t.agent.restore_roles);
+    let t = clean(&with_agent(
+        "  interval: 2s\n  listen: 127.0.0.1:19000\n  policy: {restore_roles: true, stable_for: 10s}\n",
+    ))
+    .topology;
+    assert_eq!(t.agent.interval_ms, 2000);
+    assert_eq!(t.agent.listen, Some("127.0.0.1:19000".parse().unwrap()));
+    assert!(t.agent.restore_roles);
+    assert_eq!(t.agent.stable_for_ms, 10_000);
+    let t = clean(&with_agent("  listen: off\n")).topology;
+    assert_eq!(t.agent.listen, None);
+}
+
+#[test]
+fn agent_section_refuses_bad_values() {
+    assert_eq!(
+        errors(&with_agent("  interval: 10ms\n")),
+        ["t.yaml:7:13: error: agent.interval: 10 ms is out of range; use 100 ms to 3600000 ms"]
+    );
+    assert_eq!(
+        errors(&with_agent("  listen: localhost\n")),
+        [
+            "t.yaml:7:11: error: agent.listen: \"localhost\" is not an address; write IP:PORT (e.g. 127.0.0.1:9187) or off"
+        ]
+    );
+    assert_eq!(
+        errors(&with_agent("  policy: {stable_for: soon}\n")),
+        [
+            "t.yaml:7:24: error: agent.policy.stable_for: \"soon\" is not a duration; write milliseconds or a number with ms, s, m"
+        ]
+    );
+    let e = errors(&with_agent("  restore_roles: true\n"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("unknown field `restore_roles`"), "{e:?}");
+}
+
+#[test]
+fn agent_listening_beyond_loopback_is_a_warning() {
+    let w = run(&with_agent("  listen: 0.0.0.0:9187\n"))
+        .unwrap()
+        .warnings;
+    assert_eq!(w.len(), 1);
+    assert!(
+        w[0].to_string()
+            .contains("agent.listen: 0.0.0.0:9187 is reachable beyond this host"),
+        "{w:?}"
     );
 }
