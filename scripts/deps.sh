@@ -17,6 +17,7 @@ if [ "${1:-}" = "--tests" ]; then
   command -v rpm >/dev/null || need+=(rpm)
   command -v ip >/dev/null || need+=(iproute2)
   command -v nsenter >/dev/null || need+=(util-linux)
+  command -v curl >/dev/null || need+=(curl)
   cargo deb --version >/dev/null 2>&1 || tools+=(cargo-deb)
   cargo generate-rpm --version >/dev/null 2>&1 || tools+=(cargo-generate-rpm)
 fi

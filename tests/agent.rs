@@ -314,11 +314,11 @@ fn agent_reverts_config_drift() {
         "drift not reverted:\n{}",
         agent.log()
     );
-    agent.converged();
-    assert!(
-        agent.status().contains("set cluster-node-timeout"),
-        "{}",
-        agent.status()
+    // The round that reverted it publishes its status after the revert: wait for the report.
+    agent.await_status(
+        "converged, naming the change",
+        Duration::from_secs(90),
+        |s| s.starts_with("converged:") && s.contains("set cluster-node-timeout"),
     );
 }
 
