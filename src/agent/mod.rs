@@ -600,16 +600,7 @@ impl<'a> Agent<'a> {
     }
 
     fn local_hosts(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .ctx
-            .targets
-            .iter()
-            .filter(|t| t.local)
-            .map(|t| t.managed.key.host.clone())
-            .collect();
-        v.sort();
-        v.dedup();
-        v
+        self.ctx.local_hosts()
     }
 
     /// The coordinating host: the first host in `hosts` order that is this one or has an

@@ -994,15 +994,7 @@ fn coordinator_elsewhere(ctx: &Context, flag: Option<&str>) -> anyhow::Result<Op
 
 /// The topology hosts this run acts for.
 pub(crate) fn local_hosts(ctx: &Context) -> Vec<String> {
-    let mut v: Vec<String> = ctx
-        .targets
-        .iter()
-        .filter(|t| t.local)
-        .map(|t| t.managed.key.host.clone())
-        .collect();
-    v.sort();
-    v.dedup();
-    v
+    ctx.local_hosts()
 }
 
 fn destroy(cli: &Cli, file: &Path, yes: bool, out: &Printer) -> anyhow::Result<Exit> {

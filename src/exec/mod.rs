@@ -133,6 +133,19 @@ pub struct Context {
 }
 
 impl Context {
+    /// The topology hosts this run acts for (their instances are local here), sorted.
+    pub fn local_hosts(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .targets
+            .iter()
+            .filter(|t| t.local)
+            .map(|t| t.managed.key.host.clone())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// (step index, keys, bytes) for every slot move of `plan`, read from the sources.
     pub async fn estimate_moves(&self, plan: &Plan) -> Vec<(usize, u64, u64)> {
         let mut out = Vec::new();

@@ -37,15 +37,7 @@ pub fn plan(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
         };
         let answered = o.repl.is_some() || o.sentinel.is_some();
         if o.auth_failed {
-            p.blockers.push(Blocker::on(
-                BlockerKind::AuthFailed,
-                key,
-                format!(
-                    "{key} ({}): {}",
-                    o.endpoint,
-                    o.error.as_deref().unwrap_or("authentication failed")
-                ),
-            ));
+            p.blockers.push(super::auth_failed(key, o));
         } else if matches!(o.process, ProcState::Stopped | ProcState::Stale { .. }) {
             if o.port_answers {
                 p.blockers.push(Blocker::on(BlockerKind::ForeignProcess, key, format!(

@@ -1223,17 +1223,22 @@ fn retirements(
     steps
 }
 
+/// The blocker for a node that refused redisctl's credentials.
+pub(crate) fn auth_failed(key: &InstanceKey, o: &NodeObs) -> Blocker {
+    Blocker::on(
+        BlockerKind::AuthFailed,
+        key,
+        format!(
+            "{key} ({}): {}",
+            o.endpoint,
+            o.error.as_deref().unwrap_or("authentication failed")
+        ),
+    )
+}
+
 fn node_state<'a>(key: &InstanceKey, o: &'a NodeObs, obs: &Observed, p: &mut Plan) -> State<'a> {
     if o.auth_failed {
-        p.blockers.push(Blocker::on(
-            BlockerKind::AuthFailed,
-            key,
-            format!(
-                "{key} ({}): {}",
-                o.endpoint,
-                o.error.as_deref().unwrap_or("authentication failed")
-            ),
-        ));
+        p.blockers.push(auth_failed(key, o));
         return State::Unknown;
     }
     match (&o.process, &o.live) {
