@@ -275,6 +275,23 @@ impl Context {
                 // starting it, or a restarted old master that has not yet heard of the
                 // failover: plan again shortly, until the gate timeout.
                 if Instant::now() >= wait_deadline {
+                    // Only replicas still syncing (a large data set): everything else is done.
+                    // Not a failure: say so; the next apply or the agent restores their
+                    // declared priority once they have synced.
+                    if plan
+                        .waits
+                        .iter()
+                        .all(|w| w.kind == plan::WaitKind::ReplicaSyncing)
+                    {
+                        summary.notes.extend(plan.waits.iter().map(|w| {
+                            plan::Note::general(
+                                plan::NoteKind::StillSyncing,
+                                format!("{w}; run `redisctl apply` again when it has (or let the agent do it)"),
+                            )
+                        }));
+                        summary.rounds = round - 1;
+                        return Ok(summary);
+                    }
                     let lines = plan::findings::lines(&plan.waits);
                     return Err(ExecError::Blocked(lines.join("\n  - ")));
                 }
