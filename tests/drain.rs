@@ -308,7 +308,7 @@ fn drained_is_visible_from_another_host(h: &Hosts) {
     let mut last = String::new();
     let seen = common::wait_for(Duration::from_secs(30), || {
         last = check(h);
-        last.contains(&format!("host h2 is drained (since unix time"))
+        last.contains("host h2 is drained (since unix time")
             && last.contains(&format!("says its agent at {agent_at}"))
     });
     let _ = agent.kill();
