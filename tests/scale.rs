@@ -267,15 +267,13 @@ fn a_source_master_killed_mid_migration_and_applied_at_once_keeps_every_key() {
     kill_mid_migration(0, 1, "->-", false, false);
 }
 
-/// Known gap (found by this test, not fixed yet): with a writer running, a key the dead source
-/// had already migrated can come back on the replica that took over (the DEL that MIGRATE
-/// propagates had not reached it), while the writer's newer increments are on the target.
-/// The move then stops at BUSYKEY (exit 1, nothing overwritten, slot left open) instead of
-/// completing, and the source serves the stale copy meanwhile. The fix is a rule for keys
-/// resurrected on a promoted source (the target's copy wins); until then `--replace` must not
-/// be used there. Run with `cargo test --test scale -- --ignored`.
+/// Found by this test: with a writer running, a key the dead source had already migrated can
+/// come back on the replica that took over (the DEL that MIGRATE propagates had not reached
+/// it), while the writer's newer increments are on the target. The move stopped at BUSYKEY
+/// and suggested `--replace`, which would have put the stale copy over acknowledged writes.
+/// Now the target's copy wins in slots the target imports from the source's former master
+/// (migrate.rs, `replaced_source_slots`), and the move completes.
 #[test]
-#[ignore = "known gap: keys resurrected on a source promoted mid-migration stop the move at BUSYKEY"]
 fn a_source_master_killed_mid_migration_under_a_writer_loses_no_acknowledged_write() {
     kill_mid_migration(0, 1, "->-", false, true);
 }
