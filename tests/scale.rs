@@ -180,6 +180,68 @@ fn busykey_is_refused_with_the_key_named_until_replace() {
     assert_eq!(redis_cli(b, &["GET", key]).trim(), "source-value");
 }
 
+/// The state a source master killed mid-move leaves once its replica took over: the target
+/// still imports the slot from the dead master (now the source's replica), the promoted source
+/// has no MIGRATING mark and holds a stale copy of a key that had already moved (MIGRATE's
+/// DEL had not reached it), and the target holds the acknowledged value. The target's copy
+/// wins -- even with `--replace`, which would put the stale copy over it -- and the move
+/// completes.
+#[test]
+fn a_stale_copy_on_a_source_that_replaced_the_migrating_master_loses_to_the_target() {
+    let d = Deployment::cluster("");
+    d.ok(&["apply", "--yes"]);
+    let (a, a_replica, b) = (d.ports[0], d.ports[1], d.ports[2]);
+    let id = |p: u16| redis_cli(p, &["CLUSTER", "MYID"]).trim().to_string();
+    assert_eq!(info_field(a_replica, "role").as_deref(), Some("slave"));
+    assert!(redis_cli(a_replica, &["CLUSTER", "NODES"]).contains(&format!("slave {}", id(a))));
+    let key = "k596"; // slot 0, served by A
+    redis_cli(a, &["SET", key, "stale"]);
+    // B imports slot 0 from A (Redis accepts only a master there) and gets the key through
+    // ASKING, as a client sent by an ASK would; A's replica has the old value.
+    let imported = redis_cli(b, &["CLUSTER", "SETSLOT", "0", "IMPORTING", &id(a)]);
+    assert_eq!(imported.trim(), "OK", "{imported}");
+    let py = format!(
+        "import redis; c=redis.Redis(port={b}); c.execute_command('ASKING'); c.set('{key}', 'acknowledged')"
+    );
+    assert!(
+        Command::new("python3")
+            .args(["-c", &py])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(wait_for(Duration::from_secs(10), || redis_cli(
+        a_replica,
+        &["CLUSTER", "COUNTKEYSINSLOT", "0"]
+    )
+    .trim()
+        == "1"));
+    // A's replica takes over (A had no MIGRATING mark to lose; the promoted one has none).
+    assert_eq!(redis_cli(a_replica, &["CLUSTER", "FAILOVER"]).trim(), "OK");
+    let (new_id, old_id) = (id(a_replica), id(a));
+    assert!(wait_for(Duration::from_secs(30), || {
+        info_field(a_replica, "role").as_deref() == Some("master")
+            && redis_cli(b, &["CLUSTER", "NODES"])
+                .lines()
+                .any(|l| l.starts_with(&old_id) && l.contains(&format!("slave {new_id}")))
+    }));
+    assert!(
+        redis_cli(b, &["CLUSTER", "NODES"]).contains(&format!("[0-<-{old_id}]")),
+        "the target no longer imports slot 0 from the old master"
+    );
+
+    d.ok(&["apply", "--yes", "--replace"]);
+    let (ok, text) = cluster_check(d.ports[0]);
+    assert!(ok, "{text}");
+    assert_eq!(redis_cli(b, &["GET", key]).trim(), "acknowledged");
+    assert_eq!(
+        redis_cli(a_replica, &["CLUSTER", "COUNTKEYSINSLOT", "0"]).trim(),
+        "0",
+        "the stale copy stayed on the source"
+    );
+    assert_eq!(d.json(&["plan"])["steps"].as_array().unwrap().len(), 0);
+}
+
 #[test]
 fn failover_check_and_restore_roles_in_a_cluster() {
     let d = Deployment::cluster("");

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 mod atomic;
 
 use crate::observe::client::{ClientError, Conn, Credentials};
-use crate::observe::resp::{ErrorCode, Value};
+use crate::observe::resp::{ErrorCode, ServerError, Value};
 
 /// Slots handled together: one pipeline of SETSLOTs and GETKEYSINSLOTs for all of them.
 const CHUNK: usize = 128;
@@ -352,7 +352,7 @@ async fn legacy(
             src.timeout = job.call_timeout;
             for ((slot, keys), reply) in per_slot.iter().zip(replies.map_err(err)?) {
                 match reply {
-                    Value::Error(e) if e.code == ErrorCode::BusyKey => {
+                    Value::Error(e) if target_code(&e) == ErrorCode::BusyKey => {
                         // Some keys are on both sides. Redis restored the others and deleted
                         // them from the source all the same: those moved. Identical copies (a
                         // move interrupted after the target got a key but before the source
@@ -415,7 +415,10 @@ async fn legacy(
                         retries += 1;
                     }
                     Value::Error(e)
-                        if matches!(e.code, ErrorCode::ClusterDown | ErrorCode::TryAgain) =>
+                        if matches!(
+                            target_code(&e),
+                            ErrorCode::ClusterDown | ErrorCode::TryAgain
+                        ) =>
                     {
                         // The target is not serving yet (just started, or a failover is
                         // settling): wait a moment; the keys are fetched again.
@@ -574,6 +577,18 @@ async fn repair_target_view(
         }
     }
     Ok(())
+}
+
+/// The code of a MIGRATE error: the target's own when the source relays it (cluster.c wraps
+/// it: `ERR Target instance replied with error: BUSYKEY …`), else the source's.
+fn target_code(e: &ServerError) -> ErrorCode {
+    match e
+        .message
+        .strip_prefix("ERR Target instance replied with error: ")
+    {
+        Some(theirs) => ErrorCode::of(theirs),
+        None => e.code.clone(),
+    }
 }
 
 /// `MIGRATE host port "" 0 timeout [REPLACE] [AUTH pw] KEYS` (keys to be appended).
@@ -772,7 +787,7 @@ pub async fn estimate(
 #[cfg(test)]
 mod tests {
     use super::{Conflict, Sides, sides};
-    use crate::observe::resp::{ErrorCode, Value};
+    use crate::observe::resp::{ErrorCode, ServerError, Value};
     use std::collections::{BTreeMap, BTreeSet};
 
     fn bulk(s: &str) -> Value {
@@ -790,6 +805,20 @@ mod tests {
         assert_eq!(sides(&bulk("v"), &bulk("v")), Ok(Sides::Identical));
         assert_eq!(sides(&bulk("v"), &bulk("w")), Ok(Sides::Different));
         assert!(sides(&bulk("v"), &Value::Error("MOVED 1 x:1".into())).is_err());
+    }
+
+    /// MIGRATE relays the target's error inside an ERR (seen: "ERR Target instance replied
+    /// with error: BUSYKEY Target key name already exists.").
+    #[test]
+    fn a_relayed_target_error_is_typed_by_the_target_code() {
+        let busy: ServerError =
+            "ERR Target instance replied with error: BUSYKEY Target key name already exists."
+                .into();
+        assert_eq!(target_code(&busy), ErrorCode::BusyKey);
+        let own: ServerError = "TRYAGAIN Multiple keys request during rehashing of slot".into();
+        assert_eq!(target_code(&own), ErrorCode::TryAgain);
+        let err: ServerError = "ERR syntax error".into();
+        assert_eq!(target_code(&err), ErrorCode::Err);
     }
 
     #[test]
