@@ -786,9 +786,9 @@ pub async fn estimate(
 
 #[cfg(test)]
 mod tests {
-    use super::{Conflict, Sides, sides};
+    use super::{Conflict, Sides, sides, target_code};
     use crate::observe::resp::{ErrorCode, ServerError, Value};
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeMap;
 
     fn bulk(s: &str) -> Value {
         Value::Bulk(s.as_bytes().to_vec())
