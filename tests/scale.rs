@@ -392,7 +392,25 @@ fn kill_mid_migration(
             == Some("master")));
     }
 
-    d.ok(&["apply", "--yes"]);
+    // -v: every command on stderr, so the run says how many stale copies it deleted.
+    let out = d.run(&["apply", "--yes", "-v"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "apply after the kill failed ({}):\n{}",
+        out.status,
+        err.lines()
+            .filter(|l| !l.contains(" <- "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let stale = err
+        .lines()
+        .filter(|l| l.contains(&format!(":{replica} <- DEL ")))
+        .count();
+    say(&format!(
+        "stale copies deleted on the promoted source: {stale}"
+    ));
     assert_eq!(info_field(replica, "role").as_deref(), Some("master"));
     assert_eq!(info_field(port, "role").as_deref(), Some("slave"));
     let (ok, text) = cluster_check(d.ports[2]);
