@@ -230,7 +230,18 @@ fn a_stale_copy_on_a_source_that_replaced_the_migrating_master_loses_to_the_targ
         "the target no longer imports slot 0 from the old master"
     );
 
-    d.ok(&["apply", "--yes", "--replace"]);
+    let out = d.run(&["apply", "--yes", "--replace", "-v"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    // The source's copy was deleted, not migrated over the target's.
+    assert!(
+        err.contains(&format!(":{a_replica} <- DEL {key}")),
+        "{}",
+        err.lines()
+            .filter(|l| l.contains(key))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let (ok, text) = cluster_check(d.ports[0]);
     assert!(ok, "{text}");
     assert_eq!(redis_cli(b, &["GET", key]).trim(), "acknowledged");
