@@ -198,14 +198,27 @@ fn agent_heals_a_killed_replica_and_reports_health() {
     assert_eq!(agent.get(&format!("/replica/{replica}?lag=1000000")).0, 200);
     assert_eq!(agent.get(&format!("/primary/{replica}")).0, 503);
     fill(master, 500);
+    // A live writer through the kill and the healing, judged by its acknowledged writes.
+    let writer = consistency(master, 5.0, 2000);
+    let before = dbsize(master);
+    assert!(wait_for(Duration::from_secs(10), || dbsize(master) > before));
     let id = node_id(replica);
     let old = d.kill_9(replica);
     assert!(
         wait_for(Duration::from_secs(60), || d
             .pid(replica)
             .is_some_and(|p| p != old)
-            && in_sync(replica, master)),
-        "the agent did not restart and re-sync {replica}:\n{}",
+            && role(replica) == "slave"),
+        "the agent did not restart {replica}:\n{}",
+        agent.log()
+    );
+    let w = finish_json(writer);
+    say(&format!("writer: {w}"));
+    assert_eq!(w["lost"], 0, "acknowledged writes lost: {w}");
+    assert!(w["acknowledged"].as_u64().unwrap() > 100, "{w}");
+    assert!(
+        wait_for(Duration::from_secs(60), || in_sync(replica, master)),
+        "{replica} did not re-sync:\n{}",
         agent.log()
     );
     assert_eq!(
@@ -261,6 +274,10 @@ fn agent_recreates_a_wiped_replica_with_the_data() {
     agent.converged();
     let (master, replica) = (d.ports[2], d.ports[3]);
     fill(master, 2000);
+    // A live writer through the kill, the wipe and the healing.
+    let writer = consistency(master, 5.0, 2000);
+    let before = dbsize(master);
+    assert!(wait_for(Duration::from_secs(10), || dbsize(master) > before));
     let old_id = node_id(replica);
     let data = d
         .state()
@@ -273,6 +290,10 @@ fn agent_recreates_a_wiped_replica_with_the_data() {
     d.kill_9(replica);
     std::fs::remove_dir_all(&data).unwrap();
     d.ok(&["resume"]);
+    let w = finish_json(writer);
+    say(&format!("writer: {w}"));
+    assert_eq!(w["lost"], 0, "acknowledged writes lost: {w}");
+    assert!(w["acknowledged"].as_u64().unwrap() > 100, "{w}");
     assert!(
         wait_for(Duration::from_secs(90), || in_sync(replica, master)
             && node_id(replica) != old_id),
@@ -437,6 +458,10 @@ fn paused_agent_does_nothing_until_resumed_and_apply_by_hand_still_works() {
     let status = d.ok(&["status"]);
     assert!(status.contains("agent: paused"), "{status}");
     let replica = d.ports[1];
+    // A live writer through both kills, the apply by hand and the healing after resume.
+    let writer = consistency(d.ports[0], 8.0, 2000);
+    let before = dbsize(d.ports[0]);
+    assert!(wait_for(Duration::from_secs(10), || dbsize(d.ports[0]) > before));
     d.kill_9(replica);
     agent.await_rounds(3);
     assert!(
@@ -465,6 +490,10 @@ fn paused_agent_does_nothing_until_resumed_and_apply_by_hand_still_works() {
         "not healed after resume:\n{}",
         agent.log()
     );
+    let w = finish_json(writer);
+    say(&format!("writer: {w}"));
+    assert_eq!(w["lost"], 0, "acknowledged writes lost: {w}");
+    assert!(w["acknowledged"].as_u64().unwrap() > 100, "{w}");
     agent.converged();
     let status = d.ok(&["status"]);
     assert!(status.contains("agent: running"), "{status}");

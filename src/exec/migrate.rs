@@ -7,13 +7,13 @@
 //! A slot already owned by the target counts as moved, so a move interrupted at any point is
 //! finished by running it again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 mod atomic;
 
 use crate::observe::client::{ClientError, Conn, Credentials};
-use crate::observe::resp::Value;
+use crate::observe::resp::{ErrorCode, ServerError, Value};
 
 /// Slots handled together: one pipeline of SETSLOTs and GETKEYSINSLOTs for all of them.
 const CHUNK: usize = 128;
@@ -226,6 +226,11 @@ async fn legacy(
             others.push(c);
         }
     }
+    // Read before anything is re-marked: which slots the target still imports from the
+    // source's former master (see `replaced_source_slots`).
+    let replaced = replaced_source_slots(src, dst, src_id, slots)
+        .await
+        .map_err(|e| format!("{}: {e}", job.to_addr))?;
     repair_target_view(dst, src_id, dst_id, slots)
         .await
         .map_err(|e| format!("{}: {e}", job.to_addr))?;
@@ -235,14 +240,17 @@ async fn legacy(
     // Keys on both sides with different values, by slot: never overwritten without --replace.
     let mut conflicts: BTreeMap<u16, Vec<Vec<u8>>> = BTreeMap::new();
     for chunk in slots.chunks(CHUNK) {
-        // Open the slots on both sides. A slot the target already owns is done.
-        let cmds: Vec<Vec<String>> = chunk
+        // Open the slots on both sides. A slot the target already owns is done. A slot the
+        // target imports from the source's former master keeps that mark (it accepts ASKING
+        // all the same), so a resumed move killed again is still recognised as one.
+        let (kept, fresh): (Vec<u16>, Vec<u16>) = chunk.iter().partition(|s| replaced.contains(s));
+        let cmds: Vec<Vec<String>> = fresh
             .iter()
             .map(|s| setslot(*s, "IMPORTING", src_id))
             .collect();
         let replies = dst.pipeline(&refs(&cmds)).await.map_err(err)?;
-        let mut active: Vec<u16> = Vec::new();
-        for (slot, r) in chunk.iter().zip(&replies) {
+        let mut active: Vec<u16> = kept;
+        for (slot, r) in fresh.iter().zip(&replies) {
             match r {
                 Value::Error(e) if e.contains("already the owner") => {}
                 Value::Error(e) => {
@@ -251,6 +259,7 @@ async fn legacy(
                 _ => active.push(*slot),
             }
         }
+        active.sort_unstable();
         let cmds: Vec<Vec<String>> = active
             .iter()
             .map(|s| setslot(*s, "MIGRATING", dst_id))
@@ -322,12 +331,14 @@ async fn legacy(
             }
             let commands: Vec<Vec<Vec<u8>>> = per_slot
                 .iter()
-                .map(|(_, keys)| {
+                .map(|(slot, keys)| {
+                    // Where the source was replaced mid-move the target's copies win, even
+                    // with --replace: they hold the acknowledged writes (see below).
                     let mut args = migrate_args(
                         &dst_host,
                         &dst_port,
                         migrate_timeout_ms,
-                        job.replace,
+                        job.replace && !replaced.contains(slot),
                         job.password,
                     );
                     args.extend(keys.iter().cloned());
@@ -341,12 +352,15 @@ async fn legacy(
             src.timeout = job.call_timeout;
             for ((slot, keys), reply) in per_slot.iter().zip(replies.map_err(err)?) {
                 match reply {
-                    Value::Error(e) if e.contains("BUSYKEY") => {
+                    Value::Error(e) if target_code(&e) == ErrorCode::BusyKey => {
                         // Some keys are on both sides. Redis restored the others and deleted
                         // them from the source all the same: those moved. Identical copies (a
                         // move interrupted after the target got a key but before the source
                         // forgot it, e.g. when the source's replica took over) are overwritten
-                        // with the same value; different values are conflicts, left in place.
+                        // with the same value. Different values: where the source was replaced
+                        // mid-move, the source's copy is a stale one the target's copy
+                        // supersedes, and it is deleted; elsewhere they are conflicts, left in
+                        // place.
                         let sides = compare_keys(src, dst, keys)
                             .await
                             .map_err(|e| format!("{} after BUSYKEY: {e}", job.from_addr))?;
@@ -354,15 +368,24 @@ async fn legacy(
                             retries += 1; // no progress: bounded like any other retry
                         }
                         let mut same = Vec::new();
+                        let mut stale = Vec::new();
                         for (key, side) in keys.iter().zip(sides) {
                             match side {
                                 Sides::Moved => state.keys_moved += 1,
                                 Sides::Identical => same.push(key.clone()),
+                                Sides::Different if replaced.contains(slot) => {
+                                    stale.push(key.clone())
+                                }
                                 Sides::Different => {
                                     conflicts.entry(*slot).or_default().push(key.clone())
                                 }
                                 Sides::SourceOnly => {} // fetched again
                             }
+                        }
+                        if !stale.is_empty() {
+                            state.keys_moved += drop_stale_copies(src, &stale)
+                                .await
+                                .map_err(|e| format!("{}: {e}", job.from_addr))?;
                         }
                         if same.is_empty() {
                             continue;
@@ -391,7 +414,12 @@ async fn legacy(
                         migrate_timeout_ms = (migrate_timeout_ms * 2).min(120_000);
                         retries += 1;
                     }
-                    Value::Error(e) if e.contains("CLUSTERDOWN") || e.contains("TRYAGAIN") => {
+                    Value::Error(e)
+                        if matches!(
+                            target_code(&e),
+                            ErrorCode::ClusterDown | ErrorCode::TryAgain
+                        ) =>
+                    {
                         // The target is not serving yet (just started, or a failover is
                         // settling): wait a moment; the keys are fetched again.
                         retries += 1;
@@ -442,6 +470,78 @@ async fn legacy(
     }
 }
 
+/// Slots of the move that the target imports from a node that now replicates the source:
+/// the source's former master, which died (or was failed over) mid-move while its replica,
+/// the source now, took over. (The planner resumes such a slot from its owner.)
+///
+/// In those slots a key on both sides is resolved in favour of the target. Why (cluster.c,
+/// `migrateCommand` and `getNodeByQuery`): MIGRATE restores a key on the target, then deletes
+/// it on the old master and propagates that as a `DEL` to its replica — asynchronously. From
+/// then on clients asking the old master for the key are sent to the target with `ASK` (the
+/// key is missing on a migrating node), and the target serves them (importing + `ASKING`), so
+/// every write acknowledged after the key moved is on the target, on top of the value MIGRATE
+/// copied. A replica promoted before the `DEL` reached it still holds the key as it was before
+/// the move: a stale copy whose history the target's copy includes. `--replace` (source wins)
+/// would put that stale copy over the acknowledged writes, so it is not used there.
+///
+/// What this cannot repair: the promoted replica has no MIGRATING mark (Redis 7.0 keeps those
+/// per node), so until the move is resumed it serves the slot as its own, and a write to a
+/// moved key in that window lands on it (on the stale copy, or on a new key). Such a write is
+/// acknowledged and its copy still loses to the target's; the window is from the promotion to
+/// the resumed move (`apply` at once after a crash keeps it short; the agent, shorter).
+///
+/// Slots the target imports from the source itself (a move interrupted some other way, or a
+/// slot left open by a refused conflict) are not included: there both copies may be
+/// legitimate, and a conflict is refused as before.
+async fn replaced_source_slots(
+    src: &mut Conn,
+    dst: &mut Conn,
+    src_id: &str,
+    slots: &[u16],
+) -> Result<BTreeSet<u16>, String> {
+    let theirs = cluster_view(dst).await?;
+    let Some(me) = theirs.iter().find(|l| l.flags.myself) else {
+        return Ok(BTreeSet::new());
+    };
+    let ours = cluster_view(src).await?;
+    let replica_of_source = |id: &str| {
+        theirs
+            .iter()
+            .chain(ours.iter())
+            .any(|l| l.id == id && l.master_id.as_deref() == Some(src_id))
+    };
+    let wanted: BTreeSet<u16> = slots.iter().copied().collect();
+    Ok(me
+        .importing
+        .iter()
+        .filter(|(slot, from)| wanted.contains(slot) && from != src_id && replica_of_source(from))
+        .map(|(slot, _)| *slot)
+        .collect())
+}
+
+/// `DEL` on the source of keys whose target copy supersedes them (see
+/// `replaced_source_slots`); the slot is MIGRATING there, so clients asking for them from now
+/// on are sent to the target. The number of keys handled.
+async fn drop_stale_copies(src: &mut Conn, keys: &[Vec<u8>]) -> Result<u64, String> {
+    let cmds: Vec<Vec<Vec<u8>>> = keys
+        .iter()
+        .map(|k| vec![b"DEL".to_vec(), k.clone()])
+        .collect();
+    let slices: Vec<&[Vec<u8>]> = cmds.iter().map(Vec::as_slice).collect();
+    for (key, r) in keys
+        .iter()
+        .zip(src.pipeline(&slices).await.map_err(|e| e.to_string())?)
+    {
+        if let Value::Error(e) = r {
+            return Err(format!(
+                "DEL of the stale copy of {}: {e}",
+                String::from_utf8_lossy(key)
+            ));
+        }
+    }
+    Ok(keys.len() as u64)
+}
+
 /// A target importing a slot ignores every owner change for it that gossip brings (Redis
 /// leaves importing slots to the operator). When the source's replica took over mid-move,
 /// the target's view still names the old master, or nobody once it rejoined as a replica, and
@@ -477,6 +577,18 @@ async fn repair_target_view(
         }
     }
     Ok(())
+}
+
+/// The code of a MIGRATE error: the target's own when the source relays it (cluster.c wraps
+/// it: `ERR Target instance replied with error: BUSYKEY …`), else the source's.
+fn target_code(e: &ServerError) -> ErrorCode {
+    match e
+        .message
+        .strip_prefix("ERR Target instance replied with error: ")
+    {
+        Some(theirs) => ErrorCode::of(theirs),
+        None => e.code.clone(),
+    }
 }
 
 /// `MIGRATE host port "" 0 timeout [REPLACE] [AUTH pw] KEYS` (keys to be appended).
@@ -674,8 +786,8 @@ pub async fn estimate(
 
 #[cfg(test)]
 mod tests {
-    use super::{Conflict, Sides, sides};
-    use crate::observe::resp::Value;
+    use super::{Conflict, Sides, sides, target_code};
+    use crate::observe::resp::{ErrorCode, ServerError, Value};
     use std::collections::BTreeMap;
 
     fn bulk(s: &str) -> Value {
@@ -693,6 +805,20 @@ mod tests {
         assert_eq!(sides(&bulk("v"), &bulk("v")), Ok(Sides::Identical));
         assert_eq!(sides(&bulk("v"), &bulk("w")), Ok(Sides::Different));
         assert!(sides(&bulk("v"), &Value::Error("MOVED 1 x:1".into())).is_err());
+    }
+
+    /// MIGRATE relays the target's error inside an ERR (seen: "ERR Target instance replied
+    /// with error: BUSYKEY Target key name already exists.").
+    #[test]
+    fn a_relayed_target_error_is_typed_by_the_target_code() {
+        let busy: ServerError =
+            "ERR Target instance replied with error: BUSYKEY Target key name already exists."
+                .into();
+        assert_eq!(target_code(&busy), ErrorCode::BusyKey);
+        let own: ServerError = "TRYAGAIN Multiple keys request during rehashing of slot".into();
+        assert_eq!(target_code(&own), ErrorCode::TryAgain);
+        let err: ServerError = "ERR syntax error".into();
+        assert_eq!(target_code(&err), ErrorCode::Err);
     }
 
     #[test]
