@@ -101,7 +101,7 @@ systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -s y -l yes -d 'Do not ask for confirmation'
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l restore-roles -d 'Move mastership back to the preferred masters: cluster shards (CLUSTER FAILOVER) and replication groups (SENTINEL FAILOVER), one safe failover at a time'
-complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l replace -d 'When moving slots, overwrite keys that already exist on the target (BUSYKEY)'
+complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l replace -d 'When moving slots, overwrite keys that already exist on the target (BUSYKEY). Never in a move resumed after its source master was replaced: there the target\'s copy is the acknowledged one and the source\'s stale copy is deleted instead'
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l purge -d 'Delete the data directories of nodes removed from the topology'
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -l stop-distro-redis -d 'Stop and disable the distribution\'s own Redis service (e.g. redis-server) when it holds a port the topology wants, instead of refusing'
 complete -c redisctl -n "__fish_redisctl_using_subcommand apply" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'

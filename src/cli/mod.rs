@@ -134,7 +134,9 @@ enum Command {
         /// replication groups (SENTINEL FAILOVER), one safe failover at a time.
         #[arg(long)]
         restore_roles: bool,
-        /// When moving slots, overwrite keys that already exist on the target (BUSYKEY).
+        /// When moving slots, overwrite keys that already exist on the target (BUSYKEY). Never
+        /// in a move resumed after its source master was replaced: there the target's copy is
+        /// the acknowledged one and the source's stale copy is deleted instead.
         #[arg(long)]
         replace: bool,
         /// How slots move: atomic slot migration when both nodes offer it (Valkey 9.0+
