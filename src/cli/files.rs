@@ -58,10 +58,33 @@ pub fn read_secrets(file: &Path, t: &Topology) -> Result<Option<Secrets>, Topolo
         }
         users.insert(u.name.clone(), hashes);
     }
+    let mut internal = |field: &str, paths: &[std::path::PathBuf]| {
+        let mut v = Vec::new();
+        for (j, path) in paths.iter().enumerate() {
+            match first_line(path) {
+                Ok(pw) => v.push(pw),
+                Err(m) => {
+                    diagnostics.extend(located(file, &format!("auth.{field}[{j}]"), m).diagnostics)
+                }
+            }
+        }
+        v
+    };
+    let replication = acl
+        .map(|a| internal("replication_password_files", &a.replication_password_files))
+        .unwrap_or_default();
+    let sentinel = acl
+        .map(|a| internal("sentinel_password_files", &a.sentinel_password_files))
+        .unwrap_or_default();
     if !diagnostics.is_empty() {
         return Err(TopologyError { diagnostics });
     }
-    Ok(Some(Secrets { password, users }))
+    Ok(Some(Secrets {
+        password,
+        users,
+        replication,
+        sentinel,
+    }))
 }
 
 /// The first line of an owner-only password file, or why it cannot be used.

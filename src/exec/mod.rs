@@ -579,6 +579,46 @@ impl Context {
                 }
                 Ok(())
             }
+            Step::AclAddPasswords { node, user } => {
+                let t = self.target(node);
+                let Some(u) = t.acl.iter().find(|u| &u.name == user) else {
+                    return Ok(());
+                };
+                // The declared user whole, with the passwords it accepts now kept (read
+                // back first): nobody authenticating with the old password is refused.
+                let mut c = self.conn(node).await?;
+                let live = c
+                    .cmd(&["ACL".to_string(), "GETUSER".into(), u.name.clone()])
+                    .await?;
+                let mut keep = u.clone();
+                if let Some(view) = crate::observe::acl::parse_getuser(&live) {
+                    keep.hashes
+                        .extend(view.hashes.into_iter().filter(|h| !u.hashes.contains(h)));
+                }
+                let mut args = vec!["ACL".to_string(), "SETUSER".into(), u.name.clone()];
+                args.extend(keep.setuser_args());
+                c.cmd(&args).await?;
+                Ok(())
+            }
+            Step::SetMasterAuth { node } => {
+                let Some(pass) = &self.target(node).auth_pass else {
+                    return Ok(());
+                };
+                let mut c = self.conn(node).await?;
+                c.cmd(&["CONFIG", "SET", "masterauth", pass]).await?;
+                Ok(())
+            }
+            Step::SentinelAuthPass { sentinel, groups } => {
+                let acl = self.password.as_ref().is_some_and(|c| c.user.is_some());
+                let pass = self.target(sentinel).auth_pass.as_deref();
+                let mut c = self.conn(sentinel).await?;
+                for g in groups {
+                    let mut args: Vec<String> = vec!["SENTINEL".into(), "SET".into(), g.clone()];
+                    args.extend(crate::render::acl::sentinel_auth(acl, pass));
+                    c.cmd(&args).await?;
+                }
+                Ok(())
+            }
             Step::ReplicaOf { node, master } => {
                 self.refuse_loop(node, master).await?;
                 let m = &self.target(master).managed;
@@ -629,7 +669,10 @@ impl Context {
                     "parallel-syncs".into(),
                     sc.parallel_syncs.to_string(),
                 ];
-                args.extend(crate::render::acl::sentinel_auth(self.password.as_ref()));
+                args.extend(crate::render::acl::sentinel_auth(
+                    self.password.as_ref().is_some_and(|c| c.user.is_some()),
+                    self.target(sentinel).auth_pass.as_deref(),
+                ));
                 c.cmd(&args).await?;
                 Ok(())
             }

@@ -402,6 +402,8 @@ mod tests {
         let secrets = Secrets {
             password: "s3cr\"et".into(),
             users: Default::default(),
+            replication: Vec::new(),
+            sentinel: Vec::new(),
         };
         let files = instance_files(&topo, state, insts[1], LogTarget::Stdout, Some(&secrets));
         golden(
