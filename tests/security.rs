@@ -289,3 +289,267 @@ fn rotating_an_app_password_under_a_writer_refuses_nobody_and_loses_nothing() {
         assert!(uptime >= 10, "{p} restarted ({uptime} s)");
     }
 }
+
+const AOF: &str = "    appendonly: true\n    appendfsync: everysec\n";
+
+/// Replace the list after `key: [` (the first one after `after`) in the topology.
+fn set_list(d: &Deployment, key: &str, files: &str) {
+    let text = std::fs::read_to_string(&d.file).unwrap();
+    let start = text.find(&format!("{key}: [")).unwrap();
+    let end = start + text[start..].find(']').unwrap() + 1;
+    let text = format!("{}{key}: [{files}]{}", &text[..start], &text[end..]);
+    std::fs::write(&d.file, text).unwrap();
+}
+
+/// Failed authentications recorded in `ACL LOG` (every AUTH that was refused, whoever tried).
+fn auth_failures(port: u16, cli: impl Fn(u16, &[&str]) -> String) -> usize {
+    let log = cli(port, &["ACL", "LOG"]);
+    let lines: Vec<&str> = log.lines().map(str::trim).collect();
+    lines
+        .windows(2)
+        .filter(|w| w[0] == "reason" && w[1] == "auth")
+        .count()
+}
+
+fn stat(port: u16, section: &str, name: &str, cli: impl Fn(u16, &[&str]) -> String) -> String {
+    cli(port, &["INFO", section])
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix(&format!("{name}:"))
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+/// Make every replica reconnect to its master now (`CLIENT KILL TYPE master`) and wait until
+/// each is linked again: a replica whose password is refused never is.
+fn relink_replicas(replicas: &[u16], cli: &impl Fn(u16, &[&str]) -> String) {
+    for &r in replicas {
+        cli(r, &["CLIENT", "KILL", "TYPE", "master"]);
+    }
+    for &r in replicas {
+        assert!(
+            wait_for(Duration::from_secs(20), || stat(
+                r,
+                "replication",
+                "master_link_status",
+                cli
+            ) == "up"),
+            "replica {r} did not link again: {}",
+            cli(r, &["INFO", "replication"])
+        );
+    }
+}
+
+/// The passwords of a Sentinel group and its users, each in its own owner-only file.
+fn sentinel_with_users() -> Deployment {
+    let d = Deployment::sentinel(AOF);
+    let text = std::fs::read_to_string(&d.file).unwrap().replace(
+        "auth:\n  password_file: secret\n",
+        "auth:\n  password_file: secret\n  users:\n    - name: app\n      commands: [+@read, +@write, +@connection, -@dangerous, +role, +info]\n      keys: ['w:*']\n      password_files: [app-old.pw]\n  replication_password_files: [repl-old.pw]\n  sentinel_password_files: [sent-old.pw]\n",
+    );
+    std::fs::write(&d.file, text).unwrap();
+    for (f, pw) in [
+        ("app-old.pw", "app-OLD-pw"),
+        ("app-new.pw", "app-NEW-pw"),
+        ("repl-old.pw", "repl-OLD-pw"),
+        ("repl-new.pw", "repl-NEW-pw"),
+        ("sent-old.pw", "sent-OLD-pw"),
+        ("sent-new.pw", "sent-NEW-pw"),
+    ] {
+        secret(d.dir.path(), f, pw);
+    }
+    d
+}
+
+/// The plan's credential steps' kinds, in order (duplicates merged).
+fn kinds(plan: &serde_json::Value) -> Vec<String> {
+    let mut v: Vec<String> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .filter(|k| k.contains("acl") || k.contains("auth"))
+        .collect();
+    v.dedup();
+    v
+}
+
+#[test]
+fn rotating_every_password_of_a_sentinel_group_under_a_sentinel_client_refuses_nobody() {
+    let d = sentinel_with_users();
+    d.ok(&["apply", "--yes"]);
+    let dir = d.dir.path();
+    let (master, replicas, sentinels) = (d.ports[0], &d.ports[1..3], &d.ports[3..]);
+    let cli = |p: u16, a: &[&str]| redis_cli(p, a);
+    // Wait until each Sentinel has every link (2 per Sentinel per member), then start counting.
+    for &p in &d.ports[..3] {
+        assert!(wait_for(Duration::from_secs(20), || {
+            cli(p, &["CLIENT", "LIST"])
+                .matches("user=redisctl-sentinel")
+                .count()
+                >= 6
+        }));
+        cli(p, &["ACL", "LOG", "RESET"]);
+    }
+    let full_syncs = stat(master, "stats", "sync_full", cli);
+
+    let control = dir.join("control");
+    std::fs::write(&control, format!("{}\n", dir.join("app-old.pw").display())).unwrap();
+    let mut cmd = Command::new("python3");
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sentinel_writer.py"))
+        .arg(PASSWORD)
+        .arg("25");
+    for s in sentinels {
+        cmd.arg(s.to_string());
+    }
+    let writer = cmd
+        .arg("--user")
+        .arg("app")
+        .arg(&control)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+
+    // 1. Every new password next to its old one. The first round only adds the new
+    //    passwords; nobody switches before every member accepts them.
+    set_files(&d, "app-old.pw, app-new.pw");
+    set_list(&d, "replication_password_files", "repl-old.pw, repl-new.pw");
+    set_list(&d, "sentinel_password_files", "sent-old.pw, sent-new.pw");
+    let plan = d.json(&["plan"]);
+    assert_eq!(
+        kinds(&plan),
+        ["acl_add_passwords", "acl_set_user"],
+        "{plan}"
+    );
+    assert!(!plan.to_string().contains("NEW-pw") && !plan.to_string().contains("OLD-pw"));
+    d.ok(&["apply", "--yes"]);
+    let plan = d.json(&["plan"]);
+    assert_eq!(plan["steps"], serde_json::json!([]), "{plan}");
+    // Replicas and Sentinels use the new passwords, the members accept both.
+    for &p in &d.ports[..3] {
+        let m = cli(p, &["CONFIG", "GET", "masterauth"]);
+        assert!(m.contains("repl-NEW-pw"), "{p}: {m}");
+    }
+    for &s in sentinels {
+        let conf = std::fs::read_to_string(
+            d.state()
+                .join("local")
+                .join(s.to_string())
+                .join("sentinel.conf"),
+        )
+        .unwrap();
+        assert!(
+            conf.contains("sentinel auth-pass mymaster sent-NEW-pw"),
+            "{s}: {conf}"
+        );
+    }
+    // A replica or Sentinel reconnecting now authenticates.
+    relink_replicas(replicas, &cli);
+    for &p in &d.ports[..3] {
+        cli(p, &["CLIENT", "KILL", "USER", "redisctl-sentinel"]);
+    }
+    for &p in &d.ports[..3] {
+        assert!(
+            wait_for(Duration::from_secs(20), || {
+                cli(p, &["CLIENT", "LIST"])
+                    .matches("user=redisctl-sentinel")
+                    .count()
+                    >= 6
+            }),
+            "{p}: the Sentinels did not reconnect: {}",
+            cli(p, &["ACL", "LOG"])
+        );
+    }
+
+    // 2. The application moves to its new password.
+    std::fs::write(&control, format!("{}\n", dir.join("app-new.pw").display())).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+
+    // 3. The old passwords go.
+    set_files(&d, "app-new.pw");
+    set_list(&d, "replication_password_files", "repl-new.pw");
+    set_list(&d, "sentinel_password_files", "sent-new.pw");
+    let plan = d.json(&["plan"]);
+    assert_eq!(kinds(&plan), ["acl_set_user"], "{plan}");
+    d.ok(&["apply", "--yes"]);
+    let plan = d.json(&["plan"]);
+    assert_eq!(plan["steps"], serde_json::json!([]), "{plan}");
+    relink_replicas(replicas, &cli);
+    for &p in &d.ports[..3] {
+        cli(p, &["CLIENT", "KILL", "USER", "redisctl-sentinel"]);
+    }
+    for &p in &d.ports[..3] {
+        assert!(
+            wait_for(Duration::from_secs(20), || {
+                cli(p, &["CLIENT", "LIST"])
+                    .matches("user=redisctl-sentinel")
+                    .count()
+                    >= 6
+            }),
+            "{p}: the Sentinels did not reconnect: {}",
+            cli(p, &["ACL", "LOG"])
+        );
+    }
+
+    let j = finish_json(writer);
+    say(&format!("Sentinel group rotation under load: {j}"));
+    assert_eq!(j["auth_errors"], 0, "{j}");
+    assert_eq!(j["errors"], 0, "{j}");
+    assert_eq!(j["lost"], 0, "{j}");
+    assert_eq!(j["switches"], 1, "{j}");
+    assert!(j["acknowledged"].as_u64().unwrap() > 200, "{j}");
+    assert_eq!(j["master_port"], master, "{j}");
+
+    // Nobody was refused on any member, no full resync, no Sentinel ever saw a member down.
+    for &p in &d.ports[..3] {
+        assert_eq!(auth_failures(p, cli), 0, "{p}: {}", cli(p, &["ACL", "LOG"]));
+    }
+    assert_eq!(stat(master, "stats", "sync_full", cli), full_syncs);
+    for &s in sentinels {
+        let log = std::fs::read_to_string(
+            d.state()
+                .join("local")
+                .join(s.to_string())
+                .join("redis.log"),
+        )
+        .unwrap();
+        assert!(
+            !log.contains("+sdown") && !log.contains("+odown"),
+            "Sentinel {s}:\n{log}"
+        );
+    }
+    // The old passwords are refused now, the new ones work.
+    for (user, old, new) in [
+        ("redisctl-replication", "repl-OLD-pw", "repl-NEW-pw"),
+        ("redisctl-sentinel", "sent-OLD-pw", "sent-NEW-pw"),
+        ("app", "app-OLD-pw", "app-NEW-pw"),
+    ] {
+        let ping = |pw: &str| {
+            let out = Command::new("redis-cli")
+                .env("REDISCLI_AUTH", pw)
+                .args(["--user", user, "-p", &master.to_string(), "PING"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert!(ping(old).contains("WRONGPASS"), "{user}: {}", ping(old));
+        assert_eq!(ping(new).trim(), "PONG", "{user}");
+    }
+    // No password in redis.conf or a log; the files holding one are the owner's only.
+    for p in &d.ports {
+        let inst = d.state().join("local").join(p.to_string());
+        for f in ["redis.conf", "redis.log"] {
+            let text = std::fs::read_to_string(inst.join(f)).unwrap_or_default();
+            assert!(!text.contains("-pw") && !text.contains(PASSWORD), "{p}/{f}");
+        }
+        for f in ["secrets.conf", "sentinel.conf"] {
+            if let Ok(meta) = std::fs::metadata(inst.join(f)) {
+                assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{p}/{f}");
+            }
+        }
+    }
+}
