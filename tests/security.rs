@@ -566,3 +566,114 @@ fn rotating_every_password_of_a_sentinel_group_under_a_sentinel_client_refuses_n
         }
     }
 }
+
+#[test]
+fn swapping_the_replication_password_of_a_loaded_cluster_in_one_apply_refuses_no_replica() {
+    let d = Deployment::cluster(
+        "auth:\n  password_file: admin.pw\n  users: []\n  replication_password_files: [repl-old.pw]\n",
+    );
+    let dir = d.dir.path();
+    secret(dir, "admin.pw", ADMIN);
+    secret(dir, "repl-old.pw", "repl-OLD-pw");
+    secret(dir, "repl-new.pw", "repl-NEW-pw");
+    d.ok(&["apply", "--yes"]);
+    let cli = |p: u16, a: &[&str]| admin_cli(p, a);
+    let replicas: Vec<u16> = d
+        .ports
+        .iter()
+        .copied()
+        .filter(|&p| stat(p, "replication", "role", cli) == "slave")
+        .collect();
+    assert_eq!(replicas.len(), 3);
+    relink_replicas(&replicas, &cli);
+    let full_syncs = |ports: &[u16]| -> u64 {
+        ports
+            .iter()
+            .map(|&p| stat(p, "stats", "sync_full", cli).parse::<u64>().unwrap())
+            .sum()
+    };
+    let before = full_syncs(&d.ports);
+    for &p in &d.ports {
+        cli(p, &["ACL", "LOG", "RESET"]);
+    }
+
+    let writer = consistency_at("127.0.0.1", d.ports[0], 15.0, 2000, Some(ADMIN));
+    // Replicas reconnect to their masters over and over while the password changes: any
+    // moment where a replica's masterauth is not accepted shows as a refused AUTH.
+    // (redis-cli's repeat mode: one connection per replica, a kill every 20 ms.)
+    let killers: Vec<std::process::Child> = replicas
+        .iter()
+        .map(|r| {
+            Command::new("redis-cli")
+                .env("REDISCLI_AUTH", ADMIN)
+                .args(["--user", "redisctl", "-p", &r.to_string()])
+                .args(["-r", "-1", "-i", "0.02", "CLIENT", "KILL", "TYPE", "master"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+
+    // One file replaced by another: apply adds the new password everywhere, switches
+    // masterauth, then drops the old one, in that order.
+    set_list(&d, "replication_password_files", "repl-new.pw");
+    let plan = d.json(&["plan"]);
+    assert_eq!(kinds(&plan), ["acl_add_passwords"], "{plan}");
+    assert!(!plan.to_string().contains("-pw"));
+    let out = d.ok(&["apply", "--yes"]);
+    assert!(!out.contains("-pw"), "{out}");
+    // Nothing left for the credentials (the links being cut may leave a wait for the
+    // replicas to catch up).
+    let plan = d.json(&["plan"]);
+    assert!(kinds(&plan).is_empty(), "{plan}");
+    std::thread::sleep(Duration::from_secs(1));
+    let mut kills = 0;
+    for mut k in killers {
+        k.kill().unwrap();
+        let out = k.wait_with_output().unwrap();
+        // Each line is the number of links one CLIENT KILL closed.
+        kills += String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    relink_replicas(&replicas, &cli);
+    let plan = d.json(&["plan"]);
+    assert_eq!(plan["steps"], serde_json::json!([]), "{plan}");
+
+    let j = finish_json(writer);
+    say(&format!(
+        "replication password swapped under load, {kills} replica links cut meanwhile: {j}"
+    ));
+    assert_eq!(j["lost"], 0, "{j}");
+    assert_eq!(j["errors"], 0, "{j}");
+    assert!(j["acknowledged"].as_u64().unwrap() > 500, "{j}");
+    for &p in &d.ports {
+        assert_eq!(auth_failures(p, cli), 0, "{p}: {}", cli(p, &["ACL", "LOG"]));
+        let m = cli(p, &["CONFIG", "GET", "masterauth"]);
+        assert!(m.contains("repl-NEW-pw"), "{p}: {m}");
+    }
+    assert_eq!(full_syncs(&d.ports), before, "a replica resynced in full");
+    let ping = |pw: &str| {
+        let out = Command::new("redis-cli")
+            .env("REDISCLI_AUTH", pw)
+            .args([
+                "--user",
+                "redisctl-replication",
+                "-p",
+                &d.ports[0].to_string(),
+                "PING",
+            ])
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    assert!(ping("repl-OLD-pw").contains("WRONGPASS"));
+    assert_eq!(ping("repl-NEW-pw").trim(), "PONG");
+}
