@@ -258,6 +258,17 @@ mod tests {
     }
 
     #[test]
+    fn auth_pass_is_read_from_the_config_sentinel_rewrote() {
+        // As redis-sentinel 7.0 rewrites it after SENTINEL SET … auth-pass.
+        let conf = "port 26379\nsentinel monitor g1 127.0.0.1 6379 2\nsentinel auth-pass g1 new-pw\nsentinel auth-user g1 redisctl-sentinel\nsentinel monitor g2 127.0.0.1 6389 2\nsentinel auth-pass g2 old-pw\n";
+        assert_eq!(
+            stale_auth_pass(conf, &["g1", "g2", "g3"], "new-pw"),
+            ["g2", "g3"]
+        );
+        assert!(stale_auth_pass(conf, &["g1"], "new-pw").is_empty());
+    }
+
+    #[test]
     fn a_second_password_is_drift_and_rules_compare_as_redis_wrote_them() {
         let live = parse_getuser(&getuser(
             &["on", "sanitize-payload"],

@@ -103,3 +103,135 @@ pub fn plan(topo: &Topology, obs: &Observed) -> Plan {
     }
     p
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::NodeObs;
+    use crate::observe::acl::AclDrift;
+    use crate::supervise::ProcState;
+
+    fn topo() -> Topology {
+        let src = "name: t\nhosts:\n  - {name: a, address: 127.0.0.1}\nauth:\n  password_file: pw\n  users: []\n  replication_password_files: [new.pw]\n  sentinel_password_files: [new.pw]\ngroups:\n  - name: g\n    master: {host: a, port: 6379}\n    replicas: [{host: a, port: 6380}]\nsentinel:\n  instances: [{host: a, port: 26379}]\n  quorum: 1\n";
+        crate::topology::parse(src, "t.yaml", std::path::Path::new("/x"))
+            .unwrap()
+            .topology
+    }
+
+    fn node(drift: Vec<AclDrift>, stale: &[&str]) -> NodeObs {
+        NodeObs {
+            endpoint: String::new(),
+            process: ProcState::Remote,
+            live: None,
+            error: None,
+            auth_failed: false,
+            port_answers: true,
+            has_nodes_conf: false,
+            config_drift: false,
+            repl: None,
+            sentinel: None,
+            live_drift: Vec::new(),
+            acl_drift: drift,
+            stale_auth: stale.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn drift(user: &str, to_add: usize, to_remove: usize) -> AclDrift {
+        AclDrift {
+            user: user.into(),
+            why: "passwords differ".into(),
+            to_add,
+            to_remove,
+        }
+    }
+
+    /// The steps' kinds for members (6379, 6380) and the Sentinel in the given states.
+    fn kinds(members: [(Vec<AclDrift>, &[&str]); 2], sentinel: &[&str]) -> Vec<String> {
+        let t = topo();
+        let mut obs = Observed::default();
+        let keys: Vec<_> = t.instances().map(|i| i.key.clone()).collect();
+        for (k, (d, s)) in keys.into_iter().zip(members) {
+            obs.nodes.insert(k, node(d, s));
+        }
+        let s = t.sentinels().next().unwrap().key.clone();
+        obs.nodes.insert(s, node(Vec::new(), sentinel));
+        plan(&t, &obs)
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::AclAddPasswords { node, user } => format!("add {user} {}", node.port),
+                Step::AclSetUser { node, users, .. } => {
+                    format!("set {} {}", users.join(","), node.port)
+                }
+                Step::SetMasterAuth { node } => format!("masterauth {}", node.port),
+                Step::SentinelAuthPass { groups, .. } => format!("auth-pass {}", groups.join(",")),
+                other => format!("{other}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nobody_switches_before_every_member_accepts_and_old_passwords_go_last() {
+        let r = REPLICATION_USER;
+        // One file replaced: 6380 still lacks the new password, 6379 has it already. Only
+        // the add; nothing switches or is removed yet.
+        assert_eq!(
+            kinds(
+                [
+                    (vec![drift(r, 0, 1)], &["masterauth"]),
+                    (vec![drift(r, 1, 1)], &["masterauth"])
+                ],
+                &[]
+            ),
+            ["add redisctl-replication 6380"]
+        );
+        // Everyone accepts it: switch, keep the old one.
+        assert_eq!(
+            kinds(
+                [
+                    (vec![drift(r, 0, 1)], &["masterauth"]),
+                    (vec![drift(r, 0, 1)], &[])
+                ],
+                &[]
+            ),
+            ["masterauth 6379"]
+        );
+        // Everyone switched: the old password goes.
+        assert_eq!(
+            kinds(
+                [(vec![drift(r, 0, 1)], &[]), (vec![drift(r, 0, 1)], &[])],
+                &[]
+            ),
+            [
+                "set redisctl-replication 6379",
+                "set redisctl-replication 6380"
+            ]
+        );
+        // The Sentinel user likewise, independently of the replication user.
+        let s = SENTINEL_USER;
+        assert_eq!(
+            kinds(
+                [
+                    (vec![drift(s, 1, 0), drift(r, 0, 1)], &[]),
+                    (vec![drift(s, 0, 1)], &[])
+                ],
+                &["g"]
+            ),
+            [
+                "add redisctl-sentinel 6379",
+                "set redisctl-replication 6379"
+            ]
+        );
+        assert_eq!(
+            kinds(
+                [(vec![drift(s, 0, 1)], &[]), (vec![drift(s, 0, 1)], &[])],
+                &["g"]
+            ),
+            ["auth-pass g"]
+        );
+        assert_eq!(
+            kinds([(vec![drift(s, 0, 1)], &[]), (vec![], &[])], &[]),
+            ["set redisctl-sentinel 6379"]
+        );
+    }
+}

@@ -440,6 +440,31 @@ mod tests {
     }
 
     #[test]
+    fn internal_password_files_need_acl_users_and_their_own_files() {
+        let e = errors("  password_file: admin.pw\n  replication_password_files: [r.pw]\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("auth.replication_password_files: without ACL users")
+                && e[0].contains("add `users: []`"),
+            "{e:?}"
+        );
+        let e = errors(
+            "  password_file: admin.pw\n  users: []\n  replication_password_files: [r.pw, r.pw]\n  sentinel_password_files: [admin.pw]\n",
+        );
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].contains("replication_password_files[1]: \"r.pw\" is listed twice"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].contains("sentinel_password_files[0]: \"admin.pw\" is auth.password_file"),
+            "{e:?}"
+        );
+        let e = errors("  password_file: admin.pw\n  users: []\n  sentinel_password_files: []\n");
+        assert!(e[0].contains("must list at least one file"), "{e:?}");
+    }
+
+    #[test]
     fn default_user_takes_only_enabled_or_disabled() {
         let e = errors("  password_file: pw\n  default_user: off\n");
         assert_eq!(e.len(), 1, "{e:?}");
