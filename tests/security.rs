@@ -676,4 +676,26 @@ fn swapping_the_replication_password_of_a_loaded_cluster_in_one_apply_refuses_no
     };
     assert!(ping("repl-OLD-pw").contains("WRONGPASS"));
     assert_eq!(ping("repl-NEW-pw").trim(), "PONG");
+
+    // check: every bad password file at once, each at its field, with the way out.
+    let repl = dir.join("repl-new.pw");
+    std::fs::write(&repl, "\n").unwrap();
+    std::fs::set_permissions(dir.join("admin.pw"), std::fs::Permissions::from_mode(0o604)).unwrap();
+    let out = d.run(&["check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("error: auth.password_file: ") && err.contains("(mode 0604)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: auth.replication_password_files[0]: ")
+            && err.contains("the first line (the password) is empty"),
+        "{err}"
+    );
+    assert!(!err.contains(ADMIN) && !err.contains("-pw\n"), "{err}");
+    // Put them back so that the cleanup (destroy) can authenticate.
+    secret(dir, "admin.pw", ADMIN);
+    secret(dir, "repl-new.pw", "repl-NEW-pw");
+    d.ok(&["check"]);
 }
