@@ -32,10 +32,18 @@ pub fn plan(topo: &Topology, obs: &Observed) -> Plan {
         data().any(|(_, o)| o.acl_drift.iter().any(|d| d.user == user && d.to_add > 0))
     };
     let masterauth_stale = data().any(|(_, o)| !o.stale_auth.is_empty());
+    // Groups the topology still declares (one being removed gets SENTINEL REMOVE instead).
+    let stale_groups = |o: &crate::observe::NodeObs| -> Vec<String> {
+        o.stale_auth
+            .iter()
+            .filter(|g| topo.groups.iter().any(|d| &d.name == *g))
+            .cloned()
+            .collect()
+    };
     let sentinels_stale = topo
         .sentinels()
         .filter_map(|s| obs.nodes.get(&s.key))
-        .any(|o| !o.stale_auth.is_empty());
+        .any(|o| !stale_groups(o).is_empty());
     // Until every side uses the new password, the old one must stay accepted.
     let switching = |user: &str| {
         adding(user)
@@ -69,12 +77,11 @@ pub fn plan(topo: &Topology, obs: &Observed) -> Plan {
     }
     if !adding(SENTINEL_USER) {
         for s in topo.sentinels() {
-            if let Some(o) = obs.nodes.get(&s.key)
-                && !o.stale_auth.is_empty()
-            {
+            let groups = obs.nodes.get(&s.key).map(stale_groups).unwrap_or_default();
+            if !groups.is_empty() {
                 p.steps.push(Step::SentinelAuthPass {
                     sentinel: s.key.clone(),
-                    groups: o.stale_auth.clone(),
+                    groups,
                 });
             }
         }
