@@ -22,6 +22,8 @@ host, port, seconds, user, control = sys.argv[1], int(sys.argv[2]), float(sys.ar
 def password():
     with open(control) as f:
         path = f.readline().strip()
+    if not path:  # caught while the test rewrites it: keep the current one
+        return current, pw
     with open(path) as f:
         return path, f.readline().rstrip("\n")
 
@@ -36,6 +38,7 @@ acked = [0] * KEYS
 uncertain = [0] * KEYS
 ops = auth_errors = other_errors = switches = 0
 errors = []
+current, pw = None, None
 current, pw = password()
 client = None
 deadline = time.time() + seconds

@@ -1,36 +1,89 @@
 #!/usr/bin/env python3
 """Independent judge for replication groups: a real Sentinel-aware client (redis-py Sentinel).
 
-usage: sentinel_writer.py PASSWORD SECONDS SENTINEL_PORT...
+usage: sentinel_writer.py PASSWORD SECONDS SENTINEL_PORT... [--user USER CONTROL_FILE]
 Writes w:0, w:1, ... to the master that the Sentinels name, for SECONDS (bounded), counting
 acknowledged writes and client errors (retrying through Sentinel after each error), then
 reads every acknowledged key back from the current master and prints a JSON summary.
+
+With --user, the client authenticates to the group's members as USER with the password in the
+file that CONTROL_FILE names on its first line (re-read before every write; the test switches
+it from the old password file to the new one), never in argv; the Sentinels still take
+PASSWORD. It then makes a fresh client (fresh AUTH) every 50 writes and whenever the file
+changes, and counts authentication errors apart ("auth_errors", "switches").
 """
 import json
 import sys
 import time
 
+import redis
 from redis.sentinel import Sentinel
 
-password, seconds = sys.argv[1], float(sys.argv[2])
-ports = [int(p) for p in sys.argv[3:]]
+args = sys.argv[1:]
+user = control = None
+if "--user" in args:
+    at = args.index("--user")
+    user, control = args[at + 1], args[at + 2]
+    del args[at:at + 3]
+password, seconds = args[0], float(args[1])
+ports = [int(p) for p in args[2:]]
 sentinel = Sentinel(
     [("127.0.0.1", p) for p in ports],
     socket_timeout=0.5,
     sentinel_kwargs={"password": password, "socket_timeout": 0.5},
     password=password,
 )
-acked, errors, i = [], 0, 0
+
+
+def member_password():
+    """(path, password) the members are authenticated with now."""
+    if control is None:
+        return None, password
+    with open(control) as f:
+        path = f.readline().strip()
+    if not path:  # caught while the test rewrites it: keep the current one
+        return current, pw
+    with open(path) as f:
+        return path, f.readline().rstrip("\n")
+
+
+def is_auth(e):
+    text = str(e)
+    return isinstance(e, redis.exceptions.AuthenticationError) or "WRONGPASS" in text or "NOAUTH" in text
+
+
+current, pw = None, password
+current, pw = member_password()
+
+
+def connect(timeout):
+    return sentinel.master_for("mymaster", socket_timeout=timeout, username=user, password=pw)
+
+
+acked, errors, auth_errors, switches, i = [], 0, 0, 0, 0
+messages = []
 deadline = time.monotonic() + seconds
-master = sentinel.master_for("mymaster", socket_timeout=0.5, password=password)
+master = connect(0.5)
 while time.monotonic() < deadline and i < 1_000_000:
+    if control is not None:
+        path, now_pw = member_password()
+        if path != current or i % 50 == 0:
+            if path != current:
+                switches += 1
+            current, pw = path, now_pw
+            master.close()
+            master.connection_pool.disconnect()
+            master = connect(0.5)
     try:
         master.set(f"w:{i}", i)
         acked.append(i)
-    except Exception:  # connection refused, READONLY, NOREPLICAS, timeouts: all count
+    except Exception as e:  # connection refused, READONLY, NOREPLICAS, timeouts: all count
         errors += 1
+        if is_auth(e):
+            auth_errors += 1
+        messages.append(repr(e)[:200])
         time.sleep(0.02)
-        master = sentinel.master_for("mymaster", socket_timeout=0.5, password=password)
+        master = connect(0.5)
     i += 1
 time.sleep(0.5)
 # Read back from the master the Sentinels name once they name one again (the writes may have
@@ -38,7 +91,8 @@ time.sleep(0.5)
 values = None
 for attempt in range(120):
     try:
-        master = sentinel.master_for("mymaster", socket_timeout=2, password=password)
+        _, pw = member_password()
+        master = connect(2)
         pipe = master.pipeline(transaction=False)
         for n in acked:
             pipe.get(f"w:{n}")
@@ -53,4 +107,6 @@ lost = 0
 for n, v in zip(acked, values):
     if v is None or int(v) != n:
         lost += 1
-print(json.dumps({"writes": i, "acknowledged": len(acked), "lost": lost, "errors": errors, "master_port": port}))
+print(json.dumps({"writes": i, "acknowledged": len(acked), "lost": lost, "errors": errors,
+                  "auth_errors": auth_errors, "switches": switches, "master_port": port,
+                  "messages": messages[:5]}))

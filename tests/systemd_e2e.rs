@@ -529,6 +529,55 @@ fn crash_safe_restart_by_systemd(c: &Container) {
     c.ok(&format!("redisctl destroy {CRASH} --yes"));
 }
 
+/// Under systemd a data node's secrets.conf stays root's (0600) in the state directory: the
+/// unit loads it as a credential (LoadCredential=) and redis-server reads it from its private
+/// credentials directory (`--include %d/secrets.conf`). The password is in no argv, no
+/// environment, no journal line and no file the service's user can read, except the
+/// Sentinels' own config (Sentinel rewrites it, auth-pass included: docs/security.md).
+fn secrets_are_credentials(c: &Container) {
+    let pw = "example-only-change-me";
+    let dir = "/var/lib/redisctl/local-sentinel/local";
+    for port in [6379, 6380, 6381] {
+        assert_eq!(
+            c.ok(&format!("stat -c '%a %U:%G' {dir}/{port}/secrets.conf"))
+                .trim(),
+            "600 root:root",
+            "{port}"
+        );
+        let read = c.sh(&format!(
+            "runuser -u redis -- cat {dir}/{port}/secrets.conf"
+        ));
+        assert!(
+            !read.status.success(),
+            "{port}: the redis user reads secrets.conf"
+        );
+        let pid = c.show(&format!("redis@{port}"))["MainPID"].clone();
+        // redis-server overwrites its argv with its title; the credential is where the
+        // unit's ExecStart names it (%d).
+        c.ok(&format!(
+            "test -s /run/credentials/redis@{port}.service/secrets.conf"
+        ));
+        let leaks = c.sh(&format!(
+            "grep -a -c -e {pw} /proc/{pid}/cmdline /proc/{pid}/environ {dir}/{port}/redis.conf; journalctl -u redis@{port} --no-pager | grep -c -e {pw}"
+        ));
+        assert!(
+            text(&leaks).lines().all(|l| l.ends_with(":0") || l == "0"),
+            "{port}: {}",
+            text(&leaks)
+        );
+        // The password is in force.
+        assert!(
+            c.ok(&format!("redis-cli -p {port} ping"))
+                .contains("NOAUTH")
+        );
+    }
+    assert_eq!(
+        c.ok(&format!("stat -c '%a %U' {dir}/26379/sentinel.conf"))
+            .trim(),
+        "600 redis"
+    );
+}
+
 fn cluster_ok(c: &Container, port: u16) -> bool {
     text(&c.sh(&format!("redis-cli -p {port} cluster info"))).contains("cluster_state:ok")
 }
@@ -596,6 +645,7 @@ fn appliance_on_real_systemd() {
         assert_eq!(c.show(unit)["ActiveState"], "active", "{unit}");
     }
     c.ok(&format!("redisctl check {SENTINEL}"));
+    secrets_are_credentials(&c);
     c.ok(&format!("redisctl destroy {SENTINEL} --yes"));
 
     // The cluster example, systemd chosen automatically.

@@ -174,6 +174,9 @@ pub fn decide(topo: &Topology, plan: &Plan, obs: &Observed, facts: &Facts) -> De
             Step::WriteConfig { .. }
             | Step::ConfigSet { .. }
             | Step::AclSetUser { .. }
+            | Step::AclAddPasswords { .. }
+            | Step::SetMasterAuth { .. }
+            | Step::SentinelAuthPass { .. }
             | Step::SentinelMonitor { .. }
             | Step::SentinelSet { .. }
             | Step::Forget { .. } => majority.clone(),

@@ -37,15 +37,22 @@ pub fn read_password(file: &Path, t: &Topology) -> Result<Option<String>, Topolo
         .map_err(|m| located(file, "auth.password_file", m))
 }
 
-/// Everything the password files hold: `auth.password_file` and, for each ACL user, the
-/// SHA-256 of the first line of each of its `password_files` (each checked like
-/// `auth.password_file`; every bad file is reported, each at its field).
+/// Everything the password files hold: `auth.password_file`, for each ACL user the SHA-256
+/// of the first line of each of its `password_files`, and the replication and Sentinel
+/// users' passwords (each file checked like `auth.password_file`; every bad file is
+/// reported at once, each at its field).
 pub fn read_secrets(file: &Path, t: &Topology) -> Result<Option<Secrets>, TopologyError> {
-    let Some(password) = read_password(file, t)? else {
-        return Ok(None);
+    let mut diagnostics = Vec::new();
+    // A bad password_file is reported with every other bad file, not alone.
+    let password = match read_password(file, t) {
+        Ok(None) => return Ok(None),
+        Ok(Some(pw)) => pw,
+        Err(e) => {
+            diagnostics.extend(e.diagnostics);
+            String::new()
+        }
     };
     let mut users = std::collections::BTreeMap::new();
-    let mut diagnostics = Vec::new();
     let acl = t.auth.as_ref().and_then(|a| a.acl.as_ref());
     for (i, u) in acl.iter().flat_map(|a| a.users.iter()).enumerate() {
         let mut hashes = Vec::new();
@@ -58,10 +65,33 @@ pub fn read_secrets(file: &Path, t: &Topology) -> Result<Option<Secrets>, Topolo
         }
         users.insert(u.name.clone(), hashes);
     }
+    let mut internal = |field: &str, paths: &[std::path::PathBuf]| {
+        let mut v = Vec::new();
+        for (j, path) in paths.iter().enumerate() {
+            match first_line(path) {
+                Ok(pw) => v.push(pw),
+                Err(m) => {
+                    diagnostics.extend(located(file, &format!("auth.{field}[{j}]"), m).diagnostics)
+                }
+            }
+        }
+        v
+    };
+    let replication = acl
+        .map(|a| internal("replication_password_files", &a.replication_password_files))
+        .unwrap_or_default();
+    let sentinel = acl
+        .map(|a| internal("sentinel_password_files", &a.sentinel_password_files))
+        .unwrap_or_default();
     if !diagnostics.is_empty() {
         return Err(TopologyError { diagnostics });
     }
-    Ok(Some(Secrets { password, users }))
+    Ok(Some(Secrets {
+        password,
+        users,
+        replication,
+        sentinel,
+    }))
 }
 
 /// The first line of an owner-only password file, or why it cannot be used.
@@ -163,6 +193,53 @@ mod tests {
         assert!(e.contains("No such file"), "{e}");
         let (file, t) = topo(dir.path(), Some(0o600), "\nsecond line\n");
         assert!(error(&file, &t).ends_with("the first line (the password) is empty"));
+    }
+
+    #[test]
+    fn every_bad_password_file_is_reported_at_once_at_its_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let file = d.join("t.yaml");
+        let src = "name: t\nhosts:\n  - {name: a, address: 127.0.0.1}\nauth:\n  password_file: pw\n  users:\n    - name: app\n      password_files: [empty.pw, open.pw, missing.pw, dir.pw, ok.pw]\n  replication_password_files: [repl.pw]\n  sentinel_password_files: [ok.pw]\ncluster: {shards: 3, replicas: 0, ports: 7000-7002}\n";
+        std::fs::write(&file, src).unwrap();
+        let put = |name: &str, text: &str, mode: u32| {
+            std::fs::write(d.join(name), text).unwrap();
+            std::fs::set_permissions(d.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        put("pw", "admin\n", 0o644);
+        put("empty.pw", "", 0o600);
+        put("open.pw", "x\n", 0o640);
+        put("ok.pw", "x\n", 0o600);
+        put("repl.pw", "\n", 0o400);
+        std::fs::create_dir(d.join("dir.pw")).unwrap();
+        let t = crate::topology::load(&file).unwrap().topology;
+        let e = read_secrets(&file, &t).unwrap_err();
+        let got: Vec<(String, String)> = e
+            .diagnostics
+            .iter()
+            .map(|x| (x.path.clone(), x.message.clone()))
+            .collect();
+        let fields: Vec<&str> = got.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "auth.password_file",
+                "auth.users[0].password_files[0]",
+                "auth.users[0].password_files[1]",
+                "auth.users[0].password_files[2]",
+                "auth.users[0].password_files[3]",
+                "auth.replication_password_files[0]",
+            ],
+            "{got:#?}"
+        );
+        assert!(got[0].1.contains("open to others (mode 0644)"), "{got:?}");
+        assert!(got[1].1.ends_with("the first line (the password) is empty"));
+        assert!(got[2].1.contains("(mode 0640)") && got[2].1.contains("chmod 600"));
+        assert!(got[3].1.contains("No such file"), "{got:?}");
+        assert!(got[4].1.ends_with("is not a regular file"), "{got:?}");
+        assert!(got[5].1.ends_with("is empty"), "{got:?}");
+        // Each located at its line.
+        assert!(e.diagnostics.iter().all(|x| x.line.is_some()), "{e:?}");
     }
 
     #[test]

@@ -613,23 +613,31 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
                 .as_ref()
                 .map(|s| render::acl::users(&topology, s))
                 .unwrap_or_default(),
+            auth_pass: secrets
+                .as_ref()
+                .map(|s| render::acl::masterauth(&topology, s)),
         })
         .collect();
-    targets.extend(topology.sentinels().map(|s| Target {
-        managed: Managed {
-            key: s.key.clone(),
-            address: s.address,
-            port: s.port,
-            paths: InstancePaths::sentinel(&state_dir, &s.key),
-            binary: sentinel_binary.clone(),
-            config_via_stdin: false,
-        },
-        endpoint: s.endpoint(),
-        local: here(&s.key.host, s.address),
-        rendered: render::sentinel_files(&topology, &state_dir, s, log, secrets.as_ref()),
-        kind: TargetKind::Sentinel,
-        live_params: Vec::new(),
-        acl: Vec::new(),
+    targets.extend(topology.sentinels().map(|s| {
+        Target {
+            managed: Managed {
+                key: s.key.clone(),
+                address: s.address,
+                port: s.port,
+                paths: InstancePaths::sentinel(&state_dir, &s.key),
+                binary: sentinel_binary.clone(),
+                config_via_stdin: false,
+            },
+            endpoint: s.endpoint(),
+            local: here(&s.key.host, s.address),
+            rendered: render::sentinel_files(&topology, &state_dir, s, log, secrets.as_ref()),
+            kind: TargetKind::Sentinel,
+            live_params: Vec::new(),
+            acl: Vec::new(),
+            auth_pass: secrets
+                .as_ref()
+                .map(|s| render::acl::sentinel_pass(&topology, s)),
+        }
     }));
     Ok(Context {
         topology,
@@ -725,6 +733,13 @@ fn render_cmd(cli: &Cli, file: &Path, dir: Option<&Path>, out: &Printer) -> anyh
                 )
             })
             .collect(),
+        replication: a
+            .acl
+            .iter()
+            .flat_map(|acl| &acl.replication_password_files)
+            .map(|_| redacted.to_string())
+            .collect(),
+        sentinel: Vec::new(),
     });
     let pw = secrets.as_ref();
     let mut written = Vec::new();

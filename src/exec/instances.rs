@@ -215,4 +215,39 @@ impl Context {
         }
         Ok(())
     }
+
+    pub(super) async fn ensure_passwords_added(
+        &self,
+        node: &InstanceKey,
+        user: &str,
+    ) -> Result<(), StepError> {
+        let t = self.target(node);
+        let Some(u) = t.acl.iter().find(|u| u.name == user) else {
+            return Ok(());
+        };
+        // The declared user whole, with the passwords it accepts now kept (read
+        // back first): nobody authenticating with the old password is refused.
+        let mut c = self.conn(node).await?;
+        let live = c
+            .cmd(&["ACL".to_string(), "GETUSER".into(), u.name.clone()])
+            .await?;
+        let mut keep = u.clone();
+        if let Some(view) = crate::observe::acl::parse_getuser(&live) {
+            keep.hashes
+                .extend(view.hashes.into_iter().filter(|h| !u.hashes.contains(h)));
+        }
+        let mut args = vec!["ACL".to_string(), "SETUSER".into(), u.name.clone()];
+        args.extend(keep.setuser_args());
+        c.cmd(&args).await?;
+        Ok(())
+    }
+
+    pub(super) async fn ensure_master_auth(&self, node: &InstanceKey) -> Result<(), StepError> {
+        let Some(pass) = &self.target(node).auth_pass else {
+            return Ok(());
+        };
+        let mut c = self.conn(node).await?;
+        c.cmd(&["CONFIG", "SET", "masterauth", pass]).await?;
+        Ok(())
+    }
 }

@@ -482,6 +482,11 @@ impl Context {
             Step::ConfigSet { node, params } => self.ensure_config_set(node, params).await,
             Step::AclSetUser { node, users, .. } => self.ensure_acl_users(node, users).await,
             Step::ReplicaOf { node, master } => self.ensure_replica_of(node, master).await,
+            Step::AclAddPasswords { node, user } => self.ensure_passwords_added(node, user).await,
+            Step::SetMasterAuth { node } => self.ensure_master_auth(node).await,
+            Step::SentinelAuthPass { sentinel, groups } => {
+                self.ensure_sentinel_auth_pass(sentinel, groups).await
+            }
             Step::SentinelMonitor {
                 sentinel,
                 group,

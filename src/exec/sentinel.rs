@@ -44,7 +44,10 @@ impl Context {
             "parallel-syncs".into(),
             sc.parallel_syncs.to_string(),
         ];
-        args.extend(crate::render::acl::sentinel_auth(self.password.as_ref()));
+        args.extend(crate::render::acl::sentinel_auth(
+            self.password.as_ref().is_some_and(|c| c.user.is_some()),
+            self.target(sentinel).auth_pass.as_deref(),
+        ));
         c.cmd(&args).await?;
         Ok(())
     }
@@ -78,5 +81,21 @@ impl Context {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    pub(super) async fn ensure_sentinel_auth_pass(
+        &self,
+        sentinel: &InstanceKey,
+        groups: &[String],
+    ) -> Result<(), StepError> {
+        let acl = self.password.as_ref().is_some_and(|c| c.user.is_some());
+        let pass = self.target(sentinel).auth_pass.as_deref();
+        let mut c = self.conn(sentinel).await?;
+        for g in groups {
+            let mut args: Vec<String> = vec!["SENTINEL".into(), "SET".into(), g.clone()];
+            args.extend(crate::render::acl::sentinel_auth(acl, pass));
+            c.cmd(&args).await?;
+        }
+        Ok(())
     }
 }

@@ -120,6 +120,7 @@ mod tests {
             sentinel: None,
             live_drift: Vec::new(),
             acl_drift: Vec::new(),
+            stale_auth: Vec::new(),
         }
     }
 

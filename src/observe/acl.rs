@@ -24,6 +24,48 @@ pub const PROBE_USER: &str = "redisctl-probe";
 pub struct AclDrift {
     pub user: String,
     pub why: String,
+    /// Declared passwords the live user does not accept yet.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub to_add: usize,
+    /// Live passwords the topology no longer declares.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub to_remove: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// The monitored `groups` whose `sentinel auth-pass` in a Sentinel's own config file (as it
+/// rewrites it) is not `want`. Sentinel 7.0 has no command that reads auth-pass back, so the
+/// file is the only witness; only a local Sentinel's can be read.
+pub fn stale_auth_pass(config: &str, groups: &[&str], want: &str) -> Vec<String> {
+    let mut have: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for line in config.lines() {
+        let mut w = line.trim().splitn(3, ' ');
+        if let (Some("sentinel"), Some("auth-pass"), Some(rest)) = (w.next(), w.next(), w.next())
+            && let Some((name, pass)) = rest.split_once(' ')
+        {
+            have.insert(name, pass.trim());
+        }
+    }
+    groups
+        .iter()
+        .filter(|g| have.get(*g).copied() != Some(want))
+        .map(|g| g.to_string())
+        .collect()
+}
+
+/// Declared password hashes missing live, and live ones not declared.
+pub fn password_delta(declared: &AclUser, live: Option<&UserView>) -> (usize, usize) {
+    let want: BTreeSet<&String> = declared.hashes.iter().collect();
+    match live {
+        None => (want.len(), 0),
+        Some(l) => (
+            want.iter().filter(|h| !l.hashes.contains(**h)).count(),
+            l.hashes.iter().filter(|h| !want.contains(h)).count(),
+        ),
+    }
 }
 
 /// `ACL GETUSER` as the fields redisctl compares.
@@ -167,9 +209,12 @@ pub async fn drift(c: &mut Conn, declared: &[AclUser]) -> Result<Vec<AclDrift>, 
             _ => Some("cannot normalise the declared rules".into()),
         };
         if let Some(why) = why {
+            let (to_add, to_remove) = password_delta(u, live_view.as_ref());
             out.push(AclDrift {
                 user: u.name.clone(),
                 why,
+                to_add,
+                to_remove,
             });
         }
     }
@@ -210,6 +255,17 @@ mod tests {
             channels: vec![],
             commands: vec!["+@read".into()],
         }
+    }
+
+    #[test]
+    fn auth_pass_is_read_from_the_config_sentinel_rewrote() {
+        // As redis-sentinel 7.0 rewrites it after SENTINEL SET … auth-pass.
+        let conf = "port 26379\nsentinel monitor g1 127.0.0.1 6379 2\nsentinel auth-pass g1 new-pw\nsentinel auth-user g1 redisctl-sentinel\nsentinel monitor g2 127.0.0.1 6389 2\nsentinel auth-pass g2 old-pw\n";
+        assert_eq!(
+            stale_auth_pass(conf, &["g1", "g2", "g3"], "new-pw"),
+            ["g2", "g3"]
+        );
+        assert!(stale_auth_pass(conf, &["g1"], "new-pw").is_empty());
     }
 
     #[test]

@@ -121,6 +121,11 @@ pub struct NodeObs {
     /// Declared ACL users that differ from the live ones (observe/acl.rs).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub acl_drift: Vec<acl::AclDrift>,
+    /// Passwords this instance authenticates with that are not the declared ones (never the
+    /// passwords themselves): `masterauth` on a Redis instance, or the groups whose
+    /// `auth-pass` differs on a local Sentinel (read from its own config file).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stale_auth: Vec<String>,
 }
 
 /// A group member: its replication state from INFO.
@@ -177,6 +182,9 @@ pub struct Target {
     pub live_params: Vec<(String, String)>,
     /// Declared ACL users (Redis instances, with `auth.users`).
     pub acl: Vec<crate::render::acl::AclUser>,
+    /// The password this instance authenticates with: `masterauth` (Redis instances) or the
+    /// groups' `auth-pass` (Sentinels). Compared, never printed.
+    pub auth_pass: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,6 +231,7 @@ impl Observer {
                 sentinel: None,
                 live_drift: Vec::new(),
                 acl_drift: Vec::new(),
+                stale_auth: Vec::new(),
             });
             nodes.insert(t.managed.key.clone(), obs);
         }
@@ -268,6 +277,7 @@ async fn observe_one(
         sentinel: None,
         live_drift: Vec::new(),
         acl_drift: Vec::new(),
+        stale_auth: Vec::new(),
     };
     let result: Result<(), FetchError> = async {
         // Sentinels keep `requirepass`: redisctl is their default user.
@@ -286,6 +296,33 @@ async fn observe_one(
         }
         if t.kind != TargetKind::Sentinel {
             obs.acl_drift = acl::drift(&mut c, &t.acl).await?;
+        }
+        if let Some(want) = &t.auth_pass {
+            obs.stale_auth = match t.kind {
+                TargetKind::Sentinel if t.local => {
+                    let groups: Vec<&str> = obs
+                        .sentinel
+                        .iter()
+                        .flat_map(|s| &s.masters)
+                        .map(|m| m.name.as_str())
+                        .collect();
+                    let text = std::fs::read_to_string(&m.paths.config).unwrap_or_default();
+                    acl::stale_auth_pass(&text, &groups, want)
+                }
+                TargetKind::Sentinel => Vec::new(),
+                _ => {
+                    let r = c.cmd(&["CONFIG", "GET", "masterauth"]).await?;
+                    let have = match &r {
+                        resp::Value::Array(items) => items.get(1).and_then(resp::Value::as_text),
+                        _ => None,
+                    };
+                    if have.as_deref() == Some(want.as_str()) {
+                        Vec::new()
+                    } else {
+                        vec!["masterauth".to_string()]
+                    }
+                }
+            };
         }
         Ok(())
     }

@@ -113,6 +113,7 @@ impl GroupSim {
             sentinel: None,
             live_drift: Vec::new(),
             acl_drift: Vec::new(),
+            stale_auth: Vec::new(),
         };
         for (k, m) in &self.members {
             let (ip, port) = self.addr(k);

@@ -114,6 +114,19 @@ pub enum Step {
         /// How each differs (never a password or hash).
         why: Vec<String>,
     },
+    /// Let redisctl's internal user `user` (replication or Sentinel) on `node` accept its
+    /// declared passwords too, keeping those it has (`ACL SETUSER user #<hash>…`): the first
+    /// phase of a rotation, planned before anyone switches to the new password.
+    AclAddPasswords { node: InstanceKey, user: String },
+    /// `CONFIG SET masterauth` to the declared replication password (live; the replica uses
+    /// it at its next connection to its master). Planned once every instance accepts it.
+    SetMasterAuth { node: InstanceKey },
+    /// `SENTINEL SET <group> auth-pass` to the declared Sentinel password (live). Planned
+    /// once every instance accepts it.
+    SentinelAuthPass {
+        sentinel: InstanceKey,
+        groups: Vec<String>,
+    },
     /// `REPLICAOF` on a live group member.
     ReplicaOf {
         node: InstanceKey,
@@ -176,6 +189,9 @@ impl Step {
             Step::WaitGroups { .. } => "wait_groups",
             Step::WaitConverged { .. } => "wait_converged",
             Step::AclSetUser { .. } => "acl_set_user",
+            Step::AclAddPasswords { .. } => "acl_add_passwords",
+            Step::SetMasterAuth { .. } => "set_masterauth",
+            Step::SentinelAuthPass { .. } => "sentinel_auth_pass",
         }
     }
 
@@ -190,6 +206,8 @@ impl Step {
             | Step::WriteConfig { node }
             | Step::ConfigSet { node, .. }
             | Step::AclSetUser { node, .. }
+            | Step::AclAddPasswords { node, .. }
+            | Step::SetMasterAuth { node }
             | Step::ReplicaOf { node, .. } => Some(node),
             // The host that is about to restart `from` promotes its replacement first.
             Step::TakeOver { from, .. }
@@ -197,7 +215,8 @@ impl Step {
             | Step::PromoteReplica { from, .. } => Some(from),
             Step::SentinelMonitor { sentinel, .. }
             | Step::SentinelSet { sentinel, .. }
-            | Step::SentinelRemove { sentinel, .. } => Some(sentinel),
+            | Step::SentinelRemove { sentinel, .. }
+            | Step::SentinelAuthPass { sentinel, .. } => Some(sentinel),
             _ => None,
         }
     }
@@ -269,6 +288,19 @@ impl fmt::Display for Step {
                 f,
                 "update ACL users on {node} (live, no restart): {}",
                 why.join(", ")
+            ),
+            Step::AclAddPasswords { node, user } => write!(
+                f,
+                "let {user} on {node} accept its new password too (live, the old one stays until every side has switched)"
+            ),
+            Step::SetMasterAuth { node } => write!(
+                f,
+                "switch {node} to the new replication password (CONFIG SET masterauth, live)"
+            ),
+            Step::SentinelAuthPass { sentinel, groups } => write!(
+                f,
+                "Sentinel {sentinel}: switch to the new password for {} (SENTINEL SET auth-pass, live)",
+                groups.join(", ")
             ),
             Step::ReplicaOf { node, master } => write!(f, "make {node} replicate from {master}"),
             Step::SentinelMonitor {

@@ -209,6 +209,7 @@ impl Sim {
                 sentinel: None,
                 live_drift: drift.into_iter().collect(),
                 acl_drift: Vec::new(),
+                stale_auth: Vec::new(),
             };
             nodes.insert(inst.key.clone(), obs);
         }

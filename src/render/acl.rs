@@ -3,9 +3,11 @@
 //! (redisctl's password, the SHA-256 of each user's passwords) are read by the CLI and given.
 //!
 //! Only hashes (`#<sha256>`) of application passwords are ever rendered. The replication and
-//! Sentinel users' passwords are derived from redisctl's own password, so nobody has to keep
-//! them and no extra file exists; they are plaintext only where Redis needs them
-//! (`masterauth` in secrets.conf, `auth-pass` in the Sentinels' 0600 file).
+//! Sentinel users' passwords come from `auth.replication_password_files` /
+//! `auth.sentinel_password_files` when declared, else they are derived from redisctl's own
+//! password (nobody has to keep them, no extra file exists); they are plaintext only where
+//! Redis needs them (`masterauth` in secrets.conf, `auth-pass` in the Sentinels' 0600 file).
+//! Every listed password is accepted; the last one is the one replicas and Sentinels use.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,6 +24,32 @@ pub struct Secrets {
     pub password: String,
     /// Each declared user's password hashes (SHA-256, hex), in `password_files` order.
     pub users: BTreeMap<String, Vec<String>>,
+    /// `auth.replication_password_files`' passwords in order; empty: derived.
+    pub replication: Vec<String>,
+    /// `auth.sentinel_password_files`' passwords in order; empty: derived.
+    pub sentinel: Vec<String>,
+}
+
+impl Secrets {
+    /// Every password `user` (redisctl-replication or redisctl-sentinel) accepts, in order;
+    /// the last is the one replicas / Sentinels authenticate with.
+    pub fn internal(&self, user: &str) -> Vec<String> {
+        let declared = if user == REPLICATION_USER {
+            &self.replication
+        } else {
+            &self.sentinel
+        };
+        if declared.is_empty() {
+            vec![derived_password(user, &self.password)]
+        } else {
+            declared.clone()
+        }
+    }
+
+    /// The password `user` authenticates with: the last one listed.
+    pub fn active(&self, user: &str) -> String {
+        self.internal(user).pop().unwrap_or_default()
+    }
 }
 
 impl fmt::Debug for Secrets {
@@ -61,18 +89,41 @@ pub const SENTINEL_RULES: &[&str] = &[
     "+script|kill",
 ];
 
+/// The password the Sentinels authenticate to group members with (`auth-pass`): the
+/// Sentinel user's with ACL users, else the shared password.
+pub fn sentinel_pass(topo: &Topology, secrets: &Secrets) -> String {
+    if acl_on(topo) {
+        secrets.active(SENTINEL_USER)
+    } else {
+        secrets.password.clone()
+    }
+}
+
+/// The password replicas authenticate to their master with (`masterauth`).
+pub fn masterauth(topo: &Topology, secrets: &Secrets) -> String {
+    if acl_on(topo) {
+        secrets.active(REPLICATION_USER)
+    } else {
+        secrets.password.clone()
+    }
+}
+
+fn acl_on(topo: &Topology) -> bool {
+    topo.auth.as_ref().is_some_and(|a| a.acl.is_some())
+}
+
 /// `SENTINEL SET … auth-pass` arguments (with `auth-user` when redisctl has ACL users): how
 /// the Sentinels authenticate to a group's members.
-pub fn sentinel_auth(creds: Option<&crate::observe::client::Credentials>) -> Vec<String> {
-    match creds {
+pub fn sentinel_auth(acl: bool, pass: Option<&str>) -> Vec<String> {
+    match pass {
         None => Vec::new(),
-        Some(c) if c.user.is_some() => vec![
+        Some(p) if acl => vec![
             "auth-user".into(),
             SENTINEL_USER.into(),
             "auth-pass".into(),
-            derived_password(SENTINEL_USER, &c.password),
+            p.to_string(),
         ],
-        Some(c) => vec!["auth-pass".into(), c.password.clone()],
+        Some(p) => vec!["auth-pass".into(), p.to_string()],
     }
 }
 
@@ -164,10 +215,11 @@ pub fn users(topo: &Topology, secrets: &Secrets) -> Vec<AclUser> {
         AclUser {
             name: REPLICATION_USER.into(),
             enabled: true,
-            hashes: vec![sha256_hex(&derived_password(
-                REPLICATION_USER,
-                &secrets.password,
-            ))],
+            hashes: secrets
+                .internal(REPLICATION_USER)
+                .iter()
+                .map(|p| sha256_hex(p))
+                .collect(),
             keys: Vec::new(),
             channels: Vec::new(),
             commands: strs(REPLICATION_RULES),
@@ -175,10 +227,11 @@ pub fn users(topo: &Topology, secrets: &Secrets) -> Vec<AclUser> {
         AclUser {
             name: SENTINEL_USER.into(),
             enabled: true,
-            hashes: vec![sha256_hex(&derived_password(
-                SENTINEL_USER,
-                &secrets.password,
-            ))],
+            hashes: secrets
+                .internal(SENTINEL_USER)
+                .iter()
+                .map(|p| sha256_hex(p))
+                .collect(),
             keys: Vec::new(),
             channels: strs(&["*"]),
             commands: strs(SENTINEL_RULES),
@@ -222,7 +275,7 @@ pub fn secrets_conf(topo: &Topology, secrets: &Secrets) -> String {
     let _ = writeln!(
         c,
         "masterauth {}",
-        super::quote(&derived_password(REPLICATION_USER, &secrets.password))
+        super::quote(&secrets.active(REPLICATION_USER))
     );
     c
 }
@@ -254,6 +307,8 @@ mod tests {
                 vec![sha256_hex("old"), sha256_hex("new")],
             )]
             .into(),
+            replication: Vec::new(),
+            sentinel: Vec::new(),
         };
         let text = secrets_conf(&t, &secrets);
         assert!(!text.contains("adminpw") && !text.contains("old\n"));

@@ -18,7 +18,8 @@ use crate::topology::{Instance, InstanceKey, SentinelInstance, Topology};
 pub enum LogTarget {
     /// `<instance dir>/redis.log` and `redis.pid` (process supervisor).
     File,
-    /// stdout, collected by the service manager (systemd journal).
+    /// stdout, collected by the service manager (systemd journal); secrets come as the
+    /// unit's credential, not from the state directory.
     #[cfg_attr(not(test), allow(dead_code))]
     Stdout,
 }
@@ -349,9 +350,21 @@ fn redis_conf(
             let _ = writeln!(c, "{k} {}", quote(v));
         }
     }
-    if with_secrets {
-        let _ = writeln!(c, "\n# requirepass and masterauth (mode 0600)");
-        let _ = writeln!(c, "include {}", quote(&paths.secrets.display().to_string()));
+    match (with_secrets, log) {
+        (false, _) => {}
+        (true, LogTarget::File) => {
+            let _ = writeln!(c, "\n# requirepass and masterauth (mode 0600)");
+            let _ = writeln!(c, "include {}", quote(&paths.secrets.display().to_string()));
+        }
+        // The unit loads secrets.conf (root's only) as its credential and names it with
+        // `--include` on the command line (render/systemd.rs): the service's user never
+        // reads the state directory's copy.
+        (true, LogTarget::Stdout) => {
+            let _ = writeln!(
+                c,
+                "\n# requirepass and masterauth: the unit's credential secrets.conf (LoadCredential=)"
+            );
+        }
     }
     c
 }
@@ -402,6 +415,8 @@ mod tests {
         let secrets = Secrets {
             password: "s3cr\"et".into(),
             users: Default::default(),
+            replication: Vec::new(),
+            sentinel: Vec::new(),
         };
         let files = instance_files(&topo, state, insts[1], LogTarget::Stdout, Some(&secrets));
         golden(

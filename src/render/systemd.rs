@@ -80,6 +80,8 @@ pub struct DropIn<'a> {
     pub hook: Option<StartHook<'a>>,
     /// The instance's port (names the hook's options file).
     pub port: u16,
+    /// Data nodes with a password: secrets.conf, loaded as the unit's credential.
+    pub secrets: Option<&'a Path>,
 }
 
 /// The first line of every drop-in redisctl writes.
@@ -168,13 +170,28 @@ pub fn drop_in(d: &DropIn) -> Result<String, UnitError> {
         "ExecStartPre=+/bin/chown -R {user}:{user} {dir}",
         user = d.user
     );
+    let secrets = match (d.kind, d.secrets) {
+        (UnitKind::Server, Some(p)) => Some(checked(p)?),
+        _ => None,
+    };
+    if let Some(secrets) = secrets {
+        // systemd (root) reads the secrets and hands them to the service in its credentials
+        // directory (%d, private to the unit); the state directory's copy stays root's.
+        let _ = writeln!(c, "ExecStartPre=+/bin/chown root:root {secrets}");
+        let _ = writeln!(c, "LoadCredential=secrets.conf:{secrets}");
+    }
     match d.kind {
         UnitKind::Server => {
             let _ = writeln!(c, "StandardInput=file:{config}");
             let _ = writeln!(c, "ExecStart=");
+            let include = if secrets.is_some() {
+                " --include %d/secrets.conf"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 c,
-                "ExecStart={binary} - --supervised systemd --daemonize no $REDISCTL_ARGS"
+                "ExecStart={binary} -{include} --supervised systemd --daemonize no $REDISCTL_ARGS"
             );
         }
         UnitKind::Sentinel => {
@@ -264,6 +281,7 @@ mod tests {
             user: "redis",
             hook,
             port: 7000,
+            secrets: Some(&dir.join("secrets.conf")),
         })
     }
 
@@ -297,6 +315,7 @@ mod tests {
             user: "redis",
             hook: None,
             port: 26379,
+            secrets: None,
         })
         .unwrap();
         golden("sentinel@26379.service.d-redisctl.conf", &text);

@@ -435,6 +435,12 @@ impl Supervisor for SystemdSupervisor {
                 host: &m.key.host,
             }),
             port: m.port,
+            // Written by redisctl before every start it asks for.
+            secrets: m
+                .paths
+                .secrets
+                .exists()
+                .then_some(m.paths.secrets.as_path()),
         })
         .map_err(|e| Self::err(m, e.to_string()))?;
         let start_args = units::start_args(args).map_err(|e| Self::err(m, e.to_string()))?;

@@ -159,6 +159,10 @@ pub struct Acl {
     /// The `default` user keeps `auth.password_file` and every permission; else it is off.
     pub default_user_enabled: bool,
     pub users: Vec<User>,
+    /// `redisctl-replication`'s password files; empty: derived from `password_file`.
+    pub replication_password_files: Vec<PathBuf>,
+    /// `redisctl-sentinel`'s password files; empty: derived from `password_file`.
+    pub sentinel_password_files: Vec<PathBuf>,
 }
 
 /// An application's ACL user, checked: known commands and categories, patterns without

@@ -199,6 +199,15 @@ pub struct RawAuth {
     /// `redisctl-sentinel`).
     #[serde(default)]
     pub users: Option<Vec<RawUser>>,
+    /// Files holding the password of `redisctl-replication` (replicas → masters,
+    /// `masterauth`). Every listed password is accepted; replicas use the last one. Two
+    /// files while it is rotated. Default: derived from `password_file`. Needs ACL users.
+    #[serde(default)]
+    pub replication_password_files: Option<Vec<String>>,
+    /// Files holding the password of `redisctl-sentinel` (Sentinels → group members,
+    /// `auth-pass`), like `replication_password_files`.
+    #[serde(default)]
+    pub sentinel_password_files: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]

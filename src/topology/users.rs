@@ -144,12 +144,84 @@ pub fn validate_auth(a: &RawAuth, base_dir: &Path, out: &mut Vec<Problem>) -> Au
         Acl {
             default_user_enabled: a.default_user != Some(DefaultUser::Disabled),
             users,
+            replication_password_files: internal_files(
+                a,
+                "replication_password_files",
+                a.replication_password_files.as_deref(),
+                base_dir,
+                out,
+            ),
+            sentinel_password_files: internal_files(
+                a,
+                "sentinel_password_files",
+                a.sentinel_password_files.as_deref(),
+                base_dir,
+                out,
+            ),
         }
     });
+    if !acl_on {
+        for (field, v) in [
+            ("replication_password_files", &a.replication_password_files),
+            ("sentinel_password_files", &a.sentinel_password_files),
+        ] {
+            if v.is_some() {
+                err(
+                    out,
+                    format!("auth.{field}"),
+                    "without ACL users replicas and Sentinels use `password_file` itself; add `users: []` (or `default_user`) to give them their own users and passwords",
+                );
+            }
+        }
+    }
     Auth {
         password_file: base_dir.join(&a.password_file),
         acl,
     }
+}
+
+/// The password files of one of redisctl's internal users (replication, Sentinel): like an
+/// application user's, and never `password_file` (redisctl's own, with every permission).
+fn internal_files(
+    a: &RawAuth,
+    field: &str,
+    list: Option<&[String]>,
+    base_dir: &Path,
+    out: &mut Vec<Problem>,
+) -> Vec<std::path::PathBuf> {
+    let Some(list) = list else {
+        return Vec::new();
+    };
+    if list.is_empty() {
+        err(
+            out,
+            format!("auth.{field}"),
+            "must list at least one file (or leave the field out: the password is then derived from password_file)",
+        );
+    }
+    let mut files: HashMap<&str, usize> = HashMap::new();
+    for (j, f) in list.iter().enumerate() {
+        let fpath = format!("auth.{field}[{j}]");
+        if f.trim().is_empty() {
+            err(out, &fpath, "must not be empty");
+        } else if let Some(first) = files.insert(f.as_str(), j) {
+            err(
+                out,
+                &fpath,
+                format!("{} is listed twice (also [{first}])", show(f)),
+            );
+        } else if base_dir.join(f) == base_dir.join(&a.password_file) {
+            err(
+                out,
+                &fpath,
+                format!(
+                    "{} is auth.password_file, the password of redisctl's own user (every permission); give this user its own file",
+                    show(f)
+                ),
+            );
+        }
+    }
+    list.iter().map(|f| base_dir.join(f)).collect()
 }
 
 fn check_name(name: &str, path: &str, out: &mut Vec<Problem>) {
@@ -365,6 +437,31 @@ mod tests {
             "t.yaml:18:13: error: auth.users[4].name: `default` is Redis' built-in user: set `auth.default_user: enabled|disabled` instead",
         ];
         assert_eq!(e, want, "{e:#?}");
+    }
+
+    #[test]
+    fn internal_password_files_need_acl_users_and_their_own_files() {
+        let e = errors("  password_file: admin.pw\n  replication_password_files: [r.pw]\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("auth.replication_password_files: without ACL users")
+                && e[0].contains("add `users: []`"),
+            "{e:?}"
+        );
+        let e = errors(
+            "  password_file: admin.pw\n  users: []\n  replication_password_files: [r.pw, r.pw]\n  sentinel_password_files: [admin.pw]\n",
+        );
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].contains("replication_password_files[1]: \"r.pw\" is listed twice"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].contains("sentinel_password_files[0]: \"admin.pw\" is auth.password_file"),
+            "{e:?}"
+        );
+        let e = errors("  password_file: admin.pw\n  users: []\n  sentinel_password_files: []\n");
+        assert!(e[0].contains("must list at least one file"), "{e:?}");
     }
 
     #[test]
