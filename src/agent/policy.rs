@@ -24,6 +24,9 @@ pub enum Withheld {
     BackingOff { failures: u32, retry_in_secs: u64 },
     /// A wait for the whole deployment to settle: the next round looks again instead.
     Gate,
+    /// A step of a maintenance command (drain, undrain, failover, restart --rolling): only
+    /// that command, run by a person, takes it.
+    Maintenance,
 }
 
 impl fmt::Display for Withheld {
@@ -36,6 +39,7 @@ impl fmt::Display for Withheld {
             ),
             Withheld::SystemdRestarting(k) => write!(f, "systemd is restarting {k}"),
             Withheld::Gate => write!(f, "the next round checks instead"),
+            Withheld::Maintenance => write!(f, "a maintenance command's step"),
             Withheld::BackingOff {
                 failures,
                 retry_in_secs,
@@ -190,6 +194,14 @@ pub fn decide(topo: &Topology, plan: &Plan, obs: &Observed, facts: &Facts) -> De
             | Step::AddSlots { .. }
             | Step::Retire { .. }
             | Step::SentinelRemove { .. } => Err(Withheld::NeedsApply),
+            // Never planned by `plan`/`apply`; listed so that a new kind is classified here.
+            Step::ForcedFailover { .. }
+            | Step::MarkDrained { .. }
+            | Step::HoldPromotion { .. }
+            | Step::Stop { .. }
+            | Step::Restart { .. }
+            | Step::WaitCaughtUp { .. }
+            | Step::ClearDrainMark { .. } => Err(Withheld::Maintenance),
         };
         let verdict = verdict.and_then(|()| match (facts.backing_off)(&kind(step)) {
             Some((failures, retry_in_secs)) if !is_gate(step) => Err(Withheld::BackingOff {
