@@ -465,11 +465,11 @@ fn is_replica(obs: &Observed, k: &InstanceKey) -> bool {
     })
 }
 
-/// `redisctl undrain HOST`, one round: start the host's instances as `apply` would and wait
-/// until they have caught up; once they have (a later round, observed afresh), hand the
-/// masters recorded by drain (`masters`) their role back unless `keep_roles`, and clear the
-/// mark. Which of them is a replica is only known once they are back, so the handovers are
-/// planned in the round that finds every instance caught up.
+/// `redisctl undrain HOST`, one round of three: start the host's instances as `apply` would;
+/// then (observed afresh) the rest of the host's part of apply's plan and a wait until they
+/// have caught up; once they have, hand the masters recorded by drain (`masters`) their role
+/// back unless `keep_roles`, and clear the mark. Which of them is a replica is only known once
+/// they are back, so the handovers are planned in the round that finds them caught up.
 pub fn undrain(
     topo: &Topology,
     obs: &Observed,
@@ -481,15 +481,23 @@ pub fn undrain(
     let mut m = Maintenance::default();
     let (data, sentinels) = on_host(topo, host);
     let keys: Vec<InstanceKey> = data.into_iter().chain(sentinels).collect();
-    let starts: Vec<Step> = plan_with(topo, obs, opts)
+    // The host's part of apply's plan: starts, files, live settings, upstreams, monitors.
+    let host_steps: Vec<Step> = plan_with(topo, obs, opts)
         .steps
         .into_iter()
         .filter(|s| s.host_node().is_some_and(|n| n.host == host))
         .collect();
+    let starting = host_steps
+        .iter()
+        .any(|s| matches!(s, Step::Start { .. } | Step::StartReplica { .. }));
     let missing = catching_up(topo, obs, &keys);
-    if !starts.is_empty() || !missing.is_empty() {
-        m.plan.steps = starts;
-        m.push(Step::WaitCaughtUp { nodes: keys });
+    m.plan.steps = host_steps;
+    if starting || !missing.is_empty() {
+        // Started instances report their state (and need their monitors, upstreams and
+        // settings) before anything else is planned for them, as `apply`'s partial plans.
+        if !starting {
+            m.push(Step::WaitCaughtUp { nodes: keys });
+        }
         if !keep_roles && !masters.is_empty() {
             m.plan.notes.push(Note::general(
                 NoteKind::RolesLater,

@@ -327,7 +327,7 @@ impl fmt::Display for Step {
             Step::SentinelFailover { group, to } => {
                 write!(
                     f,
-                    "fail {group} over to its preferred master {to} (Sentinel failover)"
+                    "fail {group} over to {to} (Sentinel failover, writes paused until it has them all)"
                 )
             }
             Step::WaitGroups { groups } => write!(
@@ -350,7 +350,7 @@ impl fmt::Display for Step {
                     "mark {host} drained (apply and restart there start nothing until undrain)"
                 )?;
                 if !masters.is_empty() {
-                    write!(f, "; its masters, restored by undrain: {}", names(masters))?;
+                    write!(f, "; it records its masters now: {}", names(masters))?;
                 }
                 Ok(())
             }
