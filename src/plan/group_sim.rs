@@ -796,3 +796,24 @@ fn group_failover_and_rolling_restart_plans() {
         m.plan
     );
 }
+
+/// A group replica counts as caught up by the one rule (`in_sync`, failing closed): linked
+/// and close behind its master. Far behind, or with its master not answering, it is not.
+#[test]
+fn a_group_replica_far_behind_or_without_a_master_has_not_caught_up() {
+    let mut sim = converged_spread(3);
+    let g = sim.topo.groups[0].clone();
+    let r = g.replicas[0].key.clone();
+    let ready = |sim: &GroupSim| maintenance::catching_up(&sim.topo, &sim.observed(), &[r.clone()]);
+    assert_eq!(ready(&sim), Vec::<String>::new());
+    sim.member(&g.master.key).keys = 5_000_000;
+    let far = ready(&sim);
+    assert!(
+        far.len() == 1 && far[0].contains("resynchronising"),
+        "{far:?}"
+    );
+    sim.sync();
+    assert!(ready(&sim).is_empty());
+    sim.member(&g.master.key).running = false;
+    assert_eq!(ready(&sim).len(), 1, "master down: unknown, not caught up");
+}

@@ -435,8 +435,18 @@ pub fn catching_up(topo: &Topology, obs: &Observed, keys: &[InstanceKey]) -> Vec
             },
             Some(Role::Member(g)) => match &o.repl {
                 None => missing.push(format!("{k} is not answering yet")),
-                Some(r) if !r.is_master && (!r.link_up || r.sync_in_progress) => {
-                    missing.push(format!("{k} ({}) is resynchronising", g.name));
+                Some(r) if !r.is_master => {
+                    // The same rule as a cluster replica's (it used to be "link up and no sync
+                    // running", which let a replica far behind count as caught up).
+                    let upstream = master_of(topo, obs, k)
+                        .and_then(|u| obs.nodes.get(&u)?.repl.as_ref().map(|x| &x.info));
+                    let (synced, lag) = sync_of(upstream, &r.info);
+                    if r.sync_in_progress || synced != Ok(true) {
+                        missing.push(format!(
+                            "{k} ({}) is resynchronising ({lag} behind)",
+                            g.name
+                        ));
+                    }
                 }
                 Some(_) => {}
             },
