@@ -804,7 +804,9 @@ fn a_group_replica_far_behind_or_without_a_master_has_not_caught_up() {
     let mut sim = converged_spread(3);
     let g = sim.topo.groups[0].clone();
     let r = g.replicas[0].key.clone();
-    let ready = |sim: &GroupSim| maintenance::catching_up(&sim.topo, &sim.observed(), &[r.clone()]);
+    let ready = |sim: &GroupSim| {
+        maintenance::catching_up(&sim.topo, &sim.observed(), std::slice::from_ref(&r))
+    };
     assert_eq!(ready(&sim), Vec::<String>::new());
     sim.member(&g.master.key).keys = 5_000_000;
     let far = ready(&sim);
