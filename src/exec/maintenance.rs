@@ -1,7 +1,10 @@
 //! Host maintenance: `drain` (masters off a host, then its instances stopped and the host
 //! marked), `undrain` (back, roles restored) and `restart --rolling` (one instance at a time,
-//! a master only after a safe failover). Built from the executor's own parts: the same safe
-//! failovers as `redisctl failover`, the same slot-move engine, the same Start steps.
+//! a master only after a safe failover). Each is observe → pure plan
+//! (plan::maintenance) → execute, in rounds where the plan needs fresh facts (undrain); this
+//! module runs the maintenance steps (mark, hold promotion, stop, restart, catch-up gate) and
+//! builds the report. It chooses nothing: which replica takes over, which slots move and what
+//! is refused are the plan's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

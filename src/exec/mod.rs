@@ -1931,17 +1931,7 @@ pub fn render_plan_text(plan: &Plan) -> String {
 
 /// The numbered steps, with the data each slot move carries when it was estimated.
 pub fn render_plan_with(plan: &Plan, estimates: &[(usize, u64, u64)]) -> String {
-    let mut s = String::new();
-    for (i, step) in plan.steps.iter().enumerate() {
-        s.push_str(&format!("  {:>3}. {step}\n", i + 1));
-        if let Some((_, keys, bytes)) = estimates.iter().find(|e| e.0 == i + 1) {
-            s.push_str(&format!(
-                "       ~{keys} keys, ~{:.1} MiB\n",
-                *bytes as f64 / (1024.0 * 1024.0)
-            ));
-        }
-    }
-    s
+    plan.steps_text(estimates)
 }
 
 #[cfg(test)]

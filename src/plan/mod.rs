@@ -427,13 +427,30 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// The numbered steps, one a line, and under each slot move the data it carries when it
+    /// was estimated (`estimates`: step number, keys, bytes). The one rendering of steps:
+    /// `Display`, `plan`, the dry runs and apply's last plan use it.
+    pub fn steps_text(&self, estimates: &[(usize, u64, u64)]) -> String {
+        let mut s = String::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            s.push_str(&format!("  {:>3}. {step}\n", i + 1));
+            if let Some((_, keys, bytes)) = estimates.iter().find(|e| e.0 == i + 1) {
+                s.push_str(&format!(
+                    "       ~{keys} keys, ~{:.1} MiB\n",
+                    *bytes as f64 / (1024.0 * 1024.0)
+                ));
+            }
+        }
+        s
+    }
+}
+
 /// The plan as a person reads it: the numbered steps (as `redisctl plan` prints them), then
 /// each blocker, wait and note with its kind and the instance it is about.
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, step) in self.steps.iter().enumerate() {
-            writeln!(f, "  {:>3}. {step}", i + 1)?;
-        }
+        f.write_str(&self.steps_text(&[]))?;
         if self.partial {
             writeln!(
                 f,
