@@ -231,6 +231,10 @@ fn per_host_applies_drain_undrain_and_rolling_restart() {
     std::thread::sleep(Duration::from_millis(1500));
     let report: serde_json::Value =
         serde_json::from_str(&ok(&h, "h2", &["--output", "json", "drain"], &["h2"])).unwrap();
+    eprintln!(
+        "drain h2: {} s, handovers {}",
+        report["secs"], report["moved"]
+    );
     let moved = report["moved"].as_array().expect("moved");
     assert!(
         moved.iter().any(|m| m["of"] == "cluster") && moved.iter().any(|m| m["of"] == "g1"),

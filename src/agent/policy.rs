@@ -305,6 +305,33 @@ mod tests {
         );
     }
 
+    /// Steps only maintenance commands plan are never the agent's, even for known instances.
+    #[test]
+    fn maintenance_steps_are_never_run_by_the_agent() {
+        let steps = vec![
+            Step::MarkDrained {
+                host: "a".into(),
+                masters: vec![key(7000)],
+            },
+            Step::HoldPromotion {
+                nodes: vec![key(7000)],
+            },
+            Step::Stop {
+                nodes: vec![key(7000)],
+            },
+            Step::Restart { node: key(7000) },
+            Step::WaitCaughtUp {
+                nodes: vec![key(7000)],
+            },
+            Step::ClearDrainMark { host: "a".into() },
+            Step::ForcedFailover { node: key(7001) },
+        ];
+        let d = run(steps.clone(), &[7000, 7001], &[], &[]);
+        assert!(d.run.is_empty(), "{:?}", d.run);
+        let why: Vec<&Withheld> = d.withheld.iter().map(|(_, w)| w).collect();
+        assert_eq!(why, vec![&Withheld::Maintenance; steps.len()]);
+    }
+
     #[test]
     fn rebalancing_retiring_and_bootstrap_wait_for_apply() {
         let mv = Step::MoveSlots {
