@@ -271,6 +271,16 @@ fn per_host_applies_drain_undrain_and_rolling_restart() {
     let plan = ok(&h, "h1", &["plan"], &[]);
     assert!(plan.contains("Nothing to do"), "{plan}");
 
+    // Undrain's first round, printed: the host's instances start; the roles come later.
+    let text = ok(&h, "h2", &["undrain"], &["h2", "--dry-run"]);
+    assert!(text.contains("start h2:"), "{text}");
+    assert!(state_of(&h, "h2").join("drained").join("h2.json").exists());
+    assert_eq!(
+        cli(&h.addrs[1], h.ports[0], &["PING"]).trim(),
+        "",
+        "a dry run started h2"
+    );
+
     // Undrain under writes: roles back as they were, nothing lost.
     let load = checker(&h, 6.0);
     ok(&h, "h2", &["undrain"], &["h2"]);
