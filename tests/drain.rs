@@ -206,11 +206,40 @@ fn per_host_applies_drain_undrain_and_rolling_restart() {
     }
     let before = roles(&h);
 
+    // The plan first: --dry-run prints it and changes nothing.
+    let plan: serde_json::Value = serde_json::from_str(&ok(
+        &h,
+        "h2",
+        &["--output", "json", "drain"],
+        &["h2", "--dry-run"],
+    ))
+    .unwrap();
+    let kinds: Vec<&str> = plan["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["step"].as_str())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"mark_drained"), "{plan}");
+    assert_eq!(kinds.last(), Some(&"stop"), "{plan}");
+    assert!(
+        kinds.contains(&"cluster_failover") && kinds.contains(&"sentinel_failover"),
+        "{plan}"
+    );
+    let text = ok(&h, "h3", &["restart", "--rolling"], &["--dry-run"]);
+    assert!(text.contains("restart h3:"), "{text}");
+    assert_eq!(roles(&h), before, "a dry run changed roles");
+    assert!(!state_of(&h, "h2").join("drained").join("h2.json").exists());
+
     // Drain h2 under writes.
     let load = checker(&h, 8.0);
     std::thread::sleep(Duration::from_millis(1500));
     let report: serde_json::Value =
         serde_json::from_str(&ok(&h, "h2", &["--output", "json", "drain"], &["h2"])).unwrap();
+    eprintln!(
+        "drain h2: {} s, handovers {}",
+        report["secs"], report["moved"]
+    );
     let moved = report["moved"].as_array().expect("moved");
     assert!(
         moved.iter().any(|m| m["of"] == "cluster") && moved.iter().any(|m| m["of"] == "g1"),
@@ -247,6 +276,16 @@ fn per_host_applies_drain_undrain_and_rolling_restart() {
     let plan = ok(&h, "h1", &["plan"], &[]);
     assert!(plan.contains("Nothing to do"), "{plan}");
     drained_is_visible_from_another_host(&h);
+
+    // Undrain's first round, printed: the host's instances start; the roles come later.
+    let text = ok(&h, "h2", &["undrain"], &["h2", "--dry-run"]);
+    assert!(text.contains("start h2:"), "{text}");
+    assert!(state_of(&h, "h2").join("drained").join("h2.json").exists());
+    assert_eq!(
+        cli(&h.addrs[1], h.ports[0], &["PING"]).trim(),
+        "",
+        "a dry run started h2"
+    );
 
     // Undrain under writes: roles back as they were, nothing lost.
     let load = checker(&h, 6.0);

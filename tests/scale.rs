@@ -261,6 +261,16 @@ fn failover_check_and_restore_roles_in_a_cluster() {
     let (master, replica) = (d.ports[0], d.ports[1]);
     let writer = consistency(d.ports[2], 6.0, 2000);
     std::thread::sleep(Duration::from_millis(500));
+    // The plan first: one coordinated failover, nothing changed.
+    let dry = d.run_with(&["failover"], &[&replica.to_string(), "--dry-run"]);
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(text.contains("CLUSTER FAILOVER"), "{text}");
+    assert_eq!(info_field(replica, "role").as_deref(), Some("slave"));
     let out = d.run_with(&["failover"], &[&replica.to_string()]);
     assert!(
         out.status.success(),
@@ -274,6 +284,9 @@ fn failover_check_and_restore_roles_in_a_cluster() {
     // Failing over to a master is refused clearly (exit 1: nothing was changed).
     let again = d.run_with(&["failover"], &[&replica.to_string()]);
     assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already a master"));
+    let again = d.run_with(&["failover"], &[&replica.to_string(), "--dry-run"]);
+    assert_eq!(again.status.code(), Some(1), "a refused plan exits 1");
     assert!(String::from_utf8_lossy(&again.stderr).contains("already a master"));
 
     d.ok(&["apply", "--yes", "--restore-roles"]);

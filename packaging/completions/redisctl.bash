@@ -379,7 +379,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__drain)
-            opts="-o -v -h --force --move-slots --output --state-dir --timeout --supervisor --host --verbose --help"
+            opts="-o -v -h --force --move-slots --dry-run --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -417,7 +417,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__failover)
-            opts="-o -v -h --force --output --state-dir --timeout --supervisor --host --verbose --help"
+            opts="-o -v -h --force --dry-run --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -951,7 +951,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__restart)
-            opts="-o -v -h --rolling --output --state-dir --timeout --supervisor --host --verbose --help"
+            opts="-o -v -h --rolling --dry-run --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1103,7 +1103,7 @@ _redisctl() {
             return 0
             ;;
         redisctl__subcmd__undrain)
-            opts="-o -v -h --keep-roles --output --state-dir --timeout --supervisor --host --verbose --help"
+            opts="-o -v -h --keep-roles --dry-run --output --state-dir --timeout --supervisor --host --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -116,6 +116,7 @@ systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand drain" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
 complete -c redisctl -n "__fish_redisctl_using_subcommand drain" -l force -d 'Drain even though the pre-checks found a risk (printed); never loses acknowledged writes by itself, but may leave shards without a replica'
 complete -c redisctl -n "__fish_redisctl_using_subcommand drain" -l move-slots -d 'Move the slots of a master that has no in-sync replica on another host to the other masters (instead of refusing)'
+complete -c redisctl -n "__fish_redisctl_using_subcommand drain" -l dry-run -d 'Print the plan (steps, refusals, notes) and change nothing'
 complete -c redisctl -n "__fish_redisctl_using_subcommand drain" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_using_subcommand drain" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand undrain" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
@@ -127,6 +128,7 @@ process\t''
 systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand undrain" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
 complete -c redisctl -n "__fish_redisctl_using_subcommand undrain" -l keep-roles -d 'Leave mastership where it is now'
+complete -c redisctl -n "__fish_redisctl_using_subcommand undrain" -l dry-run -d 'Print this round\'s plan and change nothing (roles are planned in the round that finds the host\'s instances caught up)'
 complete -c redisctl -n "__fish_redisctl_using_subcommand undrain" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_using_subcommand undrain" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand restart" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
@@ -138,6 +140,7 @@ process\t''
 systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand restart" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
 complete -c redisctl -n "__fish_redisctl_using_subcommand restart" -l rolling -d 'One at a time, never losing availability (the only mode)'
+complete -c redisctl -n "__fish_redisctl_using_subcommand restart" -l dry-run -d 'Print the plan (steps, refusals, notes) and change nothing'
 complete -c redisctl -n "__fish_redisctl_using_subcommand restart" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_using_subcommand restart" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand status" -s o -l output -d 'Output format for reports' -r -f -a "text\t''
@@ -169,6 +172,7 @@ process\t''
 systemd\t''"
 complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -l host -d 'Which of the topology\'s hosts this machine is (default: the hosts whose address is local here). Only this host\'s instances are started, stopped or rewritten' -r
 complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -l force
+complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -l dry-run -d 'Print the plan (steps, refusals, notes) and change nothing'
 complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -s v -l verbose -d 'Show every Redis command redisctl sends, on stderr (secrets redacted); twice: also the replies'
 complete -c redisctl -n "__fish_redisctl_using_subcommand failover" -s h -l help -d 'Print help'
 complete -c redisctl -n "__fish_redisctl_using_subcommand agent" -s o -l output -d 'Output format for reports' -r -f -a "text\t''

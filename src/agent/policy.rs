@@ -24,6 +24,9 @@ pub enum Withheld {
     BackingOff { failures: u32, retry_in_secs: u64 },
     /// A wait for the whole deployment to settle: the next round looks again instead.
     Gate,
+    /// A step of a maintenance command (drain, undrain, failover, restart --rolling): only
+    /// that command, run by a person, takes it.
+    Maintenance,
 }
 
 impl fmt::Display for Withheld {
@@ -36,6 +39,7 @@ impl fmt::Display for Withheld {
             ),
             Withheld::SystemdRestarting(k) => write!(f, "systemd is restarting {k}"),
             Withheld::Gate => write!(f, "the next round checks instead"),
+            Withheld::Maintenance => write!(f, "a maintenance command's step"),
             Withheld::BackingOff {
                 failures,
                 retry_in_secs,
@@ -193,6 +197,14 @@ pub fn decide(topo: &Topology, plan: &Plan, obs: &Observed, facts: &Facts) -> De
             | Step::AddSlots { .. }
             | Step::Retire { .. }
             | Step::SentinelRemove { .. } => Err(Withheld::NeedsApply),
+            // Never planned by `plan`/`apply`; listed so that a new kind is classified here.
+            Step::ForcedFailover { .. }
+            | Step::MarkDrained { .. }
+            | Step::HoldPromotion { .. }
+            | Step::Stop { .. }
+            | Step::Restart { .. }
+            | Step::WaitCaughtUp { .. }
+            | Step::ClearDrainMark { .. } => Err(Withheld::Maintenance),
         };
         let verdict = verdict.and_then(|()| match (facts.backing_off)(&kind(step)) {
             Some((failures, retry_in_secs)) if !is_gate(step) => Err(Withheld::BackingOff {
@@ -294,6 +306,33 @@ mod tests {
             d.withheld,
             vec![(Step::Start { node: key(7006) }, Withheld::NeedsApply)]
         );
+    }
+
+    /// Steps only maintenance commands plan are never the agent's, even for known instances.
+    #[test]
+    fn maintenance_steps_are_never_run_by_the_agent() {
+        let steps = vec![
+            Step::MarkDrained {
+                host: "a".into(),
+                masters: vec![key(7000)],
+            },
+            Step::HoldPromotion {
+                nodes: vec![key(7000)],
+            },
+            Step::Stop {
+                nodes: vec![key(7000)],
+            },
+            Step::Restart { node: key(7000) },
+            Step::WaitCaughtUp {
+                nodes: vec![key(7000)],
+            },
+            Step::ClearDrainMark { host: "a".into() },
+            Step::ForcedFailover { node: key(7001) },
+        ];
+        let d = run(steps.clone(), &[7000, 7001], &[], &[]);
+        assert!(d.run.is_empty(), "{:?}", d.run);
+        let why: Vec<&Withheld> = d.withheld.iter().map(|(_, w)| w).collect();
+        assert_eq!(why, vec![&Withheld::Maintenance; steps.len()]);
     }
 
     #[test]

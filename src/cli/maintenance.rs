@@ -4,8 +4,9 @@ use std::path::Path;
 
 use super::{Cli, Exit, UserError, context, lock, runtime};
 use crate::exec::maintenance::{self, Report};
-use crate::exec::{Context, Event};
+use crate::exec::{Context, ExecError};
 use crate::output::Printer;
+use crate::plan::maintenance::{DrainOptions, Maintenance};
 
 /// `apply` and `restart` on a drained host would bring back what drain stopped.
 pub fn refuse_if_drained(ctx: &Context) -> anyhow::Result<()> {
@@ -22,20 +23,20 @@ pub fn refuse_if_drained(ctx: &Context) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(
-    ctx: &Context,
+/// Run a maintenance command to its end, or until Ctrl-C (exit 130; every step is safe to
+/// resume).
+fn run<T>(
     out: &Printer,
-    work: impl std::future::Future<Output = Result<Report, crate::exec::ExecError>>,
-) -> anyhow::Result<Report> {
+    work: impl std::future::Future<Output = Result<T, ExecError>>,
+) -> anyhow::Result<T> {
     let rt = runtime()?;
     let result = rt.block_on(async {
         tokio::select! {
             r = work => r.map_err(anyhow::Error::from),
-            _ = tokio::signal::ctrl_c() => Err(crate::exec::ExecError::Interrupted.into()),
+            _ = tokio::signal::ctrl_c() => Err(ExecError::Interrupted.into()),
         }
     });
     out.finish();
-    let _ = ctx;
     result
 }
 
@@ -87,18 +88,31 @@ fn print(verb: &str, r: &Report, out: &Printer) {
     println!("{verb} {} in {:.1} s.", r.host, r.ms as f64 / 1000.0);
 }
 
+/// `--dry-run`: print the plan as `redisctl plan` does (text, or `--output json`); a plan
+/// with refusals exits 1 naming them.
+fn dry_run(m: &Maintenance, what: &str, out: &Printer) -> anyhow::Result<Exit> {
+    super::print_plan(&m.plan, &[], out);
+    maintenance::refuse_halted(m, what)?;
+    Ok(Exit::Ok)
+}
+
 pub fn drain(
     cli: &Cli,
     file: &Path,
     host: &str,
-    force: bool,
-    move_slots: bool,
+    opts: DrainOptions,
+    dry: bool,
     out: &Printer,
 ) -> anyhow::Result<Exit> {
     let ctx = context(cli, file, out)?;
+    if dry {
+        let m = runtime()?.block_on(ctx.plan_drain(host, opts))?;
+        return dry_run(&m, &format!("drain {host}"), out);
+    }
     let _lock = lock(&ctx)?;
     let on_event = |e| out.event(e);
-    let r = run(&ctx, out, ctx.drain(host, force, move_slots, &on_event))?;
+    let work = ctx.drain(host, opts.force, opts.move_slots, &on_event);
+    let r = run(out, work)?;
     print("Drained", &r, out);
     if !out.json() {
         println!(
@@ -114,36 +128,61 @@ pub fn undrain(
     file: &Path,
     host: &str,
     keep_roles: bool,
+    dry: bool,
     out: &Printer,
 ) -> anyhow::Result<Exit> {
     let ctx = context(cli, file, out)?;
+    if dry {
+        let m = runtime()?.block_on(ctx.plan_undrain(host, keep_roles))?;
+        return dry_run(&m, &format!("undrain {host}"), out);
+    }
     let _lock = lock(&ctx)?;
     let on_event = |e| out.event(e);
-    let r = run(&ctx, out, ctx.undrain(host, keep_roles, &on_event))?;
+    let r = run(out, ctx.undrain(host, keep_roles, &on_event))?;
     print("Undrained", &r, out);
     Ok(Exit::Ok)
 }
 
-pub fn restart(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Exit> {
+pub fn restart(cli: &Cli, file: &Path, dry: bool, out: &Printer) -> anyhow::Result<Exit> {
     let ctx = context(cli, file, out)?;
     refuse_if_drained(&ctx)?;
+    if dry {
+        let m = runtime()?.block_on(ctx.plan_rolling_restart())?;
+        return dry_run(&m, "restart --rolling", out);
+    }
     let _lock = lock(&ctx)?;
-    // The executor announces each instance's restart without its place in the sequence
-    // ("[0/0] restart …"); number them here: every local instance is restarted once.
-    let total = ctx.targets.iter().filter(|t| t.local).count();
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let on_event = |e| match e {
-        Event::StepStart {
-            index: 0,
-            total: 0,
-            step,
-        } if step.starts_with("restart ") => {
-            let index = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            out.event(Event::StepStart { index, total, step })
-        }
-        e => out.event(e),
-    };
-    let r = run(&ctx, out, ctx.rolling_restart(&on_event))?;
+    let on_event = |e| out.event(e);
+    let r = run(out, ctx.rolling_restart(&on_event))?;
     print("Restarted the instances of", &r, out);
+    Ok(Exit::Ok)
+}
+
+/// `redisctl failover NODE`.
+pub fn failover(
+    cli: &Cli,
+    file: &Path,
+    node: &str,
+    force: bool,
+    dry: bool,
+    out: &Printer,
+) -> anyhow::Result<Exit> {
+    let ctx = context(cli, file, out)?;
+    let key = super::resolve_node(&ctx.topology, node)?;
+    if dry {
+        let m = runtime()?.block_on(ctx.plan_failover(&key, force))?;
+        return dry_run(&m, &format!("failover to {key}"), out);
+    }
+    let _lock = lock(&ctx)?;
+    let t0 = std::time::Instant::now();
+    let on_event = |e| out.event(e);
+    run(out, ctx.failover(&key, force, &on_event))?;
+    if out.json() {
+        out.document(&serde_json::json!({"ok": true, "master": key.to_string(), "elapsed_ms": t0.elapsed().as_millis() as u64}));
+    } else {
+        println!(
+            "{key} is now the master; every node agrees ({:.1} s).",
+            t0.elapsed().as_secs_f64()
+        );
+    }
     Ok(Exit::Ok)
 }

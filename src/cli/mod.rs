@@ -170,6 +170,9 @@ enum Command {
         /// other masters (instead of refusing).
         #[arg(long)]
         move_slots: bool,
+        /// Print the plan (steps, refusals, notes) and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Start HOST's instances again, wait until its replicas have resynchronised, restore the
     /// roles recorded by `drain` (safe manual failovers) and clear the mark. Run it on HOST.
@@ -181,6 +184,10 @@ enum Command {
         /// Leave mastership where it is now.
         #[arg(long)]
         keep_roles: bool,
+        /// Print this round's plan and change nothing (roles are planned in the round that
+        /// finds the host's instances caught up).
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Restart this host's instances one at a time (replicas first; a master only after a
     /// safe failover to a replica, and back; Sentinels last), waiting for each to catch up.
@@ -189,6 +196,9 @@ enum Command {
         /// One at a time, never losing availability (the only mode).
         #[arg(long, required = true)]
         rolling: bool,
+        /// Print the plan (steps, refusals, notes) and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Per-node state: role, shard, slots, links, replication, keys, memory, persistence.
     /// Exits 2 when no declared node answers (not started, wrong password, unreachable).
@@ -205,6 +215,9 @@ enum Command {
         node: String,
         #[arg(long)]
         force: bool,
+        /// Print the plan (steps, refusals, notes) and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Run this host's control loop: every `agent.interval`, observe, plan and execute the
     /// healing part of this host's plan (as `apply` would); report the rest. Runs until
@@ -382,13 +395,21 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             target,
             force,
             move_slots,
-        } => maintenance::drain(cli, file, target, *force, *move_slots, out),
+            dry_run,
+        } => {
+            let opts = crate::plan::maintenance::DrainOptions {
+                force: *force,
+                move_slots: *move_slots,
+            };
+            maintenance::drain(cli, file, target, opts, *dry_run, out)
+        }
         Command::Undrain {
             file,
             target,
             keep_roles,
-        } => maintenance::undrain(cli, file, target, *keep_roles, out),
-        Command::Restart { file, .. } => maintenance::restart(cli, file, out),
+            dry_run,
+        } => maintenance::undrain(cli, file, target, *keep_roles, *dry_run, out),
+        Command::Restart { file, dry_run, .. } => maintenance::restart(cli, file, *dry_run, out),
         Command::Status { file } => {
             let ctx = context(cli, file, out)?;
             let rt = runtime()?;
@@ -432,30 +453,20 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
                 Exit::User
             })
         }
-        Command::Failover { file, node, force } => {
-            let ctx = context(cli, file, out)?;
-            let key = resolve_node(&ctx.topology, node)?;
-            let _lock = lock(&ctx)?;
-            let rt = runtime()?;
-            let t0 = std::time::Instant::now();
-            let on_event = |e| out.event(e);
-            rt.block_on(ctx.failover(&key, *force, &on_event))?;
-            out.finish();
-            if out.json() {
-                out.document(&serde_json::json!({"ok": true, "master": key.to_string(), "elapsed_ms": t0.elapsed().as_millis() as u64}));
-            } else {
-                println!(
-                    "{key} is now the master; every node agrees ({:.1} s).",
-                    t0.elapsed().as_secs_f64()
-                );
-            }
-            Ok(Exit::Ok)
-        }
+        Command::Failover {
+            file,
+            node,
+            force,
+            dry_run,
+        } => maintenance::failover(cli, file, node, *force, *dry_run, out),
     }
 }
 
 /// `host:port`, or a port that only one instance uses.
-fn resolve_node(t: &Topology, text: &str) -> anyhow::Result<crate::topology::InstanceKey> {
+pub(crate) fn resolve_node(
+    t: &Topology,
+    text: &str,
+) -> anyhow::Result<crate::topology::InstanceKey> {
     let all: Vec<&crate::topology::InstanceKey> = t.instances().map(|i| &i.key).collect();
     let found: Vec<&&crate::topology::InstanceKey> = all
         .iter()
@@ -798,7 +809,7 @@ fn nothing_to_do(down: &[String]) -> String {
     )
 }
 
-fn print_plan(plan: &crate::plan::Plan, down: &[String], out: &Printer) {
+pub(crate) fn print_plan(plan: &crate::plan::Plan, down: &[String], out: &Printer) {
     print_plan_with(plan, &[], down, out)
 }
 

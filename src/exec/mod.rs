@@ -471,6 +471,19 @@ impl Context {
             Step::ClusterFailover { node } => {
                 self.cluster_failover(index, node, false, on_event).await
             }
+            Step::ForcedFailover { node } => {
+                self.cluster_failover(index, node, true, on_event).await
+            }
+            // Maintenance (drain, undrain, restart --rolling): exec/maintenance.rs.
+            Step::MarkDrained { host, masters } => self.mark_drained(host, masters),
+            Step::ClearDrainMark { host } => self.clear_drain_mark(host),
+            Step::HoldPromotion { nodes } => {
+                self.hold_promotion(nodes).await;
+                Ok(())
+            }
+            Step::Stop { nodes } => self.stop_nodes(nodes).await,
+            Step::Restart { node } => self.restart_one(index, node, on_event).await,
+            Step::WaitCaughtUp { nodes } => self.await_caught_up(index, nodes, on_event).await,
             Step::TakeOver { node, from } => self.take_over(index, node, from, on_event).await,
             Step::SentinelPromote { group, from } => {
                 self.sentinel_promote(index, group, from, on_event).await
@@ -515,6 +528,22 @@ impl Context {
         }
     }
 
+    /// The failover plan for `node` (`failover --dry-run` prints it); blocked when `node` is
+    /// a master, does not answer, or lags (unless `force`): plan::maintenance::failover.
+    pub async fn plan_failover(
+        &self,
+        node: &InstanceKey,
+        force: bool,
+    ) -> Result<plan::maintenance::Maintenance, ExecError> {
+        let obs = self.observe().await;
+        Ok(plan::maintenance::failover(
+            &self.topology,
+            &obs,
+            node,
+            force,
+        ))
+    }
+
     /// `redisctl failover NODE`: make the replica `node` the master of its shard or group,
     /// refusing a lagging replica unless `force`.
     pub async fn failover(
@@ -523,77 +552,12 @@ impl Context {
         force: bool,
         on_event: &(dyn Fn(Event) + Sync),
     ) -> Result<(), ExecError> {
-        let fail = |message: String| ExecError::Step {
-            index: 1,
-            step: format!("fail over to {node}"),
-            message,
-        };
-        let lift = |e: StepError| match e {
-            StepError::Gate(g) => g,
-            StepError::Other(m) => fail(m),
-            StepError::Refused(m) => ExecError::Refused(m),
-        };
-        let obs = self.observe().await;
-        let o = obs
-            .nodes
-            .get(node)
-            .ok_or_else(|| fail("not in the topology".into()))?;
-        if let Some(g) = self
-            .topology
-            .groups
-            .iter()
-            .find(|g| g.member(node).is_some())
-        {
-            let current = crate::plan::current_group_master(&self.topology, g, &obs);
-            let r = o
-                .repl
-                .as_ref()
-                .ok_or_else(|| fail(o.error.clone().unwrap_or_else(|| "not answering".into())))?;
-            if r.is_master {
-                return Err(ExecError::Refused(format!(
-                    "{node} is already the master of {}; nothing to fail over. To move mastership away, name the replica that should take over: redisctl failover FILE REPLICA",
-                    g.name
-                )));
-            }
-            let master = obs.nodes.get(&current.key).and_then(|x| x.repl.as_ref());
-            let (in_sync, lag) = sync_of(master.map(|m| &m.info), &r.info);
-            if !force && in_sync != Ok(true) {
-                return Err(ExecError::Refused(format!(
-                    "{node} lags {lag} behind {} (link {}); a failover now would lose writes. Wait, or pass --force",
-                    current.key,
-                    if r.link_up { "up" } else { "down" }
-                )));
-            }
-            return self
-                .sentinel_failover(1, &g.name, node, on_event)
-                .await
-                .map_err(lift);
+        let m = self.plan_failover(node, force).await?;
+        if m.plan.halted() {
+            return Err(ExecError::Refused(m.refusals()));
         }
-        let l = o
-            .live
-            .as_ref()
-            .ok_or_else(|| fail(o.error.clone().unwrap_or_else(|| "not answering".into())))?;
-        if !l.myself.flags.replica {
-            return Err(ExecError::Refused(format!(
-                "{node} is already a master; nothing to fail over. To move mastership away, name the replica that should take over: redisctl failover FILE REPLICA"
-            )));
-        }
-        let master = obs
-            .nodes
-            .values()
-            .filter_map(|x| x.live.as_ref())
-            .find(|x| Some(x.myself.id.as_str()) == l.myself.master_id.as_deref());
-        let (in_sync, lag) = sync_of(master.map(|m| &m.info), &l.info);
-        let link_up = l.info("master_link_status") == Some("up");
-        if !force && in_sync != Ok(true) {
-            return Err(ExecError::Refused(format!(
-                "{node} is not in sync with its master (link {}, {lag} behind); pass --force to promote it anyway (CLUSTER FAILOVER FORCE)",
-                if link_up { "up" } else { "down" },
-            )));
-        }
-        self.cluster_failover(1, node, force && !link_up, on_event)
+        self.execute(&m.plan, on_event, &mut Summary::default())
             .await
-            .map_err(lift)
     }
 
     /// Promote the replica `node` with `CLUSTER FAILOVER` (FORCE when `force`) and wait until
@@ -1168,26 +1132,6 @@ impl Context {
     }
 }
 
-/// Whether a replica is in sync with its master (unknown when the master does not answer),
-/// and its lag for a message.
-fn sync_of(
-    master: Option<&plan::replication::Info>,
-    replica: &plan::replication::Info,
-) -> (Result<bool, plan::replication::Unknown>, String) {
-    use plan::replication::{Unknown, lag};
-    let Some(m) = master else {
-        return (
-            Err(Unknown::MasterOffset),
-            "an unknown number of bytes (its master does not answer)".into(),
-        );
-    };
-    let text = match lag(m, replica) {
-        Ok(n) => format!("{n} bytes"),
-        Err(e) => format!("an unknown number of bytes ({e})"),
-    };
-    (plan::in_sync(m, replica), text)
-}
-
 pub fn log_tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
@@ -1339,17 +1283,7 @@ pub fn render_plan_text(plan: &Plan) -> String {
 
 /// The numbered steps, with the data each slot move carries when it was estimated.
 pub fn render_plan_with(plan: &Plan, estimates: &[(usize, u64, u64)]) -> String {
-    let mut s = String::new();
-    for (i, step) in plan.steps.iter().enumerate() {
-        s.push_str(&format!("  {:>3}. {step}\n", i + 1));
-        if let Some((_, keys, bytes)) = estimates.iter().find(|e| e.0 == i + 1) {
-            s.push_str(&format!(
-                "       ~{keys} keys, ~{:.1} MiB\n",
-                *bytes as f64 / (1024.0 * 1024.0)
-            ));
-        }
-    }
-    s
+    plan.steps_text(estimates)
 }
 
 #[cfg(test)]

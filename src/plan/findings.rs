@@ -37,6 +37,17 @@ pub enum BlockerKind {
     UnknownSlotPeer,
     /// A down master cannot be restarted safely now (crash-safe restart rule).
     UnsafeRestart,
+    /// `drain` would leave slots or a group unserved, or Sentinels short of a failover
+    /// (`--force` drains anyway).
+    DrainRisk,
+    /// A master has no in-sync replica to hand its role to (rolling restart).
+    NoSafeHandover,
+    /// The failover target is not (known to be) in sync with its master (`--force`).
+    ReplicaBehind,
+    /// The failover target is a master already.
+    AlreadyMaster,
+    /// The instance is not running or does not answer.
+    NotRunning,
 }
 
 /// Conditions that clear by themselves; `apply` plans again until they are gone.
@@ -80,6 +91,12 @@ pub enum NoteKind {
     /// Steps for the cluster or other hosts are left to their `apply` (a host that is not the
     /// coordinator).
     LeftToOtherHosts,
+    /// A risk `drain --force` accepted.
+    AcceptedRisk,
+    /// What stays degraded until `undrain` (a master without a replica, a group without one).
+    Degraded,
+    /// Roles are restored in a later round of `undrain`, once the instances have caught up.
+    RolesLater,
 }
 
 /// One finding: its kind, what it is about, and the sentence for people.

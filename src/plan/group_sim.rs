@@ -369,10 +369,42 @@ impl GroupSim {
                 let problems = group_problems(&self.topo, &self.observed());
                 assert!(problems.is_empty(), "`{step}` would time out: {problems:?}");
             }
+            // State files and live settings the model does not hold.
+            Step::MarkDrained { .. } | Step::ClearDrainMark { .. } | Step::HoldPromotion { .. } => {
+            }
+            Step::Stop { nodes } => {
+                for k in nodes {
+                    match self.sentinels.get_mut(k) {
+                        Some(s) => s.running = false,
+                        None => self.member(k).running = false,
+                    }
+                }
+            }
+            Step::Restart { node } => {
+                up(self, node);
+                // Its role and upstream come back as they were (apply's start of a running
+                // deployment's member); replication is instant.
+                let off = self.persistence_off(node);
+                if let Some(m) = self.members.get_mut(node)
+                    && off
+                    && m.master.is_some()
+                {
+                    m.keys = 0;
+                }
+                self.sync();
+                self.assert_caught_up(step, std::slice::from_ref(node));
+            }
+            Step::WaitCaughtUp { nodes } => self.assert_caught_up(step, nodes),
             other => panic!("unexpected step for groups: {other}"),
         }
         self.sync();
         self.executed.push(step.to_string());
+    }
+
+    /// The catch-up gate of `step` must pass now (replication is instant here).
+    fn assert_caught_up(&self, step: &Step, nodes: &[InstanceKey]) {
+        let missing = super::maintenance::catching_up(&self.topo, &self.observed(), nodes);
+        assert!(missing.is_empty(), "`{step}` would time out: {missing:?}");
     }
 
     /// observe → plan → execute until the plan is empty; the number of executed rounds.
@@ -574,4 +606,217 @@ fn random_stops_converge_without_losing_keys() {
             assert_eq!(m.keys, keys, "{ctx}: {k}");
         }
     }
+}
+
+// ---- Maintenance plans (plan/maintenance.rs) on groups spread over hosts.
+
+use super::maintenance::{self, DrainOptions, Maintenance};
+
+/// One group, its master on h0 and a replica on each other host, a Sentinel on every host.
+fn spread(hosts: usize) -> Topology {
+    let mut y = String::from("version: 1\nname: gsim\nhosts:\n");
+    for h in 0..hosts {
+        y.push_str(&format!("  - {{name: h{h}, address: 127.0.0.{}}}\n", h + 1));
+    }
+    y.push_str("groups:\n  - name: g\n    master: {host: h0, port: 6379}\n    replicas:\n");
+    for h in 1..hosts {
+        y.push_str(&format!("      - {{host: h{h}, port: 6379}}\n"));
+    }
+    y.push_str("sentinel:\n  instances:\n");
+    for h in 0..hosts {
+        y.push_str(&format!("    - {{host: h{h}, port: 26379}}\n"));
+    }
+    y.push_str(&format!("  quorum: {}\n", hosts / 2 + 1));
+    let loaded = crate::topology::parse(&y, "gsim.yaml", Path::new("."));
+    loaded.unwrap_or_else(|e| panic!("{y}\n{e}")).topology
+}
+
+fn run_maintenance(sim: &mut GroupSim, m: &Maintenance, ctx: &str) {
+    assert!(!m.plan.halted(), "{ctx}: blocked:\n{}", m.plan);
+    for s in &m.plan.steps {
+        sim.apply(s);
+    }
+}
+
+fn converged_spread(hosts: usize) -> GroupSim {
+    let mut sim = GroupSim::new(spread(hosts));
+    sim.converge(Options::default(), "setup");
+    let g = sim.topo.groups[0].clone();
+    sim.member(&g.master.key).keys = 77;
+    sim.sync();
+    sim
+}
+
+/// Draining the master's host hands the group to a replica elsewhere through the Sentinels,
+/// stops the host's member and Sentinel, loses no key; undrain starts them, waits, and hands
+/// the role back. Draining a replica's host moves nothing.
+#[test]
+fn drain_and_undrain_of_each_host_keep_the_group_served() {
+    for hosts in [3, 5] {
+        for h in 0..hosts {
+            let host = format!("h{h}");
+            let ctx = format!("{hosts} hosts, drain {host}");
+            let mut sim = converged_spread(hosts);
+            let m = maintenance::drain(&sim.topo, &sim.observed(), &host, DrainOptions::default());
+            let failovers = m
+                .plan
+                .steps
+                .iter()
+                .filter(|s| matches!(s, Step::SentinelFailover { .. }))
+                .count();
+            assert_eq!(failovers, usize::from(h == 0), "{ctx}:\n{}", m.plan);
+            run_maintenance(&mut sim, &m, &ctx);
+            let serving: Vec<_> = sim
+                .members
+                .iter()
+                .filter(|(_, x)| x.running && x.master.is_none())
+                .collect();
+            assert_eq!(serving.len(), 1, "{ctx}: {serving:?}");
+            assert_ne!(serving[0].0.host, host, "{ctx}");
+            assert_eq!(serving[0].1.keys, 77, "{ctx}: keys lost");
+            let masters = m
+                .plan
+                .steps
+                .iter()
+                .find_map(|s| match s {
+                    Step::MarkDrained { masters, .. } => Some(masters.clone()),
+                    _ => None,
+                })
+                .expect("marked");
+            let mut done = false;
+            for _ in 0..4 {
+                let u = maintenance::undrain(
+                    &sim.topo,
+                    &sim.observed(),
+                    &host,
+                    &masters,
+                    false,
+                    Options::default(),
+                );
+                run_maintenance(&mut sim, &u, &ctx);
+                if u.plan
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s, Step::ClearDrainMark { .. }))
+                {
+                    done = true;
+                    break;
+                }
+            }
+            assert!(done, "{ctx}: undrain did not finish");
+            sim.assert_converged(true, &ctx);
+            let p = plan_with(&sim.topo, &sim.observed(), Options::default());
+            assert!(p.is_empty(), "{ctx}: apply after undrain:\n{p}");
+        }
+    }
+}
+
+/// With 3 Sentinels and one host already down, draining another would leave 1 of 3: refused,
+/// naming both reasons; --force accepts them as notes.
+#[test]
+fn drain_refuses_when_the_sentinels_left_could_not_fail_over() {
+    let mut sim = converged_spread(3);
+    let k2 = InstanceKey {
+        host: "h2".into(),
+        port: 26379,
+    };
+    sim.sentinels.get_mut(&k2).expect("declared").running = false;
+    let r2 = InstanceKey {
+        host: "h2".into(),
+        port: 6379,
+    };
+    sim.member(&r2).running = false;
+    let m = maintenance::drain(&sim.topo, &sim.observed(), "h0", DrainOptions::default());
+    assert!(m.plan.steps.is_empty());
+    let text = m.refusals();
+    assert!(text.contains("host h2 has no instance answering"), "{text}");
+    assert!(text.contains("Sentinels: 1 of 3"), "{text}");
+    let forced = DrainOptions {
+        force: true,
+        move_slots: false,
+    };
+    let m = maintenance::drain(&sim.topo, &sim.observed(), "h0", forced);
+    assert!(!m.plan.halted());
+    assert_eq!(
+        m.plan
+            .notes
+            .iter()
+            .filter(|n| n.message.starts_with("accepted with --force"))
+            .count(),
+        2
+    );
+}
+
+/// failover of a group replica: one Sentinel failover, from the current master; a lagging
+/// replica (link down) is refused unless --force.
+#[test]
+fn group_failover_and_rolling_restart_plans() {
+    let mut sim = converged_spread(3);
+    let g = sim.topo.groups[0].clone();
+    let r = g.replicas[0].key.clone();
+    let m = maintenance::failover(&sim.topo, &sim.observed(), &r, false);
+    assert_eq!(
+        m.plan.steps,
+        [Step::SentinelFailover {
+            group: "g".into(),
+            to: r.clone()
+        }]
+    );
+    crate::render::golden(
+        "plans/failover-group.txt",
+        &format!(
+            "# a group over 3 hosts, converged: failover {r}\n{}",
+            m.plan
+        ),
+    );
+    // Rolling restart of h0 (the master's host): out to the replica, restart, back.
+    let local = vec![
+        g.master.key.clone(),
+        InstanceKey {
+            host: "h0".into(),
+            port: 26379,
+        },
+    ];
+    let m = maintenance::restart(&sim.topo, &sim.observed(), &local);
+    crate::render::golden(
+        "plans/rolling-restart-group.txt",
+        &format!(
+            "# a group over 3 hosts, converged: restart --rolling on h0\n{}",
+            m.plan
+        ),
+    );
+    run_maintenance(&mut sim, &m, "rolling restart");
+    sim.assert_converged(true, "rolling restart");
+
+    sim.member(&g.master.key).running = false;
+    let m = maintenance::failover(&sim.topo, &sim.observed(), &r, false);
+    assert_eq!(
+        m.plan.blockers[0].kind,
+        super::BlockerKind::ReplicaBehind,
+        "{}",
+        m.plan
+    );
+}
+
+/// A group replica counts as caught up by the one rule (`in_sync`, failing closed): linked
+/// and close behind its master. Far behind, or with its master not answering, it is not.
+#[test]
+fn a_group_replica_far_behind_or_without_a_master_has_not_caught_up() {
+    let mut sim = converged_spread(3);
+    let g = sim.topo.groups[0].clone();
+    let r = g.replicas[0].key.clone();
+    let ready = |sim: &GroupSim| {
+        maintenance::catching_up(&sim.topo, &sim.observed(), std::slice::from_ref(&r))
+    };
+    assert_eq!(ready(&sim), Vec::<String>::new());
+    sim.member(&g.master.key).keys = 5_000_000;
+    let far = ready(&sim);
+    assert!(
+        far.len() == 1 && far[0].contains("resynchronising"),
+        "{far:?}"
+    );
+    sim.sync();
+    assert!(ready(&sim).is_empty());
+    sim.member(&g.master.key).running = false;
+    assert_eq!(ready(&sim).len(), 1, "master down: unknown, not caught up");
 }

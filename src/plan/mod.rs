@@ -7,6 +7,7 @@ mod acl;
 pub mod converge;
 pub mod findings;
 mod groups;
+pub mod maintenance;
 pub mod replication;
 pub mod restart;
 pub use groups::{current_master as current_group_master, problems as group_problems};
@@ -158,6 +159,30 @@ pub enum Step {
     /// Wait until the cluster has converged: one slot map everywhere, full coverage, no open
     /// slots, replicas linked.
     WaitConverged { nodes: Vec<InstanceKey> },
+    /// `CLUSTER FAILOVER FORCE` on a replica whose link to its live-or-not master is down
+    /// (`failover --force`): the writes it has not received are lost.
+    ForcedFailover { node: InstanceKey },
+    /// Record that `host` is drained (`drained/HOST.json`, with the masters it had), so that
+    /// `apply` and `restart` there start nothing until `undrain`.
+    MarkDrained {
+        host: String,
+        masters: Vec<InstanceKey>,
+    },
+    /// Keep these instances from being promoted while they are drained away
+    /// (`cluster-replica-no-failover yes` on cluster nodes, `replica-priority 0` on group
+    /// members), live, until their next start.
+    HoldPromotion { nodes: Vec<InstanceKey> },
+    /// Stop these instances side by side (SHUTDOWN saves what persistence is configured; the
+    /// data is kept) and keep the service manager from starting them at boot.
+    Stop { nodes: Vec<InstanceKey> },
+    /// Stop one instance and start it again the way `apply` would, then wait until it has
+    /// caught up (rolling restart).
+    Restart { node: InstanceKey },
+    /// Wait until each instance answers and, if a replica, is linked and caught up (and the
+    /// masters' bus links to a cluster replica are healthy); a Sentinel monitors every group.
+    WaitCaughtUp { nodes: Vec<InstanceKey> },
+    /// Remove the drain mark of `host`: `apply` and `restart` run there again.
+    ClearDrainMark { host: String },
 }
 
 impl Step {
@@ -192,6 +217,13 @@ impl Step {
             Step::AclAddPasswords { .. } => "acl_add_passwords",
             Step::SetMasterAuth { .. } => "set_masterauth",
             Step::SentinelAuthPass { .. } => "sentinel_auth_pass",
+            Step::ForcedFailover { .. } => "forced_failover",
+            Step::MarkDrained { .. } => "mark_drained",
+            Step::HoldPromotion { .. } => "hold_promotion",
+            Step::Stop { .. } => "stop",
+            Step::Restart { .. } => "restart",
+            Step::WaitCaughtUp { .. } => "wait_caught_up",
+            Step::ClearDrainMark { .. } => "clear_drain_mark",
         }
     }
 
@@ -327,7 +359,7 @@ impl fmt::Display for Step {
             Step::SentinelFailover { group, to } => {
                 write!(
                     f,
-                    "fail {group} over to its preferred master {to} (Sentinel failover)"
+                    "fail {group} over to {to} (Sentinel failover, writes paused until it has them all)"
                 )
             }
             Step::WaitGroups { groups } => write!(
@@ -340,6 +372,37 @@ impl fmt::Display for Step {
                 "wait until all {} nodes agree on slots and replicas are in sync",
                 nodes.len()
             ),
+            Step::ForcedFailover { node } => write!(
+                f,
+                "fail over to {node} by force (CLUSTER FAILOVER FORCE: writes it has not received are lost)"
+            ),
+            Step::MarkDrained { host, masters } => {
+                write!(
+                    f,
+                    "mark {host} drained (apply and restart there start nothing until undrain)"
+                )?;
+                if !masters.is_empty() {
+                    write!(f, "; it records its masters now: {}", names(masters))?;
+                }
+                Ok(())
+            }
+            Step::HoldPromotion { nodes } => write!(
+                f,
+                "keep {} from being promoted (live, until their next start)",
+                names(nodes)
+            ),
+            Step::Stop { nodes } => {
+                write!(f, "stop {} (data kept; not started at boot)", names(nodes))
+            }
+            Step::Restart { node } => write!(f, "restart {node} and wait until it has caught up"),
+            Step::WaitCaughtUp { nodes } => write!(
+                f,
+                "wait until {} answer and have caught up with their masters",
+                names(nodes)
+            ),
+            Step::ClearDrainMark { host } => {
+                write!(f, "clear the drain mark of {host} (apply runs there again)")
+            }
         }
     }
 }
@@ -396,13 +459,30 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// The numbered steps, one a line, and under each slot move the data it carries when it
+    /// was estimated (`estimates`: step number, keys, bytes). The one rendering of steps:
+    /// `Display`, `plan`, the dry runs and apply's last plan use it.
+    pub fn steps_text(&self, estimates: &[(usize, u64, u64)]) -> String {
+        let mut s = String::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            s.push_str(&format!("  {:>3}. {step}\n", i + 1));
+            if let Some((_, keys, bytes)) = estimates.iter().find(|e| e.0 == i + 1) {
+                s.push_str(&format!(
+                    "       ~{keys} keys, ~{:.1} MiB\n",
+                    *bytes as f64 / (1024.0 * 1024.0)
+                ));
+            }
+        }
+        s
+    }
+}
+
 /// The plan as a person reads it: the numbered steps (as `redisctl plan` prints them), then
 /// each blocker, wait and note with its kind and the instance it is about.
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, step) in self.steps.iter().enumerate() {
-            writeln!(f, "  {:>3}. {step}", i + 1)?;
-        }
+        f.write_str(&self.steps_text(&[]))?;
         if self.partial {
             writeln!(
                 f,
@@ -1467,6 +1547,14 @@ fn member_of_our_cluster(id: &str, obs: &Observed) -> bool {
             obs.record.id_of(k) == Some(l.myself.id.as_str()) && l.peer(id).is_some()
         })
     })
+}
+
+/// "a:1, b:2" for a step's text.
+fn names(keys: &[InstanceKey]) -> String {
+    keys.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn short(id: &str) -> &str {

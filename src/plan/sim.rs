@@ -234,6 +234,12 @@ impl Sim {
         assert!(problems.is_empty(), "`{step}` would time out: {problems:?}");
     }
 
+    /// The catch-up gate of `step` must pass now (replication is instant here).
+    fn assert_caught_up(&self, step: &Step, nodes: &[InstanceKey]) {
+        let missing = super::maintenance::catching_up(&self.topo, &self.observed(), nodes);
+        assert!(missing.is_empty(), "`{step}` would time out: {missing:?}");
+    }
+
     /// Failover: the replica `key` takes its master's slots (that master may be the old
     /// identity of a wiped node); the other replicas follow it.
     fn promote(&mut self, key: &InstanceKey) {
@@ -444,6 +450,26 @@ impl Sim {
                     self.node(node).timeout_ms = v.parse().expect("a timeout in ms");
                 }
             }
+            Step::ForcedFailover { node } => {
+                up(self, node);
+                self.promote(node);
+            }
+            // State files and live settings the model does not hold.
+            Step::MarkDrained { .. } | Step::ClearDrainMark { .. } | Step::HoldPromotion { .. } => {
+            }
+            Step::Stop { nodes } => {
+                for k in nodes {
+                    self.node(k).running = false;
+                }
+            }
+            Step::Restart { node } => {
+                up(self, node);
+                self.node(node).running = false;
+                self.start(node);
+                self.sync_replicas();
+                self.assert_caught_up(step, std::slice::from_ref(node));
+            }
+            Step::WaitCaughtUp { nodes } => self.assert_caught_up(step, nodes),
             other => panic!("unexpected step for a cluster: {other}"),
         }
         self.sync_replicas();
@@ -1077,4 +1103,350 @@ fn golden_plans_of_representative_situations() {
     sim.wipe(&c.shards[0].master.key);
     let what = "shard 1's master lost its data directory before the cluster failed it over";
     golden_plan("blocked-wiped-master", what, &sim, apply);
+}
+
+// ---- Maintenance plans (plan/maintenance.rs) on the simulator: drain, undrain, failover and
+// rolling restart, executed step by step with the same checks as apply's steps.
+
+use super::maintenance::{self, DrainOptions, Maintenance};
+
+/// Execute a maintenance plan that is not blocked.
+fn run_maintenance(sim: &mut Sim, m: &Maintenance, ctx: &str) {
+    assert!(!m.plan.halted(), "{ctx}: blocked:\n{}", m.plan);
+    for s in &m.plan.steps {
+        sim.apply(s);
+    }
+}
+
+/// The masters `drain` recorded in its mark.
+fn marked(m: &Maintenance) -> Vec<InstanceKey> {
+    m.plan
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::MarkDrained { masters, .. } => Some(masters.clone()),
+            _ => None,
+        })
+        .expect("a drain marks the host")
+}
+
+/// undrain's rounds (observe → plan → execute) until the mark is cleared; the rounds taken.
+fn undrain_sim(sim: &mut Sim, host: &str, masters: &[InstanceKey], ctx: &str) -> usize {
+    for round in 1..=4 {
+        let m = maintenance::undrain(
+            &sim.topo,
+            &sim.observed(),
+            host,
+            masters,
+            false,
+            Options::default(),
+        );
+        run_maintenance(sim, &m, ctx);
+        if m.plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::ClearDrainMark { .. }))
+        {
+            return round;
+        }
+    }
+    panic!("{ctx}: undrain did not finish in 4 rounds");
+}
+
+/// Every slot is owned by exactly one running master.
+fn assert_served(sim: &Sim, ctx: &str) {
+    let mut owners = vec![0u8; usize::from(SLOTS)];
+    for n in sim
+        .nodes
+        .values()
+        .filter(|n| n.running && n.master.is_none())
+    {
+        for s in &n.slots {
+            owners[usize::from(*s)] += 1;
+        }
+    }
+    let bad = owners.iter().filter(|o| **o != 1).count();
+    assert_eq!(
+        bad, 0,
+        "{ctx}: {bad} slots not served by exactly one running master"
+    );
+}
+
+/// Keys held by masters (each master's keys are its slots' keys).
+fn master_keys(sim: &Sim) -> u64 {
+    let masters = sim.nodes.values().filter(|n| n.master.is_none());
+    masters.map(|n| n.keys).sum()
+}
+
+/// A converged cluster whose masters hold some keys (replicas copy them).
+fn loaded(shards: u64, replicas: u64, hosts: u64) -> Sim {
+    let mut sim = converged(shards, replicas, hosts);
+    let masters: Vec<InstanceKey> = sim
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.master.is_none() && !n.slots.is_empty())
+        .map(|(k, _)| k.clone())
+        .collect();
+    for (i, k) in masters.iter().enumerate() {
+        sim.node(k).keys = 1000 * (i as u64 + 1);
+    }
+    sim.sync_replicas();
+    sim
+}
+
+fn hosts_of_sim(sim: &Sim) -> Vec<String> {
+    let mut v: Vec<String> = sim.nodes.keys().map(|k| k.host.clone()).collect();
+    v.dedup();
+    v
+}
+
+/// Drain each host in turn, then undrain it: while drained every slot is served by a running
+/// master off the host and no key is lost; after undrain the layout is the declared one again
+/// (preferred masters, exact slot split) and a second undrain plan has nothing to hand back.
+#[test]
+fn drain_and_undrain_every_host_keep_every_slot_served_and_every_key() {
+    for (shards, replicas, hosts) in [(3, 1, 2), (4, 1, 3), (5, 2, 3), (6, 1, 3), (3, 2, 2)] {
+        for host in hosts_of_sim(&loaded(shards, replicas, hosts)) {
+            let ctx = format!("{shards}x{replicas} on {hosts} hosts, drain {host}");
+            let mut sim = loaded(shards, replicas, hosts);
+            let keys = master_keys(&sim);
+            let m = maintenance::drain(&sim.topo, &sim.observed(), &host, DrainOptions::default());
+            run_maintenance(&mut sim, &m, &ctx);
+            assert_served(&sim, &ctx);
+            assert_eq!(master_keys(&sim), keys, "{ctx}: keys lost");
+            for (k, n) in &sim.nodes {
+                assert_eq!(n.running, k.host != host, "{ctx}: {k} running");
+            }
+            let rounds = undrain_sim(&mut sim, &host, &marked(&m), &ctx);
+            assert_eq!(
+                rounds, 2,
+                "{ctx}: start, then hand the roles back (caught up at once)"
+            );
+            assert_converged(&sim, true, true, &ctx);
+            assert_eq!(master_keys(&sim), keys, "{ctx}: keys lost");
+            let p = plan_with(&sim.topo, &sim.observed(), Options::default());
+            assert!(p.is_empty(), "{ctx}: apply after undrain:\n{p}");
+        }
+    }
+}
+
+/// A master whose shard has no replica on another host: drain refuses and names the way
+/// out; with --move-slots its slots go to the other masters first and no key is lost.
+#[test]
+fn drain_refuses_a_master_without_a_replica_elsewhere_and_move_slots_evacuates_it() {
+    let ctx = "3x0 on 2 hosts, drain h0";
+    let mut sim = loaded(3, 0, 2);
+    let keys = master_keys(&sim);
+    let m = maintenance::drain(&sim.topo, &sim.observed(), "h0", DrainOptions::default());
+    assert!(m.plan.steps.is_empty(), "{ctx}: a refused plan has no step");
+    assert!(!m.plan.blockers.is_empty(), "{ctx}");
+    for b in &m.plan.blockers {
+        assert_eq!(b.kind, super::BlockerKind::DrainRisk);
+        assert!(b.message.contains("--move-slots"), "{ctx}: {b}");
+    }
+    let forced = DrainOptions {
+        force: true,
+        move_slots: false,
+    };
+    let f = maintenance::drain(&sim.topo, &sim.observed(), "h0", forced);
+    assert!(!f.plan.halted(), "{ctx}: --force drains anyway");
+    assert!(
+        f.plan
+            .notes
+            .iter()
+            .any(|n| n.message.starts_with("accepted with --force")),
+        "{ctx}: {}",
+        f.plan
+    );
+    let opts = DrainOptions {
+        force: false,
+        move_slots: true,
+    };
+    let m = maintenance::drain(&sim.topo, &sim.observed(), "h0", opts);
+    run_maintenance(&mut sim, &m, ctx);
+    assert_served(&sim, ctx);
+    assert_eq!(master_keys(&sim), keys, "{ctx}: keys lost");
+    let on_h0 = sim.nodes.iter().filter(|(k, _)| k.host == "h0");
+    assert!(on_h0.clone().all(|(_, n)| n.slots.is_empty() && !n.running));
+    // Every master that was on h0 is recorded; none is handed back (they own no slot now).
+    assert!(!marked(&m).is_empty());
+    undrain_sim(&mut sim, "h0", &marked(&m), ctx);
+    assert_served(&sim, ctx);
+}
+
+/// Every master here is handed to its replica on another host, restarted and handed back;
+/// replicas first. Afterwards the layout is the declared one.
+#[test]
+fn a_rolling_restart_keeps_the_roles_and_restarts_every_local_instance() {
+    for (shards, replicas, hosts) in [(3, 1, 2), (5, 2, 3), (3, 1, 1)] {
+        for host in hosts_of_sim(&loaded(shards, replicas, hosts)) {
+            let ctx = format!("{shards}x{replicas} on {hosts} hosts, restart {host}");
+            let mut sim = loaded(shards, replicas, hosts);
+            let keys = master_keys(&sim);
+            let local: Vec<InstanceKey> = sim
+                .nodes
+                .keys()
+                .filter(|k| k.host == host)
+                .cloned()
+                .collect();
+            let m = maintenance::restart(&sim.topo, &sim.observed(), &local);
+            let restarted = m
+                .plan
+                .steps
+                .iter()
+                .filter(|s| matches!(s, Step::Restart { .. }))
+                .count();
+            assert_eq!(restarted, local.len(), "{ctx}: every local instance once");
+            // Each handover goes out and comes back.
+            assert_eq!(m.handovers.len() % 2, 0, "{ctx}");
+            run_maintenance(&mut sim, &m, &ctx);
+            assert_converged(&sim, true, true, &ctx);
+            assert_eq!(master_keys(&sim), keys, "{ctx}: keys lost");
+        }
+    }
+}
+
+#[test]
+fn a_rolling_restart_refuses_a_master_without_a_replica_and_a_stopped_instance() {
+    let sim = loaded(3, 0, 1);
+    let local: Vec<InstanceKey> = sim.nodes.keys().cloned().collect();
+    let m = maintenance::restart(&sim.topo, &sim.observed(), &local);
+    assert_eq!(m.plan.blockers.len(), 3, "{}", m.plan);
+    assert!(m.plan.steps.is_empty());
+    assert!(
+        m.plan.blockers[0]
+            .message
+            .contains("without an in-sync replica"),
+        "{}",
+        m.plan
+    );
+    let mut sim = loaded(3, 1, 2);
+    let local: Vec<InstanceKey> = sim.nodes.keys().cloned().collect();
+    sim.node(&local[1]).running = false;
+    let m = maintenance::restart(&sim.topo, &sim.observed(), &local);
+    assert!(m.plan.steps.is_empty());
+    assert_eq!(m.plan.blockers[0].kind, super::BlockerKind::NotRunning);
+    assert!(m.plan.blockers[0].message.contains("redisctl apply"));
+}
+
+/// failover: an in-sync replica gets a coordinated failover; the new master is refused; a
+/// replica whose master is down is refused unless --force, then promoted by force.
+#[test]
+fn failover_plans_one_step_and_refuses_what_would_lose_writes() {
+    let mut sim = loaded(3, 1, 2);
+    let c = sim.topo.cluster.clone().expect("a cluster");
+    let (master, replica) = (&c.shards[0].master.key, &c.shards[0].replicas[0].key);
+    let m = maintenance::failover(&sim.topo, &sim.observed(), replica, false);
+    assert_eq!(
+        m.plan.steps,
+        [Step::ClusterFailover {
+            node: replica.clone()
+        }]
+    );
+    assert_eq!(
+        (&m.handovers[0].from, &m.handovers[0].to),
+        (master, replica)
+    );
+    run_maintenance(&mut sim, &m, "failover");
+    let again = maintenance::failover(&sim.topo, &sim.observed(), replica, false);
+    assert_eq!(
+        again.plan.blockers[0].kind,
+        super::BlockerKind::AlreadyMaster
+    );
+    assert!(again.plan.steps.is_empty());
+
+    let mut sim = loaded(3, 1, 2);
+    sim.node(master).running = false;
+    let m = maintenance::failover(&sim.topo, &sim.observed(), replica, false);
+    assert_eq!(m.plan.blockers[0].kind, super::BlockerKind::ReplicaBehind);
+    assert!(m.plan.blockers[0].message.contains("--force"));
+    let m = maintenance::failover(&sim.topo, &sim.observed(), replica, true);
+    assert_eq!(
+        m.plan.steps,
+        [Step::ForcedFailover {
+            node: replica.clone()
+        }]
+    );
+    run_maintenance(&mut sim, &m, "forced failover");
+    assert_served(&sim, "forced failover");
+}
+
+/// The plan of a maintenance command as `--dry-run` prints it, compared with
+/// tests/golden/plans/NAME.txt (UPDATE_GOLDEN=1 rewrites it; review the diff).
+fn golden_maintenance(name: &str, situation: &str, m: &Maintenance) {
+    let text = format!("# {situation}\n{}", m.plan);
+    crate::render::golden(&format!("plans/{name}.txt"), &text);
+}
+
+/// Golden plans of the maintenance commands on a converged cluster.
+#[test]
+fn golden_maintenance_plans() {
+    let sim = loaded(3, 1, 2);
+    let masters_on = |host: &str| {
+        sim.nodes
+            .iter()
+            .filter(|(k, n)| k.host == host && n.master.is_none())
+            .count()
+    };
+    let (two, one) = if masters_on("h0") == 2 {
+        ("h0", "h1")
+    } else {
+        ("h1", "h0")
+    };
+    assert_eq!((masters_on(two), masters_on(one)), (2, 1));
+    let obs = sim.observed();
+    let m = maintenance::drain(&sim.topo, &obs, one, DrainOptions::default());
+    let what = format!("3x1 on 2 hosts, converged: drain {one} (one master there)");
+    golden_maintenance("drain-a-host-with-one-master", &what, &m);
+    let m = maintenance::drain(&sim.topo, &obs, two, DrainOptions::default());
+    let what = format!("3x1 on 2 hosts, converged: drain {two} (two masters there)");
+    golden_maintenance("drain-a-host-with-two-masters", &what, &m);
+
+    // Undrain: the first round starts and waits, the next hands the roles back.
+    let mut drained = loaded(3, 1, 2);
+    run_maintenance(&mut drained, &m, "drain");
+    let masters = marked(&m);
+    let undrain = |sim: &Sim| {
+        maintenance::undrain(
+            &sim.topo,
+            &sim.observed(),
+            two,
+            &masters,
+            false,
+            Options::default(),
+        )
+    };
+    let first = undrain(&drained);
+    let what = format!("{two} drained: undrain, first round");
+    golden_maintenance("undrain-first-round", &what, &first);
+    run_maintenance(&mut drained, &first, "undrain round 1");
+    let what = format!("{two} drained: undrain, once its instances have caught up");
+    golden_maintenance("undrain-restore-roles", &what, &undrain(&drained));
+
+    let sl = loaded(3, 0, 2);
+    let m = maintenance::drain(&sl.topo, &sl.observed(), "h0", DrainOptions::default());
+    let what = "3x0 on 2 hosts: drain h0 (its masters have no replica)";
+    golden_maintenance("drain-refused-no-replica-elsewhere", what, &m);
+    let opts = DrainOptions {
+        force: false,
+        move_slots: true,
+    };
+    let m = maintenance::drain(&sl.topo, &sl.observed(), "h0", opts);
+    golden_maintenance("drain-move-slots", &format!("{what} --move-slots"), &m);
+
+    let c = sim.topo.cluster.clone().expect("a cluster");
+    let replica = &c.shards[0].replicas[0].key;
+    let m = maintenance::failover(&sim.topo, &obs, replica, false);
+    let what = format!("3x1 on 2 hosts, converged: failover {replica}");
+    golden_maintenance("failover-cluster", &what, &m);
+
+    let local: Vec<InstanceKey> = sim
+        .nodes
+        .keys()
+        .filter(|k| k.host == two)
+        .cloned()
+        .collect();
+    let m = maintenance::restart(&sim.topo, &obs, &local);
+    let what = format!("3x1 on 2 hosts, converged: restart --rolling on {two}");
+    golden_maintenance("rolling-restart", &what, &m);
 }
