@@ -5,6 +5,186 @@ use super::*;
 use crate::topology::slots::SlotRange;
 
 impl Context {
+    /// Promote the replica `node` with `CLUSTER FAILOVER` (FORCE when `force`) and wait until
+    /// every cluster node sees it as the master and its old master as a replica.
+    pub async fn cluster_failover(
+        &self,
+        index: usize,
+        node: &InstanceKey,
+        force: bool,
+        on_event: &(dyn Fn(Event) + Sync),
+    ) -> Result<(), StepError> {
+        let mut c = self.conn(node).await?;
+        let before = observe::fetch_on(&mut c)
+            .await
+            .map_err(|e| StepError::Other(e.to_string()))?;
+        let old_master = match (&before.myself.master_id, before.myself.flags.replica) {
+            (Some(m), true) => m.clone(),
+            _ => return Ok(()), // already a master: nothing to do
+        };
+        let mut args = vec!["CLUSTER", "FAILOVER"];
+        if force {
+            args.push("FORCE");
+        }
+        // Every node that answers now must agree; one that does not (a drained or failed
+        // host) learns the new roles when it comes back.
+        let declared: Vec<InstanceKey> = self
+            .targets
+            .iter()
+            .filter(|t| t.kind == TargetKind::Cluster)
+            .map(|t| t.managed.key.clone())
+            .collect();
+        let answering = futures::future::join_all(declared.iter().map(|k| self.conn(k))).await;
+        let nodes: Vec<InstanceKey> = declared
+            .into_iter()
+            .zip(answering)
+            .filter(|(_, c)| c.is_ok())
+            .map(|(k, _)| k)
+            .collect();
+        let id = before.myself.id.clone();
+        // A manual failover that does not complete within Redis's 5 s (CLUSTER_MF_TIMEOUT) is
+        // abandoned silently; seen under write load right after a previous failover of the
+        // same shard. Ask again while the node is still a replica, until the gate timeout.
+        let overall = Instant::now() + self.gate_timeout;
+        loop {
+            c.cmd(&args).await?;
+            let attempt = (Instant::now() + Duration::from_secs(7)).min(overall);
+            let r = self
+                .failover_gate(index, node, &id, &old_master, &nodes, attempt, on_event)
+                .await;
+            match r {
+                Err(StepError::Gate(_)) if Instant::now() < overall => {
+                    let still_replica = observe::fetch_on(&mut c)
+                        .await
+                        .is_ok_and(|l| l.myself.flags.replica);
+                    if !still_replica {
+                        // Promoted; the rest of the agreement may take a little longer.
+                        return self
+                            .failover_gate(index, node, &id, &old_master, &nodes, overall, on_event)
+                            .await;
+                    }
+                    on_event(Event::StepWaiting {
+                        index,
+                        missing: 1,
+                        first: format!(
+                            "{node}: the manual failover was abandoned by Redis; asking again"
+                        ),
+                    });
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Every node in `nodes` sees `node` (id `id`) as master and `old_master` as not.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn failover_gate(
+        &self,
+        index: usize,
+        node: &InstanceKey,
+        id: &str,
+        old_master: &str,
+        nodes: &[InstanceKey],
+        deadline: Instant,
+        on_event: &(dyn Fn(Event) + Sync),
+    ) -> Result<(), StepError> {
+        let (id, old_master) = (id.to_string(), old_master.to_string());
+        self.gate_until(
+            index,
+            nodes,
+            &format!("every node sees {node} as master"),
+            deadline,
+            on_event,
+            |lives| {
+                let mut missing = Vec::new();
+                for (k, l) in lives {
+                    let me = l.myself.id == id;
+                    let line = if me { Some(&l.myself) } else { l.peer(&id) };
+                    if !line.is_some_and(|x| x.flags.master) {
+                        missing.push(format!("{k} does not see {node} as master yet"));
+                    }
+                    let old = if l.myself.id == old_master {
+                        Some(&l.myself)
+                    } else {
+                        l.peer(&old_master)
+                    };
+                    if old.is_some_and(|x| x.flags.master) {
+                        missing.push(format!(
+                            "{k} still sees the old master {} as master",
+                            crate::plan::short(&old_master)
+                        ));
+                    }
+                }
+                missing
+            },
+        )
+        .await
+    }
+
+    /// `CLUSTER FAILOVER FORCE` on `node`, a replica of the down master `from`; when the other
+    /// masters have not voted within twice the node timeout (e.g. a majority of masters is
+    /// down too), `CLUSTER FAILOVER TAKEOVER`: `from`'s process is known to be stopped on this
+    /// host, so no second master can be serving. Done when `node` serves slots.
+    pub(super) async fn take_over(
+        &self,
+        index: usize,
+        node: &InstanceKey,
+        from: &InstanceKey,
+        on_event: &(dyn Fn(Event) + Sync),
+    ) -> Result<(), StepError> {
+        let mut c = self.conn(node).await?;
+        let ask = |mode: &'static str| async move {
+            let mut c = self.conn(node).await?;
+            match c.cmd(&["CLUSTER", "FAILOVER", mode]).await {
+                Ok(_) => Ok(()),
+                // Already promoted by an earlier attempt or by the cluster itself.
+                Err(ClientError::Server { message, .. })
+                    if message.contains("already a master") =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(StepError::from(e)),
+            }
+        };
+        ask("FORCE").await?;
+        let node_timeout = self
+            .topology
+            .cluster
+            .as_ref()
+            .map_or(5000, |c| c.settings.node_timeout_ms);
+        let takeover_at = Instant::now() + Duration::from_millis((2 * node_timeout).max(3000));
+        let mut took_over = false;
+        let what = format!("{node} serves the slots of {from}");
+        let deadline = Instant::now() + self.gate_timeout;
+        loop {
+            let live = observe::fetch_on(&mut c)
+                .await
+                .map_err(|e| StepError::Other(e.to_string()))?;
+            if live.myself.flags.master && !live.myself.slots.is_empty() {
+                return Ok(());
+            }
+            if !took_over && Instant::now() > takeover_at {
+                took_over = true;
+                ask("TAKEOVER").await?;
+            }
+            if Instant::now() > deadline {
+                return Err(StepError::Gate(ExecError::Gate {
+                    secs: self.gate_timeout.as_secs(),
+                    what,
+                    missing: format!(
+                        "{node} is still a replica (CLUSTER FAILOVER FORCE and TAKEOVER were refused or ignored)"
+                    ),
+                }));
+            }
+            on_event(Event::StepWaiting {
+                index,
+                missing: 1,
+                first: what.clone(),
+            });
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// `step` is a `Step::MoveSlots`.
     pub(super) async fn ensure_slots_moved(
         &self,
