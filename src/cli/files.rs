@@ -7,8 +7,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::render::Secrets;
+use crate::render::tls::TlsMaterial;
 use crate::topology::spans::SpanIndex;
 use crate::topology::{Diagnostic, Severity, Topology, TopologyError};
+use tokio_rustls::rustls::ClientConfig;
 
 /// An error about the topology field `field`, located at its line and column in `file`.
 fn located(file: &Path, field: &str, message: String) -> TopologyError {
@@ -93,6 +95,86 @@ pub fn first_line(path: &Path) -> Result<String, String> {
         ));
     }
     Ok(pw.to_string())
+}
+
+/// A key file: a regular file, the owner's only (like ssh with a private key), readable.
+fn read_key(path: &Path) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} is open to others (mode {mode:04o}); a private key must be readable by its owner only: run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::observe::tls::private_key(&bytes, &path.display().to_string())?;
+    Ok(bytes)
+}
+
+fn read_cert(path: &Path) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::observe::tls::certificates(&bytes, &path.display().to_string())?;
+    Ok(bytes)
+}
+
+/// What `tls:` names, read and checked: the instances' files (copied into each instance
+/// directory by render) and redisctl's own client configuration. Every bad file is
+/// reported, each at its field. None when the topology has no `tls` or its mode is off.
+pub fn read_tls(
+    file: &Path,
+    t: &Topology,
+) -> Result<Option<(TlsMaterial, std::sync::Arc<ClientConfig>)>, TopologyError> {
+    let Some(tls) = t.tls_on() else {
+        return Ok(None);
+    };
+    let mut diagnostics = Vec::new();
+    let mut at = |field: &str, r: Result<Vec<u8>, String>| match r {
+        Ok(b) => b,
+        Err(m) => {
+            diagnostics.extend(located(file, field, m).diagnostics);
+            Vec::new()
+        }
+    };
+    let ca = at("tls.ca_file", read_cert(&tls.ca_file));
+    let default_cert = at("tls.cert_file", read_cert(&tls.cert_file));
+    let default_key = at("tls.key_file", read_key(&tls.key_file));
+    let mut hosts = std::collections::BTreeMap::new();
+    for (i, h) in t.hosts.iter().enumerate() {
+        let pair = match h.tls {
+            Some(_) => {
+                let (c, k) = tls.pair_of(h);
+                (
+                    at(&format!("hosts[{i}].tls.cert_file"), read_cert(c)),
+                    at(&format!("hosts[{i}].tls.key_file"), read_key(k)),
+                )
+            }
+            None => (default_cert.clone(), default_key.clone()),
+        };
+        hosts.insert(h.name.clone(), pair);
+    }
+    let (cc, ck) = match &tls.client {
+        Some((c, k)) => (
+            at("tls.client_cert_file", read_cert(c)),
+            at("tls.client_key_file", read_key(k)),
+        ),
+        None => (default_cert.clone(), default_key.clone()),
+    };
+    if !diagnostics.is_empty() {
+        return Err(TopologyError { diagnostics });
+    }
+    let field = if tls.client.is_some() {
+        "tls.client_cert_file"
+    } else {
+        "tls.cert_file"
+    };
+    let cfg =
+        crate::observe::tls::client_config(&ca, &cc, &ck).map_err(|m| located(file, field, m))?;
+    Ok(Some((TlsMaterial { ca, hosts }, cfg)))
 }
 
 /// A path redisctl writes into redis.conf, sentinel.conf or a unit must be one line of

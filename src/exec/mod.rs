@@ -561,7 +561,18 @@ impl Context {
             }
             Step::ConfigSet { node, params } => {
                 let mut c = self.conn(node).await?;
-                for (k, v) in params {
+                // A certificate, its key and CA change in one CONFIG SET: Redis reloads its
+                // TLS context once, and would refuse a new certificate with the old key.
+                let (tls, other): (Vec<_>, Vec<_>) =
+                    params.iter().partition(|(k, _)| k.starts_with("tls-"));
+                if !tls.is_empty() {
+                    let mut args = vec!["CONFIG".to_string(), "SET".into()];
+                    for (k, v) in tls {
+                        args.extend([k.clone(), v.clone()]);
+                    }
+                    c.cmd(&args).await?;
+                }
+                for (k, v) in other {
                     c.cmd(&["CONFIG", "SET", k, v]).await?;
                 }
                 Ok(())
@@ -829,6 +840,24 @@ impl Context {
                 continue;
             }
             fsio::write_atomic(&f.path, &f.contents, f.mode).map_err(|e| io("write", e))?;
+        }
+        // Copies of renewed certificates and keys (content-hashed names, render/tls.rs) that
+        // the new redis.conf no longer names. Redis holds its TLS context in memory, so the
+        // running instance needs none of them. Sentinels keep theirs: their sentinel.conf is
+        // theirs to rewrite and still names the copies it started with.
+        if t.kind != TargetKind::Sentinel
+            && let Ok(dir) = std::fs::read_dir(&paths.dir)
+        {
+            for e in dir.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let path = e.path();
+                if name.starts_with("tls-")
+                    && name.ends_with(".pem")
+                    && !t.rendered.iter().any(|f| f.path == path)
+                {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
         }
         Ok(())
     }

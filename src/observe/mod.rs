@@ -6,6 +6,7 @@ pub mod acl;
 pub mod client;
 pub mod parse;
 pub mod resp;
+pub mod tls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -6,6 +6,7 @@
 
 pub mod acl;
 pub mod systemd;
+pub mod tls;
 
 pub use acl::Secrets;
 
@@ -72,13 +73,27 @@ pub fn instance_files(
     inst: &Instance,
     log: LogTarget,
     secrets: Option<&Secrets>,
+    tls: Option<&tls::TlsMaterial>,
 ) -> Vec<RenderedFile> {
     let paths = InstancePaths::new(state_dir, &inst.key);
+    let tls = tls.filter(|_| topo.tls_on().is_some());
+    let tls_paths = tls.and_then(|m| tls::paths(&paths, &inst.key.host, m));
     let mut out = vec![RenderedFile {
         path: paths.config.clone(),
-        contents: redis_conf(topo, inst, &paths, log, secrets.is_some()).into_bytes(),
+        contents: redis_conf(
+            topo,
+            inst,
+            &paths,
+            log,
+            secrets.is_some(),
+            tls_paths.as_ref(),
+        )
+        .into_bytes(),
         mode: 0o640,
     }];
+    if let Some(m) = tls {
+        out.extend(tls::files(&paths, &inst.key.host, m));
+    }
     if let Some(s) = secrets {
         out.push(RenderedFile {
             path: paths.secrets.clone(),
@@ -98,10 +113,13 @@ pub fn sentinel_files(
     s: &SentinelInstance,
     log: LogTarget,
     secrets: Option<&Secrets>,
+    tls: Option<&tls::TlsMaterial>,
 ) -> Vec<RenderedFile> {
     use std::fmt::Write;
     let password = secrets.map(|s| s.password.as_str());
     let paths = InstancePaths::sentinel(state_dir, &s.key);
+    let tls = tls.filter(|_| topo.tls_on().is_some());
+    let tls_paths = tls.and_then(|m| tls::paths(&paths, &s.key.host, m));
     let mut c = String::new();
     let _ = writeln!(
         c,
@@ -111,7 +129,14 @@ pub fn sentinel_files(
         topo.name, s.key
     );
     let bind: Vec<String> = s.bind.iter().map(ToString::to_string).collect();
-    let _ = writeln!(c, "port {}", s.port);
+    match &tls_paths {
+        // Sentinel dials masters, replicas and the other Sentinels over TLS
+        // (tls-replication) and announces its TLS port.
+        Some(p) => c.push_str(&tls::conf_lines(topo, p, s.port, false)),
+        None => {
+            let _ = writeln!(c, "port {}", s.port);
+        }
+    }
     let _ = writeln!(c, "bind {}", bind.join(" "));
     // The other Sentinels find this one at the host's declared address, whatever source
     // address the kernel picks for its outgoing connections (several addresses per host).
@@ -129,11 +154,32 @@ pub fn sentinel_files(
         let _ = writeln!(c, "requirepass {}", quote(pw));
         let _ = writeln!(c, "sentinel sentinel-pass {}", quote(pw));
     }
-    vec![RenderedFile {
+    let mut out = vec![RenderedFile {
         path: paths.config.clone(),
         contents: c.into_bytes(),
         mode: 0o600,
-    }]
+    }];
+    if let Some(m) = tls {
+        out.extend(tls::files(&paths, &s.key.host, m));
+    }
+    out
+}
+
+/// The TLS file settings an instance should be running with (`CONFIG GET tls-cert-file` …),
+/// so that a renewed certificate (a new content-hashed path) is applied with `CONFIG SET`.
+pub fn tls_live_params(
+    topo: &Topology,
+    state_dir: &Path,
+    inst: &Instance,
+    tls: Option<&tls::TlsMaterial>,
+) -> Vec<(String, String)> {
+    let paths = InstancePaths::new(state_dir, &inst.key);
+    match (topo.tls_on(), tls) {
+        (Some(_), Some(m)) => tls::paths(&paths, &inst.key.host, m)
+            .map(|p| tls::file_params(&p))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
 }
 
 /// Settings Redis can change at runtime, as `CONFIG GET` reports them, so that drift can be
@@ -230,6 +276,7 @@ fn redis_conf(
     paths: &InstancePaths,
     log: LogTarget,
     with_secrets: bool,
+    tls_paths: Option<&tls::TlsPaths>,
 ) -> String {
     use std::fmt::Write;
     let s = &inst.settings;
@@ -248,7 +295,12 @@ fn redis_conf(
     );
     let bind: Vec<String> = s.bind.iter().map(ToString::to_string).collect();
     let _ = writeln!(c, "\n# Network");
-    let _ = writeln!(c, "port {}", inst.port);
+    match tls_paths {
+        Some(p) => c.push_str(&tls::conf_lines(topo, p, inst.port, inst.group.is_none())),
+        None => {
+            let _ = writeln!(c, "port {}", inst.port);
+        }
+    }
     let _ = writeln!(c, "bind {}", bind.join(" "));
     // Peers, replicas' masters and Sentinels know it by the host's declared address, not by
     // the source address the kernel picks for outgoing connections (hosts with several).
@@ -392,7 +444,7 @@ mod tests {
         let state = Path::new("/var/lib/redisctl/local-cluster");
         let insts: Vec<_> = topo.instances().collect();
         assert_eq!(insts.len(), 6);
-        let files = instance_files(&topo, state, insts[0], LogTarget::File, None);
+        let files = instance_files(&topo, state, insts[0], LogTarget::File, None, None);
         assert_eq!(files.len(), 1);
         assert_eq!(files[0].path, state.join("local/7000/redis.conf"));
         golden(
@@ -403,7 +455,14 @@ mod tests {
             password: "s3cr\"et".into(),
             users: Default::default(),
         };
-        let files = instance_files(&topo, state, insts[1], LogTarget::Stdout, Some(&secrets));
+        let files = instance_files(
+            &topo,
+            state,
+            insts[1],
+            LogTarget::Stdout,
+            Some(&secrets),
+            None,
+        );
         golden(
             "local-cluster-7001-replica-auth.conf",
             std::str::from_utf8(&files[0].contents).unwrap(),

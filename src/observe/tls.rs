@@ -1,0 +1,76 @@
+//! redisctl's own TLS client (rustls with the ring provider; no OpenSSL): the CA it trusts
+//! and the certificate it presents, built once from PEM bytes and installed process-wide.
+//!
+//! One process serves one deployment (the CLI, or the agent which reinstalls it on every
+//! topology reload), so every connection — observation, execution, slot migration, status,
+//! the agent's HTTP answers — dials with the same configuration without threading it
+//! through each call site.
+
+use std::sync::{Arc, RwLock};
+
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto};
+
+static CONNECTOR: RwLock<Option<TlsConnector>> = RwLock::new(None);
+
+/// The certificates of a PEM file's bytes (`what` names the file in errors).
+pub fn certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{what}: not a PEM certificate file: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{what}: no certificate in it (expected a PEM \"BEGIN CERTIFICATE\" block)"
+        ));
+    }
+    Ok(certs)
+}
+
+/// The private key of a PEM file's bytes.
+pub fn private_key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
+        format!("{what}: no usable private key in it (expected an unencrypted PEM key): {e}")
+    })
+}
+
+/// A client configuration trusting `ca` and presenting `cert`/`key`.
+pub fn client_config(ca: &[u8], cert: &[u8], key: &[u8]) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = RootCertStore::empty();
+    for c in certificates(ca, "tls.ca_file")? {
+        roots
+            .add(c)
+            .map_err(|e| format!("tls.ca_file: unusable CA certificate: {e}"))?;
+    }
+    let chain = certificates(cert, "client certificate")?;
+    let key = private_key(key, "client key")?;
+    let cfg = ClientConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| format!("client certificate and key do not match: {e}"))?;
+    Ok(Arc::new(cfg))
+}
+
+/// Install (or remove, with None) the configuration every later connection uses.
+pub fn install(cfg: Option<Arc<ClientConfig>>) {
+    let mut g = CONNECTOR.write().unwrap_or_else(|e| e.into_inner());
+    *g = cfg.map(TlsConnector::from);
+}
+
+/// The installed connector, if TLS is on.
+pub fn connector() -> Option<TlsConnector> {
+    CONNECTOR.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// The name the server's certificate must carry for `addr` (`ip:port`, `[v6]:port` or
+/// `name:port`): its IP address (an IP SAN), else the host name.
+pub fn server_name(addr: &str) -> Result<ServerName<'static>, String> {
+    if let Ok(sa) = addr.parse::<std::net::SocketAddr>() {
+        return Ok(ServerName::IpAddress(sa.ip().into()));
+    }
+    let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+    ServerName::try_from(host.to_string()).map_err(|e| format!("{addr}: {e}"))
+}
