@@ -1,0 +1,140 @@
+//! End-to-end TLS (`tls.mode: on`): certificates made here with `openssl`; real
+//! redis-server instances, judged by `redis-cli --tls --cluster check`, plain TCP probes of
+//! the data and bus ports, and redis-py's cluster client over TLS (tools/consistency.py).
+
+mod common;
+
+use common::tls::{Certs, plain_reply};
+use common::*;
+
+fn tls_cluster() -> (Deployment, Certs) {
+    let d = Deployment::custom(
+        3,
+        1,
+        "    appendonly: true\n    appendfsync: everysec\n",
+        2000,
+        &Certs::yaml("on"),
+    );
+    let certs = Certs::make(d.dir.path());
+    (d, certs)
+}
+
+#[test]
+fn tls_cluster_serves_only_tls_and_a_renewal_under_load_reloads_without_restart() {
+    if !have("openssl") {
+        return skip("tls", "openssl is not installed");
+    }
+    let (d, certs) = tls_cluster();
+    let first = d.json(&["apply", "--yes"]);
+    assert_eq!(first["ok"], true, "{first}");
+
+    // redis-cli's cluster manager over TLS: every slot covered, no open slot, all agree.
+    let mut args: Vec<String> = certs.cli_args();
+    args.extend(["--cluster".into(), "check".into()]);
+    args.push(format!("127.0.0.1:{}", d.ports[0]));
+    let out = std::process::Command::new("redis-cli")
+        .args(&args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && !text.contains("[ERR]") && !text.contains("[WARNING]"),
+        "redis-cli --tls --cluster check:\n{text}"
+    );
+    assert!(text.contains("[OK] All 16384 slots covered."), "{text}");
+
+    // Replication is linked, and can only be TLS: no plain port is open at all.
+    let mut linked = 0;
+    for &p in &d.ports {
+        let (ok, info) = certs.cli(p, &["INFO", "replication"]);
+        assert!(ok, "{info}");
+        if info.contains("role:slave") {
+            assert!(info.contains("master_link_status:up"), "{p}: {info}");
+            linked += 1;
+        }
+        let (_, cfg) = certs.cli(p, &["CONFIG", "GET", "port"]);
+        assert_eq!(
+            cfg.split_whitespace().collect::<Vec<_>>(),
+            ["port", "0"],
+            "{p}"
+        );
+        for k in ["tls-replication", "tls-cluster"] {
+            let (_, v) = certs.cli(p, &["CONFIG", "GET", k]);
+            assert_eq!(v.split_whitespace().nth(1), Some("yes"), "{p} {k}: {v}");
+        }
+        // A plain client gets no RESP answer on the data port nor on the bus port, and the
+        // bus port (port + 10000) completes a verified TLS handshake.
+        for port in [p, p + 10000] {
+            let r = plain_reply(port);
+            assert!(
+                !r.starts_with(b"+") && !r.starts_with(b"-") && !r.starts_with(b"RCmb"),
+                "{port} answered a plain client: {:?}",
+                String::from_utf8_lossy(&r)
+            );
+        }
+        let bus = certs.served_subject(p + 10000);
+        assert!(
+            bus.as_deref().is_some_and(|s| s.contains("redis-server-1")),
+            "bus port {}: {bus:?}",
+            p + 10000
+        );
+    }
+    assert_eq!(linked, 3);
+
+    // redisctl itself: plan, status and check work over TLS and find nothing to do.
+    let plan = d.run(&["plan", "--exit-code"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&plan.stdout),
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let status = d.json(&["status"]);
+    assert_eq!(status["nodes"].as_array().unwrap().len(), 6, "{status}");
+    d.ok(&["check"]);
+
+    // Renewal under load: new keys and certificates from the same CA replace the files;
+    // apply reloads every node with CONFIG SET (same processes), the writer sees no error.
+    let pids = d.pids();
+    assert_eq!(pids.len(), 6);
+    let writer = consistency_with(
+        "127.0.0.1",
+        d.ports[0],
+        12.0,
+        2000,
+        None,
+        &certs.writer_args(),
+    );
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    certs.issue("server", "redis-server-2", 30);
+    certs.issue("client", "redisctl-client-2", 30);
+    let renewal = d.json(&["apply", "--yes"]);
+    let steps = renewal["executed"].as_array().unwrap();
+    let reloads = steps
+        .iter()
+        .filter(|s| s.to_string().contains("tls-cert-file"))
+        .count();
+    assert_eq!(reloads, 6, "{renewal}");
+    let report = finish_json(writer);
+    assert_eq!(report["lost"], 0, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    assert!(report["acknowledged"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(d.pids(), pids, "a node restarted instead of reloading");
+    for &p in &d.ports {
+        for port in [p, p + 10000] {
+            let s = certs.served_subject(port);
+            assert!(
+                s.as_deref().is_some_and(|s| s.contains("redis-server-2")),
+                "{port} still serves {s:?}"
+            );
+        }
+    }
+    let plan = d.run(&["plan", "--exit-code"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+}
