@@ -107,8 +107,8 @@ fn tls_cluster_serves_only_tls_and_a_renewal_under_load_reloads_without_restart(
         &certs.writer_args(),
     );
     std::thread::sleep(std::time::Duration::from_secs(3));
-    certs.issue("server", "redis-server-2", 30);
-    certs.issue("client", "redisctl-client-2", 30);
+    certs.issue("server", "redis-server-2", 90);
+    certs.issue("client", "redisctl-client-2", 90);
     let renewal = d.json(&["apply", "--yes"]);
     let steps = renewal["executed"].as_array().unwrap();
     let reloads = steps
@@ -136,5 +136,19 @@ fn tls_cluster_serves_only_tls_and_a_renewal_under_load_reloads_without_restart(
         Some(0),
         "{}",
         String::from_utf8_lossy(&plan.stdout)
+    );
+
+    d.ok(&["check"]);
+
+    // `check` reports a certificate expiring within tls.expiry_warning_days (default 30).
+    certs.issue("client", "redisctl-client-3", 10);
+    let out = d.run(&["check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("tls.client_cert_file (")
+            && text.contains("certificate \"CN=redisctl-client-3\" expires on")
+            && text.contains("within tls.expiry_warning_days = 30"),
+        "{text}"
     );
 }

@@ -177,6 +177,75 @@ pub fn read_tls(
     Ok(Some((TlsMaterial { ca, hosts }, cfg)))
 }
 
+/// What is wrong with the certificates of one PEM file at unix time `now`: expired, not
+/// valid yet, or expiring within `window_days`. `label` names the field and the file.
+pub fn expiry_problems(label: &str, pem: &[u8], now: i64, window_days: u32) -> Vec<String> {
+    let certs = match crate::observe::tls::certificates(pem, label) {
+        Ok(c) => c,
+        Err(e) => return vec![e],
+    };
+    let mut out = Vec::new();
+    for der in &certs {
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+            out.push(format!("{label}: a certificate in it cannot be parsed"));
+            continue;
+        };
+        let subject = cert.subject().to_string();
+        let v = cert.validity();
+        let (from, until) = (v.not_before.timestamp(), v.not_after.timestamp());
+        let date = v.not_after.to_datetime().date();
+        if until <= now {
+            out.push(format!(
+                "{label}: certificate {subject:?} expired on {date}; issue a new one, replace the file and run `redisctl apply`"
+            ));
+        } else if from > now {
+            out.push(format!(
+                "{label}: certificate {subject:?} is not valid before {}",
+                v.not_before.to_datetime().date()
+            ));
+        } else if until - now < i64::from(window_days) * 86_400 {
+            let days = (until - now) / 86_400;
+            out.push(format!(
+                "{label}: certificate {subject:?} expires on {date} (in {days} day(s), within tls.expiry_warning_days = {window_days}); replace the file and run `redisctl apply`"
+            ));
+        }
+    }
+    out
+}
+
+/// `redisctl check`: every certificate file the topology names, checked for expiry within
+/// `tls.expiry_warning_days` (each file once, named by its first field).
+pub fn certificate_findings(t: &Topology, now: i64) -> Vec<String> {
+    let Some(tls) = &t.tls else {
+        return Vec::new();
+    };
+    let mut files: Vec<(String, &Path)> = vec![
+        ("tls.ca_file".into(), &tls.ca_file),
+        ("tls.cert_file".into(), &tls.cert_file),
+    ];
+    for (i, h) in t.hosts.iter().enumerate() {
+        if let Some((c, _)) = &h.tls {
+            files.push((format!("hosts[{i}].tls.cert_file"), c));
+        }
+    }
+    if let Some((c, _)) = &tls.client {
+        files.push(("tls.client_cert_file".into(), c));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for (field, path) in files {
+        if !seen.insert(path) {
+            continue;
+        }
+        let label = format!("{field} ({})", path.display());
+        match std::fs::read(path) {
+            Ok(pem) => out.extend(expiry_problems(&label, &pem, now, tls.expiry_warning_days)),
+            Err(e) => out.push(format!("{label}: {e}")),
+        }
+    }
+    out
+}
+
 /// A path redisctl writes into redis.conf, sentinel.conf or a unit must be one line of
 /// printable text: a newline would end the directive and start another.
 pub fn plain_path(what: &str, path: &Path) -> Result<(), String> {
@@ -257,6 +326,31 @@ mod tests {
             [
                 "t.yaml:2:12: error: state_dir: contains a control character (newline, tab, …); choose a path without one"
             ]
+        );
+    }
+
+    #[test]
+    fn certificates_expiring_within_the_window_are_reported() {
+        // A certificate valid 10 days, until 2026-12-12 06:19:17 UTC (1797056357).
+        let pem = include_bytes!("../../tests/golden/tls-expiry-fixture.crt");
+        let until = 1_797_056_357;
+        let day = 86_400;
+        // 20 days before: outside a 5-day window, inside a 30-day one.
+        assert!(expiry_problems("tls.cert_file", pem, until - 9 * day, 5).is_empty());
+        let p = expiry_problems("tls.cert_file", pem, until - 9 * day - 1, 30);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("tls.cert_file: certificate \"CN=fixture\" expires on 2026-12-12 (in 9 day(s), within tls.expiry_warning_days = 30)"),
+            "{p:?}"
+        );
+        let p = expiry_problems("tls.cert_file", pem, until, 30);
+        assert!(p[0].contains("expired on 2026-12-12"), "{p:?}");
+        let p = expiry_problems("tls.cert_file", pem, until - 11 * day, 0);
+        assert!(p[0].contains("is not valid before 2026-12-02"), "{p:?}");
+        let p = expiry_problems("tls.ca_file", b"not a certificate", 0, 30);
+        assert!(
+            p[0].starts_with("tls.ca_file: no certificate in it"),
+            "{p:?}"
         );
     }
 

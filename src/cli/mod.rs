@@ -410,7 +410,12 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             let ctx = context(cli, file, out)?;
             let rt = runtime()?;
             let obs = rt.block_on(ctx.observe());
-            let findings = check::findings(&ctx.topology, &obs, &ctx.state_dir, &local_hosts(&ctx));
+            let mut findings =
+                check::findings(&ctx.topology, &obs, &ctx.state_dir, &local_hosts(&ctx));
+            findings.extend(files::certificate_findings(
+                &ctx.topology,
+                crate::observe::unix_now() as i64,
+            ));
             if out.json() {
                 out.document(
                     &serde_json::json!({ "ok": findings.is_empty(), "findings": findings }),

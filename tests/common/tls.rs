@@ -53,8 +53,8 @@ impl Certs {
         let c = Certs {
             dir: dir.to_path_buf(),
         };
-        c.issue("server", "redis-server-1", 30);
-        c.issue("client", "redisctl-client", 30);
+        c.issue("server", "redis-server-1", 90);
+        c.issue("client", "redisctl-client", 90);
         c
     }
 
