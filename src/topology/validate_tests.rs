@@ -1721,11 +1721,11 @@ fn tls_directives_are_managed_by_the_tls_section() {
 /// `tls:` parsed into the model, defaults filled in, paths resolved, per-host overrides.
 #[test]
 fn tls_section_is_validated_with_located_errors() {
-    let ok = clean(&format!(
-        "name: t\nhosts:\n  - {{name: a, address: 127.0.0.1, tls: {{cert_file: a.crt, key_file: a.key}}}}\n\
-         tls: {{ca_file: ca.crt, cert_file: s.crt, key_file: s.key}}\n\
-         cluster: {{shards: 3, replicas: 0, ports: 7000-7002}}\n"
-    ));
+    let ok = clean(
+        "name: t\nhosts:\n  - {name: a, address: 127.0.0.1, tls: {cert_file: a.crt, key_file: a.key}}\n\
+         tls: {ca_file: ca.crt, cert_file: s.crt, key_file: s.key}\n\
+         cluster: {shards: 3, replicas: 0, ports: 7000-7002}\n",
+    );
     let t = ok.topology.tls.as_ref().unwrap();
     assert!(t.on, "mode defaults to on");
     assert_eq!(t.auth_clients, "yes");
