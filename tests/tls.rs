@@ -152,3 +152,84 @@ fn tls_cluster_serves_only_tls_and_a_renewal_under_load_reloads_without_restart(
         "{text}"
     );
 }
+
+#[test]
+fn tls_sentinel_group_renewal_restarts_sentinels_one_at_a_time_and_reloads_data_nodes() {
+    if !have("openssl") {
+        return skip("tls", "openssl is not installed");
+    }
+    let d = Deployment::sentinel("    appendonly: true\n    appendfsync: everysec\n");
+    let certs = Certs::make(d.dir.path());
+    let mut yaml = std::fs::read_to_string(&d.file).unwrap();
+    yaml.push_str(&Certs::yaml("on"));
+    std::fs::write(&d.file, yaml).unwrap();
+    let first = d.json(&["apply", "--yes"]);
+    assert_eq!(first["ok"], true, "{first}");
+    // Everything TLS-only: members and Sentinels answer no plain client.
+    for &p in &d.ports {
+        let r = plain_reply(p);
+        assert!(
+            !r.starts_with(b"+") && !r.starts_with(b"-"),
+            "{p} answered a plain client: {:?}",
+            String::from_utf8_lossy(&r)
+        );
+        assert!(certs.served_subject(p).is_some(), "{p}: no TLS handshake");
+    }
+    let (_, info) = certs.cli(d.ports[0], &["--pass", PASSWORD, "INFO", "replication"]);
+    assert!(info.contains("connected_slaves:2"), "{info}");
+    d.ok(&["check"]);
+
+    let data_pids: Vec<Option<i32>> = d.ports[..3].iter().map(|&p| d.pid(p)).collect();
+    let sentinel_pids: Vec<Option<i32>> = d.ports[3..].iter().map(|&p| d.pid(p)).collect();
+    let writer = sentinel_writer_with(&d, 15.0, &certs.writer_args());
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    certs.issue("server", "redis-server-2", 90);
+    certs.issue("client", "redisctl-client-2", 90);
+    let renewal = d.json(&["apply", "--yes"]);
+    let kinds: Vec<String> = renewal["executed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let count = |what: &str| kinds.iter().filter(|s| s.contains(what)).count();
+    assert_eq!(count("restart_sentinel"), 3, "{renewal}");
+    // One at a time: each restart is followed by the wait for every Sentinel to agree
+    // before the next one.
+    let restarts: Vec<usize> = (0..kinds.len())
+        .filter(|&i| kinds[i].contains("restart_sentinel"))
+        .collect();
+    for w in restarts.windows(2) {
+        assert!(
+            kinds[w[0]..w[1]].iter().any(|k| k.contains("wait_groups")),
+            "{renewal}"
+        );
+    }
+    assert_eq!(count("tls-cert-file"), 3, "{renewal}");
+    let report = finish_json(writer);
+    assert_eq!(report["lost"], 0, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    assert!(report["acknowledged"].as_u64().unwrap() > 0, "{report}");
+    let after: Vec<Option<i32>> = d.ports[..3].iter().map(|&p| d.pid(p)).collect();
+    assert_eq!(
+        after, data_pids,
+        "a data node restarted instead of reloading"
+    );
+    for (i, &p) in d.ports[3..].iter().enumerate() {
+        assert_ne!(d.pid(p), sentinel_pids[i], "Sentinel {p} was not restarted");
+    }
+    for &p in &d.ports {
+        let s = certs.served_subject(p);
+        assert!(
+            s.as_deref().is_some_and(|s| s.contains("redis-server-2")),
+            "{p} still serves {s:?}"
+        );
+    }
+    let plan = d.run(&["plan", "--exit-code"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+}

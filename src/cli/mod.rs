@@ -658,7 +658,7 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
             tls.as_ref(),
         ),
         kind: TargetKind::Sentinel,
-        live_params: Vec::new(),
+        live_params: render::sentinel_tls_params(&topology, &state_dir, s, tls.as_ref()),
         acl: Vec::new(),
     }));
     Ok(Context {

@@ -684,6 +684,7 @@ impl Context {
                 .await
             }
             Step::WriteConfig { node } => self.write_files(node),
+            Step::RestartSentinel { node } => self.restart_sentinel(node).await,
             Step::SetConfigEpoch { node, epoch } => {
                 let mut c = self.conn(node).await?;
                 match c
@@ -860,6 +861,39 @@ impl Context {
             }
         }
         Ok(())
+    }
+
+    /// Stop a Sentinel, point the `tls-*-file` lines of its sentinel.conf at the renewed
+    /// copies (everything else in the file is Sentinel's and stays as it wrote it), start it
+    /// and wait until it answers.
+    async fn restart_sentinel(&self, node: &InstanceKey) -> Result<(), StepError> {
+        self.write_files(node)?;
+        let t = self.target(node);
+        let conf_path = t.managed.paths.config.clone();
+        let sup = self.supervisor.clone();
+        let m = t.managed.clone();
+        // SIGTERM at once: Sentinel saves its state and exits (no data to flush).
+        tokio::task::spawn_blocking(move || sup.stop(&m, Duration::ZERO))
+            .await
+            .map_err(|e| StepError::Other(e.to_string()))?
+            .map_err(|e| StepError::Other(e.to_string()))?;
+        let conf = std::fs::read_to_string(&conf_path)
+            .map_err(|e| StepError::Other(format!("read {}: {e}", conf_path.display())))?;
+        let mut lines: Vec<String> = conf
+            .lines()
+            .filter(|l| {
+                let k = l.split_whitespace().next().unwrap_or("");
+                !t.live_params.iter().any(|(p, _)| k.eq_ignore_ascii_case(p))
+            })
+            .map(str::to_string)
+            .collect();
+        for (k, v) in &t.live_params {
+            lines.push(format!("{k} {}", crate::render::quote(v)));
+        }
+        let text = lines.join("\n") + "\n";
+        fsio::write_atomic(&conf_path, text.as_bytes(), 0o600)
+            .map_err(|e| StepError::Other(format!("write {}: {e}", conf_path.display())))?;
+        self.start(node, Vec::new()).await
     }
 
     async fn start(&self, node: &InstanceKey, args: Vec<String>) -> Result<(), StepError> {

@@ -284,6 +284,11 @@ async fn observe_one(
         if t.kind != TargetKind::Sentinel && !t.live_params.is_empty() {
             obs.live_drift = live_drift(&mut c, &t.live_params).await?;
         }
+        if t.kind == TargetKind::Sentinel && t.local && !t.live_params.is_empty() {
+            // Sentinel has no CONFIG GET: what it runs with is what its sentinel.conf says.
+            let conf = std::fs::read_to_string(&m.paths.config).unwrap_or_default();
+            obs.live_drift = conf_drift(&conf, &t.live_params);
+        }
         if t.kind != TargetKind::Sentinel {
             obs.acl_drift = acl::drift(&mut c, &t.acl).await?;
         }
@@ -302,6 +307,25 @@ async fn observe_one(
         }
     }
     obs
+}
+
+/// Declared settings that a configuration file sets otherwise: (name, in the file,
+/// declared). A directive the file lacks counts as the empty string.
+pub fn conf_drift(conf: &str, wanted: &[(String, String)]) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for (name, want) in wanted {
+        let have = conf
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.trim().split_once(' ')?;
+                (k.eq_ignore_ascii_case(name)).then(|| v.trim().trim_matches('"').to_string())
+            })
+            .unwrap_or_default();
+        if have != *want {
+            out.push((name.clone(), have, want.clone()));
+        }
+    }
+    out
 }
 
 /// Declared settings whose running value differs: (name, running, declared).

@@ -50,7 +50,14 @@ pub fn client_config(ca: &[u8], cert: &[u8], key: &[u8]) -> Result<Arc<ClientCon
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)
-        .map_err(|e| format!("client certificate and key do not match: {e}"))?;
+        .map_err(|e| {
+            let hint = if e.to_string().contains("UnsupportedCertVersion") {
+                " (an X.509 v1 certificate: issue a v3 one, e.g. `openssl x509 -req … -extfile` with a subjectAltName or extendedKeyUsage)"
+            } else {
+                " (does the key belong to the certificate?)"
+            };
+            format!("unusable client certificate or key: {e}{hint}")
+        })?;
     Ok(Arc::new(cfg))
 }
 

@@ -165,6 +165,23 @@ pub fn sentinel_files(
     out
 }
 
+/// The TLS file settings a Sentinel's sentinel.conf should name (Sentinel has no CONFIG
+/// SET: a renewal is a restart, see plan::Step::RestartSentinel).
+pub fn sentinel_tls_params(
+    topo: &Topology,
+    state_dir: &Path,
+    s: &SentinelInstance,
+    tls: Option<&tls::TlsMaterial>,
+) -> Vec<(String, String)> {
+    let paths = InstancePaths::sentinel(state_dir, &s.key);
+    match (topo.tls_on(), tls) {
+        (Some(_), Some(m)) => tls::paths(&paths, &s.key.host, m)
+            .map(|p| tls::file_params(&p))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
 /// The TLS file settings an instance should be running with (`CONFIG GET tls-cert-file` …),
 /// so that a renewed certificate (a new content-hashed path) is applied with `CONFIG SET`.
 pub fn tls_live_params(

@@ -447,12 +447,18 @@ pub fn have(cmd: &str) -> bool {
 /// whichever master the deployment's Sentinels (ports[3..]) name, counting acknowledged
 /// writes; `finish_json` collects its verdict.
 pub fn sentinel_writer(d: &Deployment, seconds: f64) -> std::process::Child {
+    sentinel_writer_with(d, seconds, &[])
+}
+
+/// tests/sentinel_writer.py with extra options (`--tls-ca …`, tls::Certs::writer_args).
+pub fn sentinel_writer_with(d: &Deployment, seconds: f64, extra: &[String]) -> std::process::Child {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sentinel_writer.py");
     let mut cmd = Command::new("python3");
     cmd.arg(script).arg(PASSWORD).arg(seconds.to_string());
     for p in &d.ports[3..] {
         cmd.arg(p.to_string());
     }
+    cmd.args(extra);
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
