@@ -309,6 +309,19 @@ impl Conn {
     }
 }
 
+/// Whether `addr` answers a plain-TCP `PING` in RESP (`+PONG`, or an error such as
+/// `-NOAUTH`): told apart from a TLS-only port, which answers nothing a plain client reads.
+pub async fn speaks_plain_resp(addr: &str, limit: Duration) -> bool {
+    let probe = async {
+        let mut s = TcpStream::connect(addr).await.ok()?;
+        s.write_all(b"PING\r\n").await.ok()?;
+        let mut b = [0u8; 1];
+        let n = s.read(&mut b).await.ok()?;
+        Some(n == 1 && (b[0] == b'+' || b[0] == b'-'))
+    };
+    matches!(timeout(limit, probe).await, Ok(Some(true)))
+}
+
 /// A command as `-v` shows it: arguments quoted when needed, long ones (DUMP payloads)
 /// shortened, and every secret replaced by `<redacted>`: AUTH's password, CONFIG SET
 /// requirepass/masterauth, SENTINEL SET auth-pass, MIGRATE's AUTH/AUTH2, HELLO's AUTH.

@@ -301,6 +301,26 @@ async fn observe_one(
             obs.port_answers = !matches!(&e, FetchError::Client(c) if c.is_unreachable());
             obs.auth_failed = matches!(e, FetchError::Client(client::ClientError::Auth { .. }));
             obs.error = Some(e.to_string());
+            // TLS is declared, the handshake failed, and the port speaks plain RESP: the
+            // instance runs from before `tls.mode: on`. Refused (like a wrong password), with
+            // the way out, rather than waited for.
+            if matches!(
+                &e,
+                FetchError::Client(
+                    client::ClientError::Tls { .. }
+                        | client::ClientError::Io { .. }
+                        | client::ClientError::Timeout { .. }
+                )
+            ) && tls::connector().is_some()
+                && client::speaks_plain_resp(&t.endpoint, limit).await
+            {
+                obs.port_answers = true;
+                obs.auth_failed = true;
+                obs.error = Some(format!(
+                    "{} answers plain TCP, but the topology says tls.mode: on; redisctl does not switch a running instance to TLS (every instance must restart with the new configuration, see docs/security.md): set tls.mode: off to keep managing it as it runs",
+                    t.endpoint
+                ));
+            }
             obs.live = None;
             obs.repl = None;
             obs.sentinel = None;
