@@ -206,7 +206,7 @@ fn unknown_fields_are_refused_naming_the_field() {
     assert_eq!(
         errors(&format!("{HOSTS}clustr:\n  shards: 3\n")),
         vec![
-            "t.yaml:5:1: error: unknown field `clustr`; expected one of version, name, state_dir, hosts, defaults, auth, cluster, groups, sentinel, agent"
+            "t.yaml:5:1: error: unknown field `clustr`; expected one of version, name, state_dir, hosts, defaults, auth, cluster, groups, sentinel, agent, tls"
         ]
     );
     assert_eq!(
@@ -214,7 +214,7 @@ fn unknown_fields_are_refused_naming_the_field() {
             "{HOSTS}    addr: x\ncluster: {{shards: 3, ports: 7000-7005}}\n"
         )),
         vec![
-            "t.yaml:5:5: error: hosts[0]: unknown field `addr`; expected one of name, address, zone"
+            "t.yaml:5:5: error: hosts[0]: unknown field `addr`; expected one of name, address, zone, tls"
         ]
     );
     assert_eq!(
