@@ -494,6 +494,68 @@ mod tests {
         );
     }
 
+    /// `tls.mode: on`: TLS-only on the declared port, the bus at port + 10000 over TLS, and
+    /// content-hashed copies of the files (the key owner-only).
+    #[test]
+    fn tls_cluster_conf_golden_and_renewal_paths() {
+        let mut topo = load("local-cluster.yaml");
+        topo.tls = Some(crate::topology::Tls {
+            on: true,
+            ca_file: "ca.crt".into(),
+            cert_file: "redis.crt".into(),
+            key_file: "redis.key".into(),
+            client: None,
+            auth_clients: "yes",
+            expiry_warning_days: 30,
+        });
+        let state = Path::new("/var/lib/redisctl/local-cluster");
+        let m = tls::TlsMaterial {
+            ca: b"CA".to_vec(),
+            hosts: [("local".to_string(), (b"CERT".to_vec(), b"KEY".to_vec()))].into(),
+        };
+        let inst = topo.instances().next().unwrap().clone();
+        let inst = &inst;
+        let files = instance_files(&topo, state, inst, LogTarget::File, None, Some(&m));
+        let conf = std::str::from_utf8(&files[0].contents).unwrap();
+        golden("local-cluster-7000-tls.conf", conf);
+        let modes: Vec<(String, u32)> = files[1..]
+            .iter()
+            .map(|f| (f.path.file_name().unwrap().to_string_lossy().into(), f.mode))
+            .collect();
+        assert_eq!(modes.len(), 3);
+        assert!(
+            modes[0].0.starts_with("tls-ca-") && modes[0].1 == 0o640,
+            "{modes:?}"
+        );
+        assert!(
+            modes[1].0.starts_with("tls-cert-") && modes[1].1 == 0o640,
+            "{modes:?}"
+        );
+        assert!(
+            modes[2].0.starts_with("tls-key-") && modes[2].1 == 0o600,
+            "{modes:?}"
+        );
+        // A renewed certificate is a new path, hence a CONFIG SET.
+        let before = tls_live_params(&topo, state, inst, Some(&m));
+        let mut renewed = m.clone();
+        renewed
+            .hosts
+            .insert("local".into(), (b"CERT2".to_vec(), b"KEY2".to_vec()));
+        let after = tls_live_params(&topo, state, inst, Some(&renewed));
+        assert_ne!(before[0], after[0]);
+        assert_ne!(before[1], after[1]);
+        assert_eq!(before[2], after[2], "same CA, same path");
+        // Mode off: nothing of it is rendered.
+        topo.tls.as_mut().unwrap().on = false;
+        let plain = instance_files(&topo, state, inst, LogTarget::File, None, Some(&m));
+        assert_eq!(plain.len(), 1);
+        assert!(
+            std::str::from_utf8(&plain[0].contents)
+                .unwrap()
+                .contains("\nport 7000\n")
+        );
+    }
+
     #[test]
     fn quoting_round_trips_specials() {
         assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
