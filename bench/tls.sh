@@ -80,6 +80,7 @@ for r in $(seq "$ROUNDS"); do
     done
 done
 
+log "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$RES" "$ROUNDS" <<'PY'
 import statistics, sys
 rows = {}
@@ -91,5 +92,5 @@ print("|---|---|---|---|---|")
 names = {"P1": "keep-alive", "P16": "keep-alive, pipeline 16", "NEWCONN": "new connection per request"}
 for (wl, test), v in sorted(rows.items(), key=lambda kv: (list(names).index(kv[0][0]), kv[0][1])):
     p, t = statistics.median(v.get("plain", [0])), statistics.median(v.get("tls", [0]))
-    print(f"| {test.split('_')[0]} {names[wl]} | {p:,.0f} | {t:,.0f} | {t / p:.2f} | {len(v.get('tls', []))} |")
+    print(f"| {test} {names[wl]} | {p:,.0f} | {t:,.0f} | {t / p:.2f} | {len(v.get('tls', []))} |")
 PY
