@@ -329,6 +329,16 @@ async fn observe_one(
     obs
 }
 
+/// A TLS file setting naming the same file by another spelling (`/x/./state/…` from a
+/// relative topology path, `/x/state/…` from an absolute one): not a drift.
+fn same_file(name: &str, have: &str, want: &str) -> bool {
+    name.starts_with("tls-")
+        && match (std::fs::canonicalize(have), std::fs::canonicalize(want)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+}
+
 /// Declared settings that a configuration file sets otherwise: (name, in the file,
 /// declared). A directive the file lacks counts as the empty string.
 pub fn conf_drift(conf: &str, wanted: &[(String, String)]) -> Vec<(String, String, String)> {
@@ -341,7 +351,7 @@ pub fn conf_drift(conf: &str, wanted: &[(String, String)]) -> Vec<(String, Strin
                 (k.eq_ignore_ascii_case(name)).then(|| v.trim().trim_matches('"').to_string())
             })
             .unwrap_or_default();
-        if have != *want {
+        if have != *want && !same_file(name, &have, want) {
             out.push((name.clone(), have, want.clone()));
         }
     }
@@ -365,6 +375,7 @@ pub async fn live_drift(
         if let resp::Value::Array(items) = reply
             && let Some(have) = items.get(1).and_then(resp::Value::as_text)
             && have != *want
+            && !same_file(name, &have, want)
         {
             out.push((name.clone(), have, want.clone()));
         }
