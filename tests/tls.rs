@@ -233,3 +233,53 @@ fn tls_sentinel_group_renewal_restarts_sentinels_one_at_a_time_and_reloads_data_
         String::from_utf8_lossy(&plan.stdout)
     );
 }
+
+/// A certificate that expired before it was renewed: redisctl still reaches the instance
+/// (checked against the CA as of its last valid second), `check` says it expired, and the
+/// renewal is applied live.
+#[test]
+fn an_expired_instance_certificate_is_reported_and_still_renewed_live() {
+    if !have("openssl") {
+        return skip("tls", "openssl is not installed");
+    }
+    let port = free_ports(1)[0];
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("topology.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: x{port}\nstate_dir: state\nhosts:\n  - {{name: local, address: 127.0.0.1}}\n\
+             groups:\n  - name: g\n    master: {{host: local, port: {port}}}\n{}",
+            Certs::yaml("on")
+        ),
+    )
+    .unwrap();
+    let d = Deployment {
+        dir,
+        file,
+        ports: vec![port],
+    };
+    let certs = Certs::make(d.dir.path());
+    certs.issue_expired("server", "redis-server-expired");
+    d.ok(&["apply", "--yes"]);
+    // A verifying client refuses the expired certificate (openssl s_client here).
+    assert_eq!(certs.served_subject(port), None);
+    let out = d.run(&["check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("certificate \"CN=redis-server-expired\" expired on"),
+        "{text}"
+    );
+    let pid = d.pid(port);
+    certs.issue("server", "redis-server-2", 90);
+    let renewal = d.json(&["apply", "--yes"]);
+    assert!(renewal.to_string().contains("tls-cert-file"), "{renewal}");
+    assert_eq!(d.pid(port), pid, "restarted instead of reloading");
+    let s = certs.served_subject(port);
+    assert!(
+        s.as_deref().is_some_and(|s| s.contains("redis-server-2")),
+        "{s:?}"
+    );
+    d.ok(&["check"]);
+}

@@ -9,9 +9,16 @@
 use std::sync::{Arc, RwLock};
 
 use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::client::WebPkiServerVerifier;
+use tokio_rustls::rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use tokio_rustls::rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
+    crypto,
+};
 
 static CONNECTOR: RwLock<Option<TlsConnector>> = RwLock::new(None);
 
@@ -45,10 +52,15 @@ pub fn client_config(ca: &[u8], cert: &[u8], key: &[u8]) -> Result<Arc<ClientCon
     }
     let chain = certificates(cert, "client certificate")?;
     let key = private_key(key, "client key")?;
-    let cfg = ClientConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
+    let provider = Arc::new(crypto::ring::default_provider());
+    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| format!("tls.ca_file: {e}"))?;
+    let cfg = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ToleratesExpiry { inner }))
         .with_client_auth_cert(chain, key)
         .map_err(|e| {
             let hint = if e.to_string().contains("UnsupportedCertVersion") {
@@ -80,4 +92,69 @@ pub fn server_name(addr: &str) -> Result<ServerName<'static>, String> {
     }
     let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
     ServerName::try_from(host.to_string()).map_err(|e| format!("{addr}: {e}"))
+}
+
+/// The CA's verdict on an instance's certificate (chain to `ca_file`, the instance's address
+/// in its names, signatures), except that an *expired* certificate is still accepted: an
+/// instance whose certificate ran out before it was renewed must stay reachable, or `apply`
+/// could never hand it the new one (`CONFIG SET tls-cert-file`). Such a certificate is checked
+/// in full as of the last second it was valid, and `redisctl check` reports it as expired.
+#[derive(Debug)]
+struct ToleratesExpiry {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for ToleratesExpiry {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(Error::InvalidCertificate(
+                CertificateError::Expired | CertificateError::ExpiredContext { .. },
+            )) => {
+                let (_, cert) = x509_parser::parse_x509_certificate(end_entity)
+                    .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+                let last = cert
+                    .validity()
+                    .not_after
+                    .timestamp()
+                    .saturating_sub(1)
+                    .max(0);
+                let then = UnixTime::since_unix_epoch(std::time::Duration::from_secs(last as u64));
+                self.inner
+                    .verify_server_cert(end_entity, intermediates, server_name, ocsp, then)
+            }
+            r => r,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }

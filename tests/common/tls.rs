@@ -106,6 +106,50 @@ impl Certs {
         .unwrap();
     }
 
+    /// Replace `NAME.crt`/`NAME.key` with a certificate that was valid from 10 days ago
+    /// until yesterday (openssl 3.0 cannot backdate; python's `cryptography` can).
+    pub fn issue_expired(&self, name: &str, cn: &str) {
+        let script = format!(
+            r#"
+import datetime
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+import ipaddress, os
+ca_key = serialization.load_pem_private_key(open("ca.key", "rb").read(), None)
+ca = x509.load_pem_x509_certificate(open("ca.crt", "rb").read())
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+now = datetime.datetime.now(datetime.timezone.utc)
+cert = (x509.CertificateBuilder()
+    .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "{cn}")]))
+    .issuer_name(ca.subject).public_key(key.public_key())
+    .serial_number(x509.random_serial_number())
+    .not_valid_before(now - datetime.timedelta(days=10))
+    .not_valid_after(now - datetime.timedelta(days=1))
+    .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+    .sign(ca_key, hashes.SHA256()))
+with open("{name}.key.new", "wb") as f:
+    os.chmod("{name}.key.new", 0o600)
+    f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+open("{name}.crt.new", "wb").write(cert.public_bytes(serialization.Encoding.PEM))
+os.rename("{name}.key.new", "{name}.key")
+os.rename("{name}.crt.new", "{name}.crt")
+"#
+        );
+        let out = Command::new("python3")
+            .current_dir(&self.dir)
+            .arg("-c")
+            .arg(script)
+            .output()
+            .expect("python3");
+        assert!(
+            out.status.success(),
+            "expired certificate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn path(&self, f: &str) -> String {
         self.dir.join(f).display().to_string()
     }
