@@ -15,6 +15,8 @@ struct Hosts {
     addrs: [String; 3],
     /// Two cluster ports and the group's port on each host (the Sentinel port is not here).
     ports: Vec<u16>,
+    /// Every host's agent answers on its own address at this port (`listen: host:PORT`).
+    http: u16,
 }
 
 /// The tests share the host addresses and need the CPU for timely failovers: one at a time.
@@ -23,7 +25,7 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn hosts() -> Hosts {
     let net = 20 + std::process::id() % 200;
     let addrs = [1, 2, 3].map(|i| format!("127.0.{net}.{i}"));
-    let ports = free_ports(4);
+    let ports = free_ports(5);
     let dir = tempfile::tempdir().expect("tempdir");
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "dr41n-me\n").unwrap();
@@ -38,7 +40,8 @@ fn hosts() -> Hosts {
          groups:\n  - name: g1\n    master: {{host: h2, port: {p2}}}\n    replicas:\n\
          \x20     - {{host: h1, port: {p2}}}\n      - {{host: h3, port: {p2}}}\n\
          sentinel:\n  instances:\n    - {{host: h1, port: {s}}}\n    - {{host: h2, port: {s}}}\n\
-         \x20   - {{host: h3, port: {s}}}\n  quorum: 2\n  down_after: 2000ms\n  failover_timeout: 10s\n",
+         \x20   - {{host: h3, port: {s}}}\n  quorum: 2\n  down_after: 2000ms\n  failover_timeout: 10s\n\
+         agent:\n  interval: 300ms\n  listen: host:{http}\n",
         pid = std::process::id(),
         a1 = addrs[0],
         a2 = addrs[1],
@@ -47,6 +50,7 @@ fn hosts() -> Hosts {
         p1 = ports[1],
         p2 = ports[2],
         s = ports[3],
+        http = ports[4],
     );
     let file = dir.path().join("topology.yaml");
     std::fs::write(&file, yaml).unwrap();
@@ -58,6 +62,7 @@ fn hosts() -> Hosts {
         },
         addrs,
         ports: ports[..3].to_vec(),
+        http: ports[4],
     }
 }
 
@@ -241,6 +246,7 @@ fn per_host_applies_drain_undrain_and_rolling_restart() {
     // The coordinator's apply does not wait for the drained host, and changes nothing.
     let plan = ok(&h, "h1", &["plan"], &[]);
     assert!(plan.contains("Nothing to do"), "{plan}");
+    drained_is_visible_from_another_host(&h);
 
     // Undrain under writes: roles back as they were, nothing lost.
     let load = checker(&h, 6.0);
@@ -266,6 +272,55 @@ fn per_host_applies_drain_undrain_and_rolling_restart() {
     cluster_check(&h);
     ok(&h, "h1", &["check"], &[]);
     assert_eq!(roles(&h), before, "roles changed by the rolling restart");
+}
+
+/// h2 is drained. From h1, `check` cannot know it from its own state directory: without an
+/// agent on h2 it says who it asked and that nobody answered; with h2's agent running
+/// (`listen: host:PORT`), it says h2 is drained, as its agent reported. Never "matches".
+fn drained_is_visible_from_another_host(h: &Hosts) {
+    let check = |h: &Hosts| {
+        let out = on(h, "h1", &["check"], &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "check must fail while h2 is out"
+        );
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let agent_at = format!("{}:{}", h.addrs[1], h.http);
+    let text = check(h);
+    assert!(
+        text.contains("down, unreachable from here, or drained")
+            && text.contains(&format!("no agent answered at {agent_at}")),
+        "{text}"
+    );
+    let log = std::fs::File::create(h.d.dir.path().join("agent-h2.log")).unwrap();
+    let mut agent = Command::new(bin())
+        .args(["--host", "h2", "--state-dir"])
+        .arg(state_of(h, "h2"))
+        .args(["agent", "--supervisor", "process"])
+        .arg(&h.d.file)
+        .env_remove("REDISCTL_STATE_DIR")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start the agent on h2");
+    let mut last = String::new();
+    let seen = common::wait_for(Duration::from_secs(30), || {
+        last = check(h);
+        last.contains("host h2 is drained (since unix time")
+            && last.contains(&format!("says its agent at {agent_at}"))
+    });
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(
+        seen,
+        "{last}\nagent log:\n{}",
+        std::fs::read_to_string(h.d.dir.path().join("agent-h2.log")).unwrap_or_default()
+    );
+    // The coordinator's plan says so too, and never "matches".
+    let plan = ok(h, "h1", &["plan"], &[]);
+    assert!(!plan.contains("matches the topology."), "{plan}");
 }
 
 /// A shard whose only copy is on the host: refused without --move-slots; with it, the

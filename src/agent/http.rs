@@ -5,6 +5,9 @@
 //! - `GET /replica/PORT[?lag=BYTES]`: 200 when it answers as a replica with its link up
 //!   (and at most BYTES behind its master).
 //! - `GET /metrics`: Prometheus text format 0.0.4.
+//! - `GET /drained`: JSON `{"deployment", "hosts", "drained": [{"host", "since"}]}`: the hosts
+//!   this agent serves and which of them are drained. `check`, `plan` and `apply` on the other
+//!   hosts ask it when none of a host's instances answers (`agent.listen: host:PORT`).
 //!
 //! Answers come from the agent's last snapshot only: a request never talks to Redis.
 
@@ -46,6 +49,7 @@ pub async fn serve(listener: tokio::net::TcpListener, shared: Shared) {
 }
 
 const TEXT: &str = "text/plain; charset=utf-8";
+const JSON: &str = "application/json";
 const METRICS: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// (status, content type, body) for a request: pure, so the routes are unit-tested.
@@ -69,6 +73,16 @@ pub fn respond(
         ["health"] if s.converged => (StatusCode::OK, TEXT, s.status.clone() + "\n"),
         ["health"] => unavailable(s.status.clone()),
         ["metrics"] => (StatusCode::OK, METRICS, metrics(s)),
+        ["drained"] if !s.ready => unavailable(s.status.clone()),
+        ["drained"] => (
+            StatusCode::OK,
+            JSON,
+            serde_json::json!({
+                "deployment": s.deployment, "hosts": s.hosts, "drained": s.drained,
+            })
+            .to_string()
+                + "\n",
+        ),
         [which @ ("primary" | "replica"), port] => {
             let Ok(port) = port.parse::<u16>() else {
                 return (
@@ -345,6 +359,29 @@ mod tests {
         s.converged = false;
         assert_eq!(respond(&Method::GET, "/health", None, &s).0.as_u16(), 503);
         assert_eq!(respond(&Method::POST, "/health", None, &s).0.as_u16(), 405);
+    }
+
+    #[test]
+    fn drained_answers_for_the_hosts_served() {
+        let mut s = snap();
+        s.hosts = vec!["h2".into()];
+        s.drained = vec![super::super::DrainedHost {
+            host: "h2".into(),
+            since: 1700000000,
+        }];
+        let (code, ctype, body) = respond(&Method::GET, "/drained", None, &s);
+        assert_eq!((code.as_u16(), ctype), (200, "application/json"));
+        let v = crate::observe::agent::parse_drained(&body, "t\"x").unwrap();
+        assert_eq!(v.hosts, ["h2"]);
+        assert_eq!(v.drained, [("h2".to_string(), 1700000000)]);
+        // Another deployment's agent on that address is not an answer about this one.
+        assert!(
+            crate::observe::agent::parse_drained(&body, "other")
+                .unwrap_err()
+                .contains("serves deployment")
+        );
+        s.ready = false;
+        assert_eq!(respond(&Method::GET, "/drained", None, &s).0.as_u16(), 503);
     }
 
     #[test]

@@ -66,6 +66,18 @@ pub struct Snapshot {
     /// Unix time the deployment was last seen converged.
     pub last_convergence: Option<u64>,
     pub rounds: u64,
+    /// The hosts this agent serves, and those of them that are drained (`GET /drained`:
+    /// how the other hosts learn of a drain, whose mark lives in this host's state dir).
+    pub hosts: Vec<String>,
+    pub drained: Vec<DrainedHost>,
+}
+
+/// A host this agent serves that `redisctl drain` took out (its mark in the state dir).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DrainedHost {
+    pub host: String,
+    /// Unix time the drain started.
+    pub since: u64,
 }
 
 pub type Shared = Arc<Mutex<Snapshot>>;
@@ -713,6 +725,17 @@ impl<'a> Agent<'a> {
         s.paused = paused;
         s.waiting_for_apply = waiting_for_apply;
         s.instances = views;
+        s.hosts = self.local_hosts();
+        s.drained = s
+            .hosts
+            .iter()
+            .filter_map(|h| {
+                crate::exec::maintenance::load_mark(&self.ctx.state_dir, h).map(|m| DrainedHost {
+                    host: h.clone(),
+                    since: m.since,
+                })
+            })
+            .collect();
         s.rounds += 1;
         if converged {
             s.last_convergence = Some(unix_now());

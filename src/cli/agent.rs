@@ -32,7 +32,19 @@ pub fn run(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Exit> {
     rt.block_on(async {
         let journal = Journal::new(&ctx.topology.name);
         let mut agent = Agent::new(ctx, &load, file.clone());
-        if let Some(addr) = agent.ctx.topology.agent.listen {
+        // `host:PORT` binds this host's own address (the first local host's).
+        let own = agent
+            .ctx
+            .local_hosts()
+            .first()
+            .and_then(|h| agent.ctx.topology.hosts.iter().find(|x| &x.name == h))
+            .map(|h| h.address);
+        let bind = match (agent.ctx.topology.agent.listen, own) {
+            (Some(l), Some(ip)) => Some(l.bind(ip)),
+            (Some(crate::topology::AgentListen::At(a)), None) => Some(a),
+            _ => None,
+        };
+        if let Some(addr) = bind {
             match tokio::net::TcpListener::bind(addr).await {
                 Ok(l) => {
                     tokio::spawn(http::serve(l, agent.shared.clone()));

@@ -1,11 +1,25 @@
 //! `redisctl check`: everything that is not as declared or not agreed on, in one report.
 
+use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::exec::maintenance;
-use crate::observe::{Live, Observed};
+use crate::observe::{Live, Observed, agent};
 use crate::plan::{self, converge};
 use crate::topology::{InstanceKey, Topology};
+
+/// What this machine knows about whether a host is drained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drain {
+    /// Drained since this unix time: its mark is in this state directory (the host is this
+    /// machine), or its agent said so (`at`).
+    Drained { since: u64, at: Option<SocketAddr> },
+    /// Its agent answered: not drained.
+    NotDrained { at: SocketAddr },
+    /// Nobody could say, and why.
+    Unknown(String),
+}
 
 /// Declared instances and Sentinels that did not answer, by host.
 pub struct Down {
@@ -13,36 +27,40 @@ pub struct Down {
     pub keys: Vec<InstanceKey>,
     /// How many the topology declares on that host.
     pub declared: usize,
-    /// The host's drain mark, when this machine can see it (it is written on the drained
-    /// host, in its state directory).
-    pub drained_since: Option<u64>,
+    pub drain: Drain,
 }
 
 impl Down {
     /// One line: which instances, and what that may mean.
     pub fn describe(&self, local: bool) -> String {
         let keys: Vec<String> = self.keys.iter().map(ToString::to_string).collect();
-        let why = match (self.drained_since, local) {
-            (Some(t), _) => format!(
-                "host {} is drained (since unix time {t}); `redisctl undrain FILE {}` on it brings it back",
-                self.host, self.host
+        let host = &self.host;
+        let silent = self.keys.len() == self.declared;
+        let why = match (&self.drain, local) {
+            (Drain::Drained { since, at }, _) => format!(
+                "host {host} is drained (since unix time {since}{}); `redisctl undrain FILE {host}` on it brings it back",
+                at.map(|a| format!(", says its agent at {a}"))
+                    .unwrap_or_default()
             ),
-            (None, true) => "run `redisctl apply` to start them".to_string(),
-            (None, false) if self.keys.len() == self.declared => format!(
-                "none of host {}'s instances answers: it is down, unreachable from here, or drained (a drain is recorded on {} itself; run `redisctl check` there)",
-                self.host, self.host
+            (_, true) => "run `redisctl apply` to start them".to_string(),
+            (Drain::NotDrained { at }, false) if silent => format!(
+                "none of host {host}'s instances answers and its agent at {at} says it is not drained: they are down there or unreachable from here; run `redisctl apply` on {host} (or see why they stopped)"
             ),
-            (None, false) => format!(
-                "run `redisctl apply` on host {} (or see why they stopped there)",
-                self.host
+            (Drain::Unknown(why), false) if silent => format!(
+                "none of host {host}'s instances answers: it is down, unreachable from here, or drained ({why})"
             ),
+            (_, false) => {
+                format!("run `redisctl apply` on host {host} (or see why they stopped there)")
+            }
         };
         format!("not answering: {}; {why}", keys.join(", "))
     }
 }
 
-/// Every declared node that did not answer, grouped by host (in topology order).
-pub fn down(topo: &Topology, obs: &Observed, state_dir: &Path) -> Vec<Down> {
+/// Every declared node that did not answer, grouped by host (in topology order), with what
+/// is known of the host's drain: its mark in `state_dir`, or for a host none of whose
+/// instances answers, its agent's answer (`GET /drained`, asked in parallel, 1 s at most).
+pub async fn down(topo: &Topology, obs: &Observed, state_dir: &Path) -> Vec<Down> {
     let keys = topo
         .instances()
         .map(|i| &i.key)
@@ -60,7 +78,13 @@ pub fn down(topo: &Topology, obs: &Observed, state_dir: &Path) -> Vec<Down> {
                     host: key.host.clone(),
                     keys: Vec::new(),
                     declared: 0,
-                    drained_since: maintenance::load_mark(state_dir, &key.host).map(|m| m.since),
+                    drain: match maintenance::load_mark(state_dir, &key.host) {
+                        Some(m) => Drain::Drained {
+                            since: m.since,
+                            at: None,
+                        },
+                        None => Drain::Unknown("no drain mark here".into()),
+                    },
                 });
                 out.last_mut().expect("just pushed")
             }
@@ -71,23 +95,57 @@ pub fn down(topo: &Topology, obs: &Observed, state_dir: &Path) -> Vec<Down> {
         }
     }
     out.retain(|d| !d.keys.is_empty());
+    let asks = out.iter().map(|d| {
+        let ask = (d.keys.len() == d.declared && matches!(d.drain, Drain::Unknown(_)))
+            .then(|| ask_agent(topo, &d.host));
+        async move {
+            match ask {
+                Some(a) => Some(a.await),
+                None => None,
+            }
+        }
+    });
+    let answers = futures::future::join_all(asks).await;
+    for (d, a) in out.iter_mut().zip(answers) {
+        if let Some(a) = a {
+            d.drain = a;
+        }
+    }
     out
 }
 
+/// Ask `host`'s agent whether it is drained.
+async fn ask_agent(topo: &Topology, host: &str) -> Drain {
+    let Some(listen) = topo.agent.listen else {
+        return Drain::Unknown("agent.listen is off, so no agent can be asked".into());
+    };
+    let Some(h) = topo.hosts.iter().find(|h| h.name == host) else {
+        return Drain::Unknown("not a declared host".into());
+    };
+    let at = match listen.reach(h.address) {
+        Ok(a) => a,
+        Err(why) => return Drain::Unknown(why),
+    };
+    match agent::ask_drained(at, &topo.name, Duration::from_secs(1)).await {
+        Ok(a) if !a.hosts.iter().any(|x| x == host) => {
+            Drain::Unknown(format!("the agent at {at} does not serve host {host}"))
+        }
+        Ok(a) => match a.drained.iter().find(|(x, _)| x == host) {
+            Some((_, since)) => Drain::Drained {
+                since: *since,
+                at: Some(at),
+            },
+            None => Drain::NotDrained { at },
+        },
+        Err(why) => Drain::Unknown(why),
+    }
+}
+
 /// `local`: the hosts this machine is (for the advice on nodes that are down).
-pub fn findings(
-    topo: &Topology,
-    obs: &Observed,
-    state_dir: &Path,
-    local: &[String],
-) -> Vec<String> {
+/// `down`: from [`down`] (which hosts are silent, and whether one of them is drained).
+pub fn findings(topo: &Topology, obs: &Observed, down: &[Down], local: &[String]) -> Vec<String> {
     let mut out = Vec::new();
-    // Which hosts are silent, and whether one of them is drained.
-    out.extend(
-        down(topo, obs, state_dir)
-            .iter()
-            .map(|d| d.describe(local.contains(&d.host))),
-    );
+    out.extend(down.iter().map(|d| d.describe(local.contains(&d.host))));
     let p = plan::plan(topo, obs);
     out.extend(p.blockers.iter().map(|b| format!("refused: {b}")));
     out.extend(p.waits.iter().map(|w| format!("not settled: {w}")));

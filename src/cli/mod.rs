@@ -331,7 +331,7 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             let obs = rt.block_on(ctx.observe());
             let plan = crate::plan::plan(&ctx.topology, &obs);
             let estimates = rt.block_on(ctx.estimate_moves(&plan));
-            let down = check::down(&ctx.topology, &obs, &ctx.state_dir);
+            let down = rt.block_on(check::down(&ctx.topology, &obs, &ctx.state_dir));
             print_plan_with(&plan, &estimates, &down_lines(&ctx, &down), out);
             if plan.halted() {
                 return Err(UserError(format!(
@@ -410,8 +410,8 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             let ctx = context(cli, file, out)?;
             let rt = runtime()?;
             let obs = rt.block_on(ctx.observe());
-            let mut findings =
-                check::findings(&ctx.topology, &obs, &ctx.state_dir, &local_hosts(&ctx));
+            let down = rt.block_on(check::down(&ctx.topology, &obs, &ctx.state_dir));
+            let mut findings = check::findings(&ctx.topology, &obs, &down, &local_hosts(&ctx));
             findings.extend(files::certificate_findings(
                 &ctx.topology,
                 crate::observe::unix_now() as i64,
@@ -936,7 +936,10 @@ fn apply(
     if !yes {
         let obs = rt.block_on(ctx.observe());
         let plan = crate::plan::plan_with(&ctx.topology, &obs, ctx.options);
-        let down = down_lines(&ctx, &check::down(&ctx.topology, &obs, &ctx.state_dir));
+        let down = down_lines(
+            &ctx,
+            &rt.block_on(check::down(&ctx.topology, &obs, &ctx.state_dir)),
+        );
         if plan.is_empty() {
             print_plan(&plan, &down, out);
             return Ok(Exit::Ok);
@@ -973,7 +976,9 @@ fn apply(
     // is said plainly, never "matches". apply did all it could from here: exit 0.
     let down = down_lines(
         &ctx,
-        &check::down(&ctx.topology, &rt.block_on(ctx.observe()), &ctx.state_dir),
+        &rt.block_on(async {
+            check::down(&ctx.topology, &ctx.observe().await, &ctx.state_dir).await
+        }),
     );
     if out.json() {
         out.document(&serde_json::json!({

@@ -3,8 +3,12 @@
 //! one. Gates poll the real condition (never a fixed sleep) with a bounded deadline and name
 //! what is still missing when it expires.
 
+mod cluster;
+mod gates;
+mod instances;
 pub mod maintenance;
 pub mod migrate;
+mod sentinel;
 mod state;
 
 pub use state::{load_record, record_path};
@@ -275,6 +279,23 @@ impl Context {
                 // starting it, or a restarted old master that has not yet heard of the
                 // failover: plan again shortly, until the gate timeout.
                 if Instant::now() >= wait_deadline {
+                    // Only replicas still syncing (a large data set): everything else is done.
+                    // Not a failure: say so; the next apply or the agent restores their
+                    // declared priority once they have synced.
+                    if plan
+                        .waits
+                        .iter()
+                        .all(|w| w.kind == plan::WaitKind::ReplicaSyncing)
+                    {
+                        summary.notes.extend(plan.waits.iter().map(|w| {
+                            plan::Note::general(
+                                plan::NoteKind::StillSyncing,
+                                format!("{w}; run `redisctl apply` again when it has (or let the agent do it)"),
+                            )
+                        }));
+                        summary.rounds = round - 1;
+                        return Ok(summary);
+                    }
                     let lines = plan::findings::lines(&plan.waits);
                     return Err(ExecError::Blocked(lines.join("\n  - ")));
                 }
@@ -442,102 +463,11 @@ impl Context {
     ) -> Result<(), StepError> {
         match step {
             Step::Start { node } => self.start(node, Vec::new()).await,
-            Step::StartReplica { node, master } => {
-                self.refuse_loop(node, master).await?;
-                self.start(
-                    node,
-                    crate::plan::replica_start_args(&self.topology, master),
-                )
-                .await
-            }
-            Step::WaitMembership { nodes } => {
-                // Slots move next: every node must also serve (a node refuses imports while
-                // its cluster_state is not ok, e.g. in the first 2 s after it starts) -- except
-                // a node importing slots: its view of them may have lost the owner (see
-                // migrate::repair_target_view), and the move about to run repairs it.
-                self.gate(
-                    index,
-                    nodes,
-                    "every node sees every other as connected and reports cluster_state:ok",
-                    on_event,
-                    |lives| {
-                        let mut missing = converge::membership_problems(lives);
-                        missing.extend(
-                            lives
-                                .iter()
-                                .filter(|(_, l)| {
-                                    l.cluster_state != "ok" && l.myself.importing.is_empty()
-                                })
-                                .map(|(k, l)| {
-                                    format!("{k} reports cluster_state:{}", l.cluster_state)
-                                }),
-                        );
-                        missing
-                    },
-                )
-                .await
-            }
-            Step::MoveSlots {
-                from,
-                to,
-                from_addr,
-                to_addr,
-                slots,
-            } => {
-                let others: Vec<String> = self
-                    .targets
-                    .iter()
-                    .filter(|t| {
-                        t.kind == TargetKind::Cluster
-                            && &t.managed.key != from
-                            && &t.managed.key != to
-                    })
-                    .map(|t| t.endpoint.clone())
-                    .collect();
-                let job = migrate::Job {
-                    from_addr,
-                    to_addr,
-                    slots: slots.iter().flat_map(|r| r.start..=r.end).collect(),
-                    password: self.password.as_ref(),
-                    replace: self.replace,
-                    others,
-                    call_timeout: self.call_timeout,
-                    method: self.migration,
-                };
-                let report = |p: migrate::Progress| {
-                    on_event(Event::Moving {
-                        index,
-                        slots_done: p.slots_done,
-                        slots_total: p.slots_total,
-                        keys: p.keys_moved,
-                        elapsed: p.elapsed,
-                    })
-                };
-                // Journal the move before it starts; the next apply reports what it resumes.
-                let journal = self
-                    .state_dir
-                    .join("moves")
-                    .join(format!("{from}-to-{to}.json"));
-                let body = serde_json::to_vec_pretty(step).unwrap_or_default();
-                let _ = fsio::ensure_dir(&self.state_dir.join("moves"), 0o750);
-                fsio::write_atomic(&journal, &body, 0o640)
-                    .map_err(|e| StepError::Other(format!("journal {}: {e}", journal.display())))?;
-                migrate::run(&job, &report).await.map_err(|e| match e {
-                    migrate::MoveError::Conflict(c) => StepError::Refused(c.to_string()),
-                    migrate::MoveError::Failed(m) => StepError::Other(m),
-                })?;
-                let _ = std::fs::remove_file(&journal);
-                Ok(())
-            }
+            Step::StartReplica { node, master } => self.ensure_started_replica(node, master).await,
+            Step::WaitMembership { nodes } => self.ensure_membership(index, nodes, on_event).await,
+            Step::MoveSlots { .. } => self.ensure_slots_moved(step, index, on_event).await,
             Step::Retire { node, id, addr } => self.retire(node, id, addr).await,
-            Step::Forget { id, .. } => {
-                self.forget_everywhere(id).await?;
-                let _guard = self.record_lock.lock().await;
-                let mut record = load_record(&self.state_dir, &self.topology.name);
-                record.replaced.retain(|r| r != id);
-                self.save_record(&record)
-                    .map_err(|e| StepError::Other(e.to_string()))
-            }
+            Step::Forget { id, .. } => self.ensure_forgotten(id).await,
             Step::ClusterFailover { node } => {
                 self.cluster_failover(index, node, false, on_event).await
             }
@@ -546,413 +476,38 @@ impl Context {
                 self.sentinel_promote(index, group, from, on_event).await
             }
             Step::PromoteReplica { group, node, from } => {
-                let mut c = self.conn(node).await?;
-                c.cmd(&["REPLICAOF", "NO", "ONE"]).await?;
-                self.gate_observed(
-                    index,
-                    &format!("{node} acts as master of {group} in place of {from}"),
-                    on_event,
-                    |obs| match obs.nodes.get(node).and_then(|o| o.repl.as_ref()) {
-                        Some(r) if r.is_master => Vec::new(),
-                        _ => vec![format!("{node} is not acting as master yet")],
-                    },
-                )
-                .await
+                self.ensure_promoted(index, group, node, from, on_event)
+                    .await
             }
-            Step::ConfigSet { node, params } => {
-                let mut c = self.conn(node).await?;
-                // A certificate, its key and CA change in one CONFIG SET: Redis reloads its
-                // TLS context once, and would refuse a new certificate with the old key.
-                let (tls, other): (Vec<_>, Vec<_>) =
-                    params.iter().partition(|(k, _)| k.starts_with("tls-"));
-                if !tls.is_empty() {
-                    let mut args = vec!["CONFIG".to_string(), "SET".into()];
-                    for (k, v) in tls {
-                        args.extend([k.clone(), v.clone()]);
-                    }
-                    c.cmd(&args).await?;
-                }
-                for (k, v) in other {
-                    c.cmd(&["CONFIG", "SET", k, v]).await?;
-                }
-                Ok(())
-            }
-            Step::AclSetUser { node, users, .. } => {
-                let t = self.target(node);
-                let mut c = self.conn(node).await?;
-                for name in users {
-                    let Some(u) = t.acl.iter().find(|u| &u.name == name) else {
-                        continue;
-                    };
-                    let mut args = vec!["ACL".to_string(), "SETUSER".into(), u.name.clone()];
-                    args.extend(u.setuser_args());
-                    c.cmd(&args).await?;
-                }
-                Ok(())
-            }
-            Step::ReplicaOf { node, master } => {
-                self.refuse_loop(node, master).await?;
-                let m = &self.target(master).managed;
-                let mut c = self.conn(node).await?;
-                c.cmd(&[
-                    "REPLICAOF".to_string(),
-                    m.address.to_string(),
-                    m.port.to_string(),
-                ])
-                .await?;
-                Ok(())
-            }
+            Step::ConfigSet { node, params } => self.ensure_config_set(node, params).await,
+            Step::AclSetUser { node, users, .. } => self.ensure_acl_users(node, users).await,
+            Step::ReplicaOf { node, master } => self.ensure_replica_of(node, master).await,
             Step::SentinelMonitor {
                 sentinel,
                 group,
                 master,
-            } => {
-                let sc = self.topology.sentinel.as_ref().ok_or_else(|| {
-                    StepError::Other("no sentinel section in the topology".into())
-                })?;
-                let m = &self.target(master).managed;
-                let mut c = self.conn(sentinel).await?;
-                match c
-                    .cmd(&[
-                        "SENTINEL".to_string(),
-                        "MONITOR".into(),
-                        group.clone(),
-                        m.address.to_string(),
-                        m.port.to_string(),
-                        sc.quorum.to_string(),
-                    ])
-                    .await
-                {
-                    Ok(_) => {}
-                    // Done by an earlier, interrupted attempt.
-                    Err(ClientError::Server { message, .. })
-                        if message.contains("Duplicated master name") => {}
-                    Err(e) => return Err(e.into()),
-                }
-                let mut args: Vec<String> = vec![
-                    "SENTINEL".into(),
-                    "SET".into(),
-                    group.clone(),
-                    "down-after-milliseconds".into(),
-                    sc.down_after_ms.to_string(),
-                    "failover-timeout".into(),
-                    sc.failover_timeout_ms.to_string(),
-                    "parallel-syncs".into(),
-                    sc.parallel_syncs.to_string(),
-                ];
-                args.extend(crate::render::acl::sentinel_auth(self.password.as_ref()));
-                c.cmd(&args).await?;
-                Ok(())
-            }
+            } => self.ensure_monitored(sentinel, group, master).await,
             Step::SentinelSet {
                 sentinel,
                 group,
                 params,
-            } => {
-                let mut c = self.conn(sentinel).await?;
-                let mut args: Vec<String> = vec!["SENTINEL".into(), "SET".into(), group.clone()];
-                for (k, v) in params {
-                    args.push(k.clone());
-                    args.push(v.clone());
-                }
-                c.cmd(&args).await?;
-                Ok(())
-            }
+            } => self.ensure_sentinel_set(sentinel, group, params).await,
             Step::SentinelRemove { sentinel, group } => {
-                let mut c = self.conn(sentinel).await?;
-                match c.cmd(&["SENTINEL", "REMOVE", group]).await {
-                    Ok(_) => Ok(()),
-                    Err(ClientError::Server { message, .. })
-                        if message.contains("No such master") =>
-                    {
-                        Ok(())
-                    }
-                    Err(e) => Err(e.into()),
-                }
+                self.ensure_sentinel_removed(sentinel, group).await
             }
             Step::SentinelFailover { group, to } => {
                 self.sentinel_failover(index, group, to, on_event).await
             }
             Step::WaitGroups { groups } => {
-                let what = format!(
-                    "{} is replicated as declared and known to every Sentinel",
-                    groups.join(", ")
-                );
-                self.gate_observed(index, &what, on_event, |obs| {
-                    crate::plan::group_problems(&self.topology, obs)
-                })
-                .await
+                self.ensure_groups_settled(index, groups, on_event).await
             }
             Step::WriteConfig { node } => self.write_files(node),
             Step::RestartSentinel { node } => self.restart_sentinel(node).await,
-            Step::SetConfigEpoch { node, epoch } => {
-                let mut c = self.conn(node).await?;
-                match c
-                    .cmd(&["CLUSTER", "SET-CONFIG-EPOCH", &epoch.to_string()])
-                    .await
-                {
-                    Ok(_) => Ok(()),
-                    // Already set, or the node met others meanwhile: Redis resolves epoch
-                    // collisions itself from here.
-                    Err(ClientError::Server {
-                        code: ErrorCode::Err,
-                        message,
-                        ..
-                    }) if message.contains("already non-zero")
-                        || message.contains("does not know any other node") =>
-                    {
-                        Ok(())
-                    }
-                    Err(e) => Err(e.into()),
-                }
-            }
-            Step::AddSlots { node, ranges } => {
-                let mut c = self.conn(node).await?;
-                let mut args: Vec<String> = vec!["CLUSTER".into(), "ADDSLOTSRANGE".into()];
-                for r in ranges {
-                    args.push(r.start.to_string());
-                    args.push(r.end.to_string());
-                }
-                match c.cmd(&args).await {
-                    Ok(_) => Ok(()),
-                    Err(ClientError::Server { message, .. })
-                        if message.contains("unknown subcommand") =>
-                    {
-                        // Redis < 7.0: one ADDSLOTS with every slot.
-                        let mut args: Vec<String> = vec!["CLUSTER".into(), "ADDSLOTS".into()];
-                        for r in ranges {
-                            args.extend((r.start..=r.end).map(|s| s.to_string()));
-                        }
-                        c.cmd(&args).await.map(|_| ()).map_err(Into::into)
-                    }
-                    Err(ClientError::Server { message, .. })
-                        if message.contains("already busy") =>
-                    {
-                        // Done by an earlier, interrupted attempt? Then every slot is ours.
-                        let live = observe::fetch_on(&mut c)
-                            .await
-                            .map_err(|e| StepError::Other(e.to_string()))?;
-                        let owned = |s: u16| live.myself.slots.iter().any(|r| r.contains(s));
-                        if ranges.iter().all(|r| (r.start..=r.end).all(owned)) {
-                            Ok(())
-                        } else {
-                            Err(StepError::Other(format!(
-                                "{message}: another node claimed the slot meanwhile; run apply again to re-plan"
-                            )))
-                        }
-                    }
-                    Err(e) => Err(e.into()),
-                }
-            }
-            Step::Meet { node, targets } => {
-                // A node retired moments ago and declared again: every node refuses its id for
-                // 60 s after CLUSTER FORGET, MEET included. Wait that out.
-                let record = load_record(&self.state_dir, &self.topology.name);
-                let until = std::iter::once(node)
-                    .chain(targets)
-                    .filter_map(|k| record.retired.get(&k.to_string()).map(|r| (k, r.at)))
-                    .map(|(k, at)| (k, at + crate::observe::FORGET_BAN.as_secs()))
-                    .max_by_key(|(_, t)| *t);
-                if let Some((k, t)) = until {
-                    loop {
-                        let now = crate::observe::unix_now();
-                        if now >= t {
-                            break;
-                        }
-                        on_event(Event::StepWaiting {
-                            index,
-                            missing: 1,
-                            first: format!(
-                                "{k} was removed from the cluster moments ago; Redis refuses a forgotten node for 60 s ({} s left)",
-                                t - now
-                            ),
-                        });
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-                let mut args: Vec<Vec<String>> = Vec::new();
-                for who in std::iter::once(node).chain(targets) {
-                    let m = &self.target(who).managed;
-                    let bus = SocketAddr::new(m.address, m.port.saturating_add(10000));
-                    probe(bus, self.call_timeout).await.map_err(|e| {
-                        StepError::Other(format!(
-                            "cannot reach the cluster bus of {who} at {bus}: {e}. The bus port (port + 10000) must be reachable between all nodes"
-                        ))
-                    })?;
-                    if who != node {
-                        args.push(vec![
-                            "CLUSTER".into(),
-                            "MEET".into(),
-                            m.address.to_string(),
-                            m.port.to_string(),
-                        ]);
-                    }
-                }
-                let mut c = self.conn(node).await?;
-                let cmds: Vec<&[String]> = args.iter().map(Vec::as_slice).collect();
-                for (reply, target) in c.pipeline(&cmds).await?.iter().zip(targets) {
-                    if let crate::observe::resp::Value::Error(e) = reply {
-                        return Err(StepError::Other(format!("CLUSTER MEET {target}: {e}")));
-                    }
-                }
-                Ok(())
-            }
-            Step::Replicate { node, master } => {
-                let master_id = self.conn(master).await?.text(&["CLUSTER", "MYID"]).await?;
-                let mut c = self.conn(node).await?;
-                let deadline = Instant::now() + self.gate_timeout;
-                loop {
-                    match c.cmd(&["CLUSTER", "REPLICATE", &master_id]).await {
-                        Ok(_) => return Ok(()),
-                        // Gossip has not told this node about its master yet.
-                        Err(ClientError::Server { message, .. })
-                            if message.contains("Unknown node") && Instant::now() < deadline =>
-                        {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            }
-            Step::WaitConverged { nodes } => {
-                self.gate(
-                    index,
-                    nodes,
-                    "all nodes agree on the slot map and every replica is in sync",
-                    on_event,
-                    |lives| converge::problems(&self.topology, lives),
-                )
-                .await
-            }
-        }
-    }
-
-    fn write_files(&self, node: &InstanceKey) -> Result<(), StepError> {
-        let t = self.target(node);
-        let paths = &t.managed.paths;
-        let io = |what: &str, e: std::io::Error| {
-            StepError::Other(format!("{what} {}: {e}", paths.dir.display()))
-        };
-        fsio::ensure_dir(&paths.dir, 0o750).map_err(|e| io("create", e))?;
-        fsio::ensure_dir(&paths.data, 0o750).map_err(|e| io("create", e))?;
-        for f in &t.rendered {
-            // Sentinel owns its file once written.
-            if t.kind == TargetKind::Sentinel && f.path.exists() {
-                continue;
-            }
-            fsio::write_atomic(&f.path, &f.contents, f.mode).map_err(|e| io("write", e))?;
-        }
-        // Copies of renewed certificates and keys (content-hashed names, render/tls.rs) that
-        // the new redis.conf no longer names. Redis holds its TLS context in memory, so the
-        // running instance needs none of them. Sentinels keep theirs: their sentinel.conf is
-        // theirs to rewrite and still names the copies it started with.
-        if t.kind != TargetKind::Sentinel
-            && let Ok(dir) = std::fs::read_dir(&paths.dir)
-        {
-            for e in dir.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let path = e.path();
-                if name.starts_with("tls-")
-                    && name.ends_with(".pem")
-                    && !t.rendered.iter().any(|f| f.path == path)
-                {
-                    let _ = std::fs::remove_file(&path);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Stop a Sentinel, point the `tls-*-file` lines of its sentinel.conf at the renewed
-    /// copies (everything else in the file is Sentinel's and stays as it wrote it), start it
-    /// and wait until it answers.
-    async fn restart_sentinel(&self, node: &InstanceKey) -> Result<(), StepError> {
-        self.write_files(node)?;
-        let t = self.target(node);
-        let conf_path = t.managed.paths.config.clone();
-        let sup = self.supervisor.clone();
-        let m = t.managed.clone();
-        // SIGTERM at once: Sentinel saves its state and exits (no data to flush).
-        tokio::task::spawn_blocking(move || sup.stop(&m, Duration::ZERO))
-            .await
-            .map_err(|e| StepError::Other(e.to_string()))?
-            .map_err(|e| StepError::Other(e.to_string()))?;
-        let conf = std::fs::read_to_string(&conf_path)
-            .map_err(|e| StepError::Other(format!("read {}: {e}", conf_path.display())))?;
-        let mut lines: Vec<String> = conf
-            .lines()
-            .filter(|l| {
-                let k = l.split_whitespace().next().unwrap_or("");
-                !t.live_params.iter().any(|(p, _)| k.eq_ignore_ascii_case(p))
-            })
-            .map(str::to_string)
-            .collect();
-        for (k, v) in &t.live_params {
-            lines.push(format!("{k} {}", crate::render::quote(v)));
-        }
-        let text = lines.join("\n") + "\n";
-        fsio::write_atomic(&conf_path, text.as_bytes(), 0o600)
-            .map_err(|e| StepError::Other(format!("write {}: {e}", conf_path.display())))?;
-        self.start(node, Vec::new()).await
-    }
-
-    async fn start(&self, node: &InstanceKey, args: Vec<String>) -> Result<(), StepError> {
-        self.write_files(node)?;
-        let t = self.target(node);
-        let sup = self.supervisor.clone();
-        let m = t.managed.clone();
-        let pid = tokio::task::spawn_blocking(move || sup.start(&m, &args))
-            .await
-            .map_err(|e| StepError::Other(e.to_string()))?
-            .map_err(|e| StepError::Other(e.to_string()))?;
-        // Ready = answers PING (after loading its data).
-        let deadline = Instant::now() + self.gate_timeout;
-        let mut last: String;
-        loop {
-            match self.conn(node).await {
-                Ok(mut c) => match c.cmd(&["PING"]).await {
-                    Ok(_) if t.kind != TargetKind::Cluster => return Ok(()),
-                    Ok(_) => {
-                        let id = c.text(&["CLUSTER", "MYID"]).await?;
-                        let _guard = self.record_lock.lock().await;
-                        let mut record = load_record(&self.state_dir, &self.topology.name);
-                        let live = observe::fetch_on(&mut c).await.ok();
-                        // Record only ids we can vouch for: a node that came up empty, or
-                        // the id this address already had.
-                        if live.as_ref().is_some_and(Live::is_fresh)
-                            || record.id_of(node) == Some(id.as_str())
-                        {
-                            if let Some(old) = record.node_ids.insert(node.to_string(), id.clone())
-                                && old != id
-                                && !record.replaced.contains(&old)
-                            {
-                                record.replaced.push(old);
-                            }
-                            self.save_record(&record)
-                                .map_err(|e| StepError::Other(e.to_string()))?;
-                        }
-                        return Ok(());
-                    }
-                    Err(e) => last = e.to_string(),
-                },
-                Err(e) => last = e.to_string(),
-            }
-            if let ProcState::Stopped | ProcState::Stale { .. } = self.supervisor.status(&t.managed)
-            {
-                return Err(StepError::Other(format!(
-                    "{} (pid {pid}) exited during startup; last lines of {}:\n{}",
-                    t.managed.binary.display(),
-                    t.managed.paths.log.display(),
-                    log_tail(&t.managed.paths.log, 8)
-                )));
-            }
-            if Instant::now() > deadline {
-                return Err(StepError::Other(format!(
-                    "not answering {} s after start: {last}",
-                    self.gate_timeout.as_secs()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            Step::SetConfigEpoch { node, epoch } => self.ensure_config_epoch(node, *epoch).await,
+            Step::AddSlots { node, ranges } => self.ensure_slots_added(node, ranges).await,
+            Step::Meet { node, targets } => self.ensure_met(index, node, targets, on_event).await,
+            Step::Replicate { node, master } => self.ensure_replicates(node, master).await,
+            Step::WaitConverged { nodes } => self.ensure_converged(index, nodes, on_event).await,
         }
     }
 
@@ -1151,159 +706,6 @@ impl Context {
             },
         )
         .await
-    }
-
-    /// Stop a node the topology no longer declares and forget it everywhere, after checking
-    /// once more that no node sees it owning a slot.
-    async fn retire(&self, node: &InstanceKey, id: &str, addr: &str) -> Result<(), StepError> {
-        self.refuse_if_owning_slots(id, &node.to_string()).await?;
-        // Stop it (keeping its data), then forget it while it cannot gossip itself back.
-        let ip: std::net::IpAddr = addr
-            .rsplit_once(':')
-            .and_then(|(h, _)| h.trim_matches(['[', ']']).parse().ok())
-            .ok_or_else(|| StepError::Other(format!("bad address {addr}")))?;
-        let managed = crate::supervise::Managed {
-            key: node.clone(),
-            address: ip,
-            port: node.port,
-            paths: crate::render::InstancePaths::new(&self.state_dir, node),
-            binary: PathBuf::from("redis-server"),
-            config_via_stdin: true,
-        };
-        if let Ok(mut c) = Conn::connect(addr, self.password.as_ref(), self.call_timeout).await {
-            let _ = c.cmd(&["SHUTDOWN"]).await;
-        }
-        let sup = self.supervisor.clone();
-        let m = managed.clone();
-        tokio::task::spawn_blocking(move || {
-            sup.stop(&m, Duration::from_secs(10))?;
-            sup.unregister(&m)
-        })
-        .await
-        .map_err(|e| StepError::Other(e.to_string()))?
-        .map_err(|e| StepError::Other(e.to_string()))?;
-        self.forget_everywhere(id).await?;
-        if self.options.purge && managed.paths.dir.exists() {
-            std::fs::remove_dir_all(&managed.paths.dir).map_err(|e| {
-                StepError::Other(format!("remove {}: {e}", managed.paths.dir.display()))
-            })?;
-        }
-        let _guard = self.record_lock.lock().await;
-        let mut record = load_record(&self.state_dir, &self.topology.name);
-        if let Some(id) = record.node_ids.remove(&node.to_string()) {
-            let at = crate::observe::unix_now();
-            record
-                .retired
-                .insert(node.to_string(), crate::observe::Retired { id, at });
-        }
-        self.save_record(&record)
-            .map_err(|e| StepError::Other(e.to_string()))?;
-        Ok(())
-    }
-
-    /// A node is never stopped or forgotten while any node sees it owning a slot.
-    async fn refuse_if_owning_slots(&self, id: &str, name: &str) -> Result<(), StepError> {
-        for t in self
-            .targets
-            .iter()
-            .filter(|t| t.kind == TargetKind::Cluster)
-        {
-            if let Ok(mut c) = self.conn(&t.managed.key).await
-                && let Ok(live) = observe::fetch_on(&mut c).await
-                && live.peer(id).is_some_and(|l| !l.slots.is_empty())
-            {
-                return Err(StepError::Other(format!(
-                    "{} still sees {name} owning slots; a slot-owning node is never forgotten",
-                    t.managed.key
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// `CLUSTER FORGET id` on every declared cluster node at once (within the 60 s ban), after
-    /// checking that nobody sees it owning a slot.
-    async fn forget_everywhere(&self, id: &str) -> Result<(), StepError> {
-        self.refuse_if_owning_slots(id, crate::plan::short(id))
-            .await?;
-        let declared: Vec<&Target> = self
-            .targets
-            .iter()
-            .filter(|t| t.kind == TargetKind::Cluster)
-            .collect();
-        let forgets = declared.iter().map(|t| async move {
-            match self.conn(&t.managed.key).await {
-                Ok(mut c) => match c.cmd(&["CLUSTER", "FORGET", id]).await {
-                    Ok(_) => Ok(()),
-                    Err(ClientError::Server { message, .. })
-                        if message.contains("Unknown node") =>
-                    {
-                        Ok(())
-                    }
-                    Err(e) => Err(e.to_string()),
-                },
-                Err(e) => Err(e.to_string()),
-            }
-        });
-        let errors: Vec<String> = futures::future::join_all(forgets)
-            .await
-            .into_iter()
-            .filter_map(Result::err)
-            .collect();
-        if !errors.is_empty() {
-            return Err(StepError::Other(format!(
-                "CLUSTER FORGET {id}: {}",
-                errors.join("; ")
-            )));
-        }
-        Ok(())
-    }
-
-    /// One poll of a gate: done when nothing is missing; past the deadline, an error naming
-    /// everything still missing; otherwise report progress and poll again.
-    fn settled(
-        &self,
-        index: usize,
-        what: &str,
-        deadline: Instant,
-        missing: Vec<String>,
-        on_event: &(dyn Fn(Event) + Sync),
-    ) -> Result<bool, StepError> {
-        if missing.is_empty() {
-            return Ok(true);
-        }
-        if Instant::now() > deadline {
-            return Err(StepError::Gate(ExecError::Gate {
-                secs: self.gate_timeout.as_secs(),
-                what: what.to_string(),
-                missing: missing.join("\n  - "),
-            }));
-        }
-        on_event(Event::StepWaiting {
-            index,
-            missing: missing.len(),
-            first: missing[0].clone(),
-        });
-        Ok(false)
-    }
-
-    /// Re-observe the whole deployment until `check` finds nothing missing, or the deadline
-    /// passes.
-    async fn gate_observed(
-        &self,
-        index: usize,
-        what: &str,
-        on_event: &(dyn Fn(Event) + Sync),
-        check: impl Fn(&Observed) -> Vec<String>,
-    ) -> Result<(), StepError> {
-        let deadline = Instant::now() + self.gate_timeout;
-        loop {
-            let obs = self.observe().await;
-            if self.settled(index, what, deadline, check(&obs), on_event)? {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 
     /// Hand mastership of `group` to `to` through Sentinel: the other replicas' priority is
@@ -1740,50 +1142,6 @@ impl Context {
         }
     }
 
-    /// Refuse a `REPLICAOF` (or a start as replica) that would close a replication loop:
-    /// `master` replicates, directly or through a chain, from `node`.
-    async fn refuse_loop(&self, node: &InstanceKey, master: &InstanceKey) -> Result<(), StepError> {
-        let me = &self.target(node).managed;
-        let me_addr = (me.address.to_string(), me.port);
-        let mut chain = vec![master.to_string()];
-        let mut cur = master.clone();
-        for _ in 0..self.targets.len() {
-            let Ok(mut c) = self.conn(&cur).await else {
-                return Ok(());
-            };
-            let Ok(text) = c.text(&["INFO", "replication"]).await else {
-                return Ok(());
-            };
-            let info = observe::parse::info(&text);
-            if info.get("role").map(String::as_str) != Some("slave") {
-                return Ok(());
-            }
-            let (Some(h), Some(p)) = (
-                info.get("master_host"),
-                info.get("master_port").and_then(|p| p.parse::<u16>().ok()),
-            ) else {
-                return Ok(());
-            };
-            if (h.clone(), p) == me_addr {
-                chain.push(node.to_string());
-                return Err(StepError::Other(format!(
-                    "refused: making {node} a replica of {master} would close a replication loop ({node} ← {}); no member would accept writes",
-                    chain.join(" ← ")
-                )));
-            }
-            let Some(next) = self
-                .targets
-                .iter()
-                .find(|t| t.managed.address.to_string() == *h && t.managed.port == p)
-            else {
-                return Ok(());
-            };
-            cur = next.managed.key.clone();
-            chain.push(cur.to_string());
-        }
-        Ok(())
-    }
-
     /// How each Sentinel sees a handover of `group` to `target` (ip:port): Ok when it would
     /// pick `target` and nothing else, else what stands in the way (see `sentinel_pick`).
     async fn sentinel_views(
@@ -1803,79 +1161,6 @@ impl Context {
             (s.key.clone(), view)
         });
         futures::future::join_all(asks).await
-    }
-
-    /// Poll all `nodes` until `check` finds nothing missing, or the deadline passes.
-    async fn gate(
-        &self,
-        index: usize,
-        nodes: &[InstanceKey],
-        what: &str,
-        on_event: &(dyn Fn(Event) + Sync),
-        check: impl Fn(&[(&InstanceKey, &Live)]) -> Vec<String>,
-    ) -> Result<(), StepError> {
-        let deadline = Instant::now() + self.gate_timeout;
-        self.gate_until(index, nodes, what, deadline, on_event, check)
-            .await
-    }
-
-    /// `gate` with its own deadline.
-    async fn gate_until(
-        &self,
-        index: usize,
-        nodes: &[InstanceKey],
-        what: &str,
-        deadline: Instant,
-        on_event: &(dyn Fn(Event) + Sync),
-        check: impl Fn(&[(&InstanceKey, &Live)]) -> Vec<String>,
-    ) -> Result<(), StepError> {
-        let mut conns: Vec<Option<Conn>> = (0..nodes.len()).map(|_| None).collect();
-        loop {
-            let mut fetched: Vec<(InstanceKey, Result<Live, String>)> = Vec::new();
-            let futs = nodes
-                .iter()
-                .zip(conns.iter_mut())
-                .map(|(k, slot)| async move {
-                    if slot.is_none() {
-                        *slot = self.conn(k).await.ok();
-                    }
-                    let r = match slot {
-                        Some(c) => observe::fetch_on(c).await.map_err(|e| e.to_string()),
-                        None => Err(format!(
-                            "{k} ({}) is not answering",
-                            self.target(k).endpoint
-                        )),
-                    };
-                    if r.is_err() {
-                        *slot = None;
-                    }
-                    (k.clone(), r)
-                });
-            fetched.extend(futures::future::join_all(futs).await);
-            let mut missing: Vec<String> = fetched
-                .iter()
-                .filter_map(|(k, r)| r.as_ref().err().map(|e| format!("{k}: {e}")))
-                .collect();
-            let lives: Vec<(&InstanceKey, &Live)> = fetched
-                .iter()
-                .filter_map(|(k, r)| r.as_ref().ok().map(|l| (k, l)))
-                .collect();
-            if missing.is_empty() {
-                missing = check(&lives);
-            }
-            if self.settled(index, what, deadline, missing, on_event)? {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-async fn probe(addr: SocketAddr, limit: Duration) -> Result<(), String> {
-    match tokio::time::timeout(limit, tokio::net::TcpStream::connect(addr)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
     }
 }
 

@@ -3,6 +3,7 @@
 //! any further I/O.
 
 pub mod acl;
+pub mod agent;
 pub mod client;
 pub mod parse;
 pub mod resp;

@@ -47,6 +47,8 @@ pub enum WaitKind {
     NotAnswering,
     /// A master still claims slots a newer owner serves (it has not heard of the failover).
     StaleSlotClaim,
+    /// A replica started with priority 0 is still syncing from a master that answers.
+    ReplicaSyncing,
 }
 
 /// Facts the operator should know that need no step.
@@ -55,6 +57,8 @@ pub enum WaitKind {
 pub enum NoteKind {
     /// An instance on another host does not answer; its host's `apply` starts it.
     RemoteDown,
+    /// A replica was still syncing when apply's wait ran out.
+    StillSyncing,
     /// How a down master comes back (restart in place, or a promotion first).
     Restart,
     /// Slots left open by an interrupted migration are being finished.

@@ -477,6 +477,11 @@ pub fn plan_with(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
         out.partial |= part.partial;
     }
     out.steps.extend(later);
+    // A replica still syncing holds nothing else up: its wait only keeps the last round
+    // (nothing else to do) going until it has synced.
+    if !out.steps.is_empty() || !out.blockers.is_empty() {
+        out.waits.retain(|w| w.kind != WaitKind::ReplicaSyncing);
+    }
     if out.halted() {
         out.steps.clear();
     }
@@ -520,6 +525,37 @@ fn drift(topo: &Topology, obs: &Observed) -> Plan {
             .filter(|(k, _, _)| !(unsynced && k == "replica-priority"))
             .map(|(k, _, want)| (k.clone(), want.clone()))
             .collect();
+        // Its sync with a master that answers is under way: wait for it, so that the run
+        // that started the replica also gives it back its declared priority (otherwise it
+        // would stay 0, unpromotable, until someone runs apply again).
+        let master_answers = o
+            .repl
+            .as_ref()
+            .and_then(|r| r.master_addr.as_ref())
+            .is_some_and(|(h, port)| {
+                topo.instances().any(|m| {
+                    m.address.to_string() == *h
+                        && m.port == *port
+                        && obs
+                            .nodes
+                            .get(&m.key)
+                            .and_then(|mo| mo.repl.as_ref())
+                            .is_some_and(|mr| mr.is_master)
+                })
+            });
+        if unsynced
+            && master_answers
+            && o.live_drift.iter().any(|(k, _, _)| k == "replica-priority")
+        {
+            p.waits.push(Wait::on(
+                WaitKind::ReplicaSyncing,
+                &inst.key,
+                format!(
+                    "{}: started as an unpromotable replica (replica-priority 0) and still syncing; its declared priority follows once it has synced",
+                    inst.key
+                ),
+            ));
+        }
         if !params.is_empty() {
             p.steps.push(Step::ConfigSet {
                 node: inst.key.clone(),

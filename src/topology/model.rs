@@ -62,7 +62,7 @@ pub const AGENT_LISTEN: &str = "127.0.0.1:9187";
 pub struct AgentSettings {
     pub interval_ms: u64,
     /// None: no HTTP endpoint.
-    pub listen: Option<std::net::SocketAddr>,
+    pub listen: Option<AgentListen>,
     pub restore_roles: bool,
     pub stable_for_ms: u64,
 }
@@ -71,9 +71,54 @@ impl Default for AgentSettings {
     fn default() -> Self {
         AgentSettings {
             interval_ms: 5000,
-            listen: AGENT_LISTEN.parse().ok(),
+            listen: AGENT_LISTEN.parse().ok().map(AgentListen::At),
             restore_roles: false,
             stable_for_ms: 60_000,
+        }
+    }
+}
+
+/// Where each host's agent answers HTTP (`agent.listen`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum AgentListen {
+    /// One address for every host's agent (`IP:PORT`).
+    At(std::net::SocketAddr),
+    /// Each host's agent on its own `hosts[].address` (`host:PORT`): the other hosts can ask
+    /// it (e.g. whether it is drained).
+    HostAddress(u16),
+}
+
+impl AgentListen {
+    /// The address the agent of a host with address `host` binds.
+    pub fn bind(&self, host: std::net::IpAddr) -> std::net::SocketAddr {
+        match *self {
+            AgentListen::At(a) => a,
+            AgentListen::HostAddress(port) => std::net::SocketAddr::new(host, port),
+        }
+    }
+
+    /// Where another machine reaches the agent of a host with address `host`, or why it
+    /// cannot (an agent bound to loopback answers only on its own host).
+    pub fn reach(&self, host: std::net::IpAddr) -> Result<std::net::SocketAddr, String> {
+        match *self {
+            AgentListen::HostAddress(port) => Ok(std::net::SocketAddr::new(host, port)),
+            AgentListen::At(a) if a.ip().is_unspecified() => {
+                Ok(std::net::SocketAddr::new(host, a.port()))
+            }
+            AgentListen::At(a) if a.ip() == host => Ok(a),
+            AgentListen::At(a) => Err(format!(
+                "its agent listens on {a} (agent.listen), which other hosts cannot reach; `listen: host:{}` has each agent answer on its host's address",
+                a.port()
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for AgentListen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AgentListen::At(a) => write!(f, "{a}"),
+            AgentListen::HostAddress(p) => write!(f, "host:{p}"),
         }
     }
 }

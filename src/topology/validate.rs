@@ -1084,6 +1084,23 @@ fn validate_agent(raw: &RawTopology, p: &mut Problems) -> AgentSettings {
         let l = l.trim();
         if l == "off" {
             a.listen = None;
+        } else if let Some(port) = l.strip_prefix("host:") {
+            match port.parse::<u16>() {
+                Ok(port) if port > 0 => {
+                    p.warn(
+                        "agent.listen",
+                        format!("host:{port}: each agent answers on its host's address, beyond this host: the endpoint answers without a password (health, roles, metrics, drain marks); firewall it"),
+                    );
+                    a.listen = Some(AgentListen::HostAddress(port));
+                }
+                _ => p.error(
+                    "agent.listen",
+                    format!(
+                        "{} is not a port; write host:PORT (e.g. host:9187)",
+                        show(port)
+                    ),
+                ),
+            }
         } else {
             match l.parse::<std::net::SocketAddr>() {
                 Ok(addr) => {
@@ -1093,12 +1110,12 @@ fn validate_agent(raw: &RawTopology, p: &mut Problems) -> AgentSettings {
                             format!("{addr} is reachable beyond this host: the endpoint answers without a password (health, roles, metrics); firewall it"),
                         );
                     }
-                    a.listen = Some(addr);
+                    a.listen = Some(AgentListen::At(addr));
                 }
                 Err(_) => p.error(
                     "agent.listen",
                     format!(
-                        "{} is not an address; write IP:PORT (e.g. {AGENT_LISTEN}) or off",
+                        "{} is not an address; write IP:PORT (e.g. {AGENT_LISTEN}), host:PORT (each host's own address) or off",
                         show(l)
                     ),
                 ),

@@ -11,7 +11,8 @@ use super::validate::{
     MANAGED_DIRECTIVES, MAX_PORT, MAXMEMORY_POLICIES, parse_duration_ms, parse_size,
 };
 use super::{
-    ClusterSettings, Diagnostic, Fsync, Loaded, Persistence, Role, Severity, TopologyError, parse,
+    AgentListen, ClusterSettings, Diagnostic, Fsync, Loaded, Persistence, Role, Severity,
+    TopologyError, parse,
 };
 use crate::topology::raw::{DurationValue, SizeValue};
 
@@ -1648,14 +1649,20 @@ fn agent_section_defaults_and_values() {
     let t = clean(&cluster("  shards: 3\n  replicas: 0\n  ports: 7000-7002\n")).topology;
     assert_eq!(t.agent, super::AgentSettings::default());
     assert_eq!(t.agent.interval_ms, 5000);
-    assert_eq!(t.agent.listen, Some("127.0.0.1:9187".parse().unwrap()));
+    assert_eq!(
+        t.agent.listen,
+        Some(AgentListen::At("127.0.0.1:9187".parse().unwrap()))
+    );
     assert!(!t.agent.restore_roles);
     let t = clean(&with_agent(
         "  interval: 2s\n  listen: 127.0.0.1:19000\n  policy: {restore_roles: true, stable_for: 10s}\n",
     ))
     .topology;
     assert_eq!(t.agent.interval_ms, 2000);
-    assert_eq!(t.agent.listen, Some("127.0.0.1:19000".parse().unwrap()));
+    assert_eq!(
+        t.agent.listen,
+        Some(AgentListen::At("127.0.0.1:19000".parse().unwrap()))
+    );
     assert!(t.agent.restore_roles);
     assert_eq!(t.agent.stable_for_ms, 10_000);
     let t = clean(&with_agent("  listen: off\n")).topology;
@@ -1671,7 +1678,13 @@ fn agent_section_refuses_bad_values() {
     assert_eq!(
         errors(&with_agent("  listen: localhost\n")),
         [
-            "t.yaml:7:11: error: agent.listen: \"localhost\" is not an address; write IP:PORT (e.g. 127.0.0.1:9187) or off"
+            "t.yaml:7:11: error: agent.listen: \"localhost\" is not an address; write IP:PORT (e.g. 127.0.0.1:9187), host:PORT (each host's own address) or off"
+        ]
+    );
+    assert_eq!(
+        errors(&with_agent("  listen: host:http\n")),
+        [
+            "t.yaml:7:11: error: agent.listen: \"http\" is not a port; write host:PORT (e.g. host:9187)"
         ]
     );
     assert_eq!(
@@ -1683,6 +1696,29 @@ fn agent_section_refuses_bad_values() {
     let e = errors(&with_agent("  restore_roles: true\n"));
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(e[0].contains("unknown field `restore_roles`"), "{e:?}");
+}
+
+#[test]
+fn agent_listen_on_each_hosts_address() {
+    let r = run(&with_agent("  listen: host:9200\n")).unwrap();
+    assert_eq!(
+        r.topology.agent.listen,
+        Some(AgentListen::HostAddress(9200))
+    );
+    assert!(
+        r.warnings[0].to_string().contains("firewall it"),
+        "{:?}",
+        r.warnings
+    );
+    let l = AgentListen::HostAddress(9200);
+    let h: IpAddr = "10.0.0.2".parse().unwrap();
+    assert_eq!(l.bind(h).to_string(), "10.0.0.2:9200");
+    assert_eq!(l.reach(h).unwrap().to_string(), "10.0.0.2:9200");
+    // Loopback answers only on its own host; 0.0.0.0 is reached at each host's address.
+    let lo = AgentListen::At("127.0.0.1:9187".parse().unwrap());
+    assert!(lo.reach(h).unwrap_err().contains("host:9187"));
+    let any = AgentListen::At("0.0.0.0:9187".parse().unwrap());
+    assert_eq!(any.reach(h).unwrap().to_string(), "10.0.0.2:9187");
 }
 
 #[test]

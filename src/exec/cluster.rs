@@ -1,0 +1,347 @@
+//! Cluster steps: config epochs, slots added, MEET, REPLICATE, slot moves, retiring and
+//! forgetting nodes.
+
+use super::*;
+use crate::topology::slots::SlotRange;
+
+impl Context {
+    /// `step` is a `Step::MoveSlots`.
+    pub(super) async fn ensure_slots_moved(
+        &self,
+        step: &Step,
+        index: usize,
+        on_event: &(dyn Fn(Event) + Sync),
+    ) -> Result<(), StepError> {
+        let Step::MoveSlots {
+            from,
+            to,
+            from_addr,
+            to_addr,
+            slots,
+        } = step
+        else {
+            return Err(StepError::Other(format!("not a slot move: {step}")));
+        };
+        let others: Vec<String> = self
+            .targets
+            .iter()
+            .filter(|t| {
+                t.kind == TargetKind::Cluster && &t.managed.key != from && &t.managed.key != to
+            })
+            .map(|t| t.endpoint.clone())
+            .collect();
+        let job = migrate::Job {
+            from_addr,
+            to_addr,
+            slots: slots.iter().flat_map(|r| r.start..=r.end).collect(),
+            password: self.password.as_ref(),
+            replace: self.replace,
+            others,
+            call_timeout: self.call_timeout,
+            method: self.migration,
+        };
+        let report = |p: migrate::Progress| {
+            on_event(Event::Moving {
+                index,
+                slots_done: p.slots_done,
+                slots_total: p.slots_total,
+                keys: p.keys_moved,
+                elapsed: p.elapsed,
+            })
+        };
+        // Journal the move before it starts; the next apply reports what it resumes.
+        let journal = self
+            .state_dir
+            .join("moves")
+            .join(format!("{from}-to-{to}.json"));
+        let body = serde_json::to_vec_pretty(step).unwrap_or_default();
+        let _ = fsio::ensure_dir(&self.state_dir.join("moves"), 0o750);
+        fsio::write_atomic(&journal, &body, 0o640)
+            .map_err(|e| StepError::Other(format!("journal {}: {e}", journal.display())))?;
+        migrate::run(&job, &report).await.map_err(|e| match e {
+            migrate::MoveError::Conflict(c) => StepError::Refused(c.to_string()),
+            migrate::MoveError::Failed(m) => StepError::Other(m),
+        })?;
+        let _ = std::fs::remove_file(&journal);
+        Ok(())
+    }
+
+    pub(super) async fn ensure_forgotten(&self, id: &str) -> Result<(), StepError> {
+        self.forget_everywhere(id).await?;
+        let _guard = self.record_lock.lock().await;
+        let mut record = load_record(&self.state_dir, &self.topology.name);
+        record.replaced.retain(|r| r != id);
+        self.save_record(&record)
+            .map_err(|e| StepError::Other(e.to_string()))
+    }
+
+    pub(super) async fn ensure_config_epoch(
+        &self,
+        node: &InstanceKey,
+        epoch: u64,
+    ) -> Result<(), StepError> {
+        let mut c = self.conn(node).await?;
+        match c
+            .cmd(&["CLUSTER", "SET-CONFIG-EPOCH", &epoch.to_string()])
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Already set, or the node met others meanwhile: Redis resolves epoch
+            // collisions itself from here.
+            Err(ClientError::Server {
+                code: ErrorCode::Err,
+                message,
+                ..
+            }) if message.contains("already non-zero")
+                || message.contains("does not know any other node") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) async fn ensure_slots_added(
+        &self,
+        node: &InstanceKey,
+        ranges: &[SlotRange],
+    ) -> Result<(), StepError> {
+        let mut c = self.conn(node).await?;
+        let mut args: Vec<String> = vec!["CLUSTER".into(), "ADDSLOTSRANGE".into()];
+        for r in ranges {
+            args.push(r.start.to_string());
+            args.push(r.end.to_string());
+        }
+        match c.cmd(&args).await {
+            Ok(_) => Ok(()),
+            Err(ClientError::Server { message, .. }) if message.contains("unknown subcommand") => {
+                // Redis < 7.0: one ADDSLOTS with every slot.
+                let mut args: Vec<String> = vec!["CLUSTER".into(), "ADDSLOTS".into()];
+                for r in ranges {
+                    args.extend((r.start..=r.end).map(|s| s.to_string()));
+                }
+                c.cmd(&args).await.map(|_| ()).map_err(Into::into)
+            }
+            Err(ClientError::Server { message, .. }) if message.contains("already busy") => {
+                // Done by an earlier, interrupted attempt? Then every slot is ours.
+                let live = observe::fetch_on(&mut c)
+                    .await
+                    .map_err(|e| StepError::Other(e.to_string()))?;
+                let owned = |s: u16| live.myself.slots.iter().any(|r| r.contains(s));
+                if ranges.iter().all(|r| (r.start..=r.end).all(owned)) {
+                    Ok(())
+                } else {
+                    Err(StepError::Other(format!(
+                        "{message}: another node claimed the slot meanwhile; run apply again to re-plan"
+                    )))
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) async fn ensure_met(
+        &self,
+        index: usize,
+        node: &InstanceKey,
+        targets: &[InstanceKey],
+        on_event: &(dyn Fn(Event) + Sync),
+    ) -> Result<(), StepError> {
+        // A node retired moments ago and declared again: every node refuses its id for
+        // 60 s after CLUSTER FORGET, MEET included. Wait that out.
+        let record = load_record(&self.state_dir, &self.topology.name);
+        let until = std::iter::once(node)
+            .chain(targets)
+            .filter_map(|k| record.retired.get(&k.to_string()).map(|r| (k, r.at)))
+            .map(|(k, at)| (k, at + crate::observe::FORGET_BAN.as_secs()))
+            .max_by_key(|(_, t)| *t);
+        if let Some((k, t)) = until {
+            loop {
+                let now = crate::observe::unix_now();
+                if now >= t {
+                    break;
+                }
+                on_event(Event::StepWaiting {
+                    index,
+                    missing: 1,
+                    first: format!(
+                        "{k} was removed from the cluster moments ago; Redis refuses a forgotten node for 60 s ({} s left)",
+                        t - now
+                    ),
+                });
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        let mut args: Vec<Vec<String>> = Vec::new();
+        for who in std::iter::once(node).chain(targets) {
+            let m = &self.target(who).managed;
+            let bus = SocketAddr::new(m.address, m.port.saturating_add(10000));
+            probe(bus, self.call_timeout).await.map_err(|e| {
+                StepError::Other(format!(
+                    "cannot reach the cluster bus of {who} at {bus}: {e}. The bus port (port + 10000) must be reachable between all nodes"
+                ))
+            })?;
+            if who != node {
+                args.push(vec![
+                    "CLUSTER".into(),
+                    "MEET".into(),
+                    m.address.to_string(),
+                    m.port.to_string(),
+                ]);
+            }
+        }
+        let mut c = self.conn(node).await?;
+        let cmds: Vec<&[String]> = args.iter().map(Vec::as_slice).collect();
+        for (reply, target) in c.pipeline(&cmds).await?.iter().zip(targets) {
+            if let crate::observe::resp::Value::Error(e) = reply {
+                return Err(StepError::Other(format!("CLUSTER MEET {target}: {e}")));
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn ensure_replicates(
+        &self,
+        node: &InstanceKey,
+        master: &InstanceKey,
+    ) -> Result<(), StepError> {
+        let master_id = self.conn(master).await?.text(&["CLUSTER", "MYID"]).await?;
+        let mut c = self.conn(node).await?;
+        let deadline = Instant::now() + self.gate_timeout;
+        loop {
+            match c.cmd(&["CLUSTER", "REPLICATE", &master_id]).await {
+                Ok(_) => return Ok(()),
+                // Gossip has not told this node about its master yet.
+                Err(ClientError::Server { message, .. })
+                    if message.contains("Unknown node") && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Stop a node the topology no longer declares and forget it everywhere, after checking
+    /// once more that no node sees it owning a slot.
+    pub(super) async fn retire(
+        &self,
+        node: &InstanceKey,
+        id: &str,
+        addr: &str,
+    ) -> Result<(), StepError> {
+        self.refuse_if_owning_slots(id, &node.to_string()).await?;
+        // Stop it (keeping its data), then forget it while it cannot gossip itself back.
+        let ip: std::net::IpAddr = addr
+            .rsplit_once(':')
+            .and_then(|(h, _)| h.trim_matches(['[', ']']).parse().ok())
+            .ok_or_else(|| StepError::Other(format!("bad address {addr}")))?;
+        let managed = crate::supervise::Managed {
+            key: node.clone(),
+            address: ip,
+            port: node.port,
+            paths: crate::render::InstancePaths::new(&self.state_dir, node),
+            binary: PathBuf::from("redis-server"),
+            config_via_stdin: true,
+        };
+        if let Ok(mut c) = Conn::connect(addr, self.password.as_ref(), self.call_timeout).await {
+            let _ = c.cmd(&["SHUTDOWN"]).await;
+        }
+        let sup = self.supervisor.clone();
+        let m = managed.clone();
+        tokio::task::spawn_blocking(move || {
+            sup.stop(&m, Duration::from_secs(10))?;
+            sup.unregister(&m)
+        })
+        .await
+        .map_err(|e| StepError::Other(e.to_string()))?
+        .map_err(|e| StepError::Other(e.to_string()))?;
+        self.forget_everywhere(id).await?;
+        if self.options.purge && managed.paths.dir.exists() {
+            std::fs::remove_dir_all(&managed.paths.dir).map_err(|e| {
+                StepError::Other(format!("remove {}: {e}", managed.paths.dir.display()))
+            })?;
+        }
+        let _guard = self.record_lock.lock().await;
+        let mut record = load_record(&self.state_dir, &self.topology.name);
+        if let Some(id) = record.node_ids.remove(&node.to_string()) {
+            let at = crate::observe::unix_now();
+            record
+                .retired
+                .insert(node.to_string(), crate::observe::Retired { id, at });
+        }
+        self.save_record(&record)
+            .map_err(|e| StepError::Other(e.to_string()))?;
+        Ok(())
+    }
+
+    /// A node is never stopped or forgotten while any node sees it owning a slot.
+    pub(super) async fn refuse_if_owning_slots(
+        &self,
+        id: &str,
+        name: &str,
+    ) -> Result<(), StepError> {
+        for t in self
+            .targets
+            .iter()
+            .filter(|t| t.kind == TargetKind::Cluster)
+        {
+            if let Ok(mut c) = self.conn(&t.managed.key).await
+                && let Ok(live) = observe::fetch_on(&mut c).await
+                && live.peer(id).is_some_and(|l| !l.slots.is_empty())
+            {
+                return Err(StepError::Other(format!(
+                    "{} still sees {name} owning slots; a slot-owning node is never forgotten",
+                    t.managed.key
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `CLUSTER FORGET id` on every declared cluster node at once (within the 60 s ban), after
+    /// checking that nobody sees it owning a slot.
+    pub(super) async fn forget_everywhere(&self, id: &str) -> Result<(), StepError> {
+        self.refuse_if_owning_slots(id, crate::plan::short(id))
+            .await?;
+        let declared: Vec<&Target> = self
+            .targets
+            .iter()
+            .filter(|t| t.kind == TargetKind::Cluster)
+            .collect();
+        let forgets = declared.iter().map(|t| async move {
+            match self.conn(&t.managed.key).await {
+                Ok(mut c) => match c.cmd(&["CLUSTER", "FORGET", id]).await {
+                    Ok(_) => Ok(()),
+                    Err(ClientError::Server { message, .. })
+                        if message.contains("Unknown node") =>
+                    {
+                        Ok(())
+                    }
+                    Err(e) => Err(e.to_string()),
+                },
+                Err(e) => Err(e.to_string()),
+            }
+        });
+        let errors: Vec<String> = futures::future::join_all(forgets)
+            .await
+            .into_iter()
+            .filter_map(Result::err)
+            .collect();
+        if !errors.is_empty() {
+            return Err(StepError::Other(format!(
+                "CLUSTER FORGET {id}: {}",
+                errors.join("; ")
+            )));
+        }
+        Ok(())
+    }
+}
+
+pub(super) async fn probe(addr: SocketAddr, limit: Duration) -> Result<(), String> {
+    match tokio::time::timeout(limit, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
+    }
+}
