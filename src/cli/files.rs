@@ -329,6 +329,61 @@ mod tests {
         );
     }
 
+    /// Test material only: a self-signed EC certificate and its key (not a secret).
+    const PAIR_CRT: &[u8] = include_bytes!("../../tests/golden/tls-fixture-pair.crt");
+    const PAIR_KEY: &[u8] = include_bytes!("../../tests/golden/tls-fixture-pair.key");
+
+    #[test]
+    fn tls_files_are_read_and_refused_at_their_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let file = d.join("t.yaml");
+        std::fs::write(
+            &file,
+            "name: t\nhosts:\n  - {name: a, address: 127.0.0.1}\ntls:\n  ca_file: ca.crt\n  cert_file: s.crt\n  key_file: s.key\ncluster: {shards: 3, replicas: 0, ports: 7000-7002}\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("ca.crt"), PAIR_CRT).unwrap();
+        std::fs::write(d.join("s.crt"), PAIR_CRT).unwrap();
+        std::fs::write(d.join("s.key"), PAIR_KEY).unwrap();
+        let key = d.join("s.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let t = crate::topology::load(&file).unwrap().topology;
+        let e = read_tls(&file, &t).unwrap_err().diagnostics;
+        assert_eq!(e.len(), 1, "{e:?}");
+        let e = e[0].to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{}:7:13: error: tls.key_file: {} is open to others (mode 0644)",
+                file.display(),
+                key.display()
+            )) && e.ends_with(&format!("run `chmod 600 {}`", key.display())),
+            "{e}"
+        );
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let (m, _) = read_tls(&file, &t).unwrap().expect("tls on");
+        assert_eq!(m.ca, PAIR_CRT);
+        assert_eq!(m.hosts["a"], (PAIR_CRT.to_vec(), PAIR_KEY.to_vec()));
+        // Not a certificate, and a certificate where the key should be: both reported.
+        std::fs::write(d.join("ca.crt"), "hello").unwrap();
+        std::fs::write(&key, PAIR_CRT).unwrap();
+        let e: Vec<String> = read_tls(&file, &t)
+            .unwrap_err()
+            .diagnostics
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].contains(":5:12: error: tls.ca_file: ") && e[0].contains("no certificate in it"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].contains(":7:13: error: tls.key_file: ") && e[1].contains("no usable private key"),
+            "{e:?}"
+        );
+    }
+
     #[test]
     fn certificates_expiring_within_the_window_are_reported() {
         // A certificate valid 10 days, until 2026-12-12 06:19:17 UTC (1797056357).
