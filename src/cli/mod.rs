@@ -554,6 +554,7 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
     // TLS on: every connection redisctl opens from here on speaks TLS (observe/tls.rs).
     let tls = files::read_tls(file, &topology)?;
     crate::observe::tls::install(tls.as_ref().map(|(_, cfg)| cfg.clone()));
+    crate::observe::tls::set_declared_off(topology.tls.as_ref().is_some_and(|t| !t.on));
     let tls = tls.map(|(m, _)| m);
     let password = secrets
         .as_ref()

@@ -309,17 +309,36 @@ impl Conn {
     }
 }
 
-/// Whether `addr` answers a plain-TCP `PING` in RESP (`+PONG`, or an error such as
-/// `-NOAUTH`): told apart from a TLS-only port, which answers nothing a plain client reads.
-pub async fn speaks_plain_resp(addr: &str, limit: Duration) -> bool {
+/// What a port does with a plain-TCP `PING`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlainProbe {
+    /// A RESP reply (`+PONG`, or an error such as `-NOAUTH` or `-LOADING`): plain Redis.
+    Resp,
+    /// Closed (or reset) without a byte back: what a TLS-only port does with bytes that are
+    /// not a TLS handshake.
+    Closed,
+    /// No connection, another answer, or nothing within the limit.
+    Other,
+}
+
+pub async fn probe_plain(addr: &str, limit: Duration) -> PlainProbe {
     let probe = async {
-        let mut s = TcpStream::connect(addr).await.ok()?;
-        s.write_all(b"PING\r\n").await.ok()?;
+        let Ok(mut s) = TcpStream::connect(addr).await else {
+            return PlainProbe::Other;
+        };
+        if s.write_all(b"PING\r\n").await.is_err() {
+            return PlainProbe::Closed;
+        }
         let mut b = [0u8; 1];
-        let n = s.read(&mut b).await.ok()?;
-        Some(n == 1 && (b[0] == b'+' || b[0] == b'-'))
+        match s.read(&mut b).await {
+            Ok(0) => PlainProbe::Closed,
+            Ok(_) if b[0] == b'+' || b[0] == b'-' => PlainProbe::Resp,
+            Ok(_) => PlainProbe::Other,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => PlainProbe::Closed,
+            Err(_) => PlainProbe::Other,
+        }
     };
-    matches!(timeout(limit, probe).await, Ok(Some(true)))
+    timeout(limit, probe).await.unwrap_or(PlainProbe::Other)
 }
 
 /// A command as `-v` shows it: arguments quoted when needed, long ones (DUMP payloads)

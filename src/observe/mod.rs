@@ -313,12 +313,27 @@ async fn observe_one(
                         | client::ClientError::Timeout { .. }
                 )
             ) && tls::connector().is_some()
-                && client::speaks_plain_resp(&t.endpoint, limit).await
+                && client::probe_plain(&t.endpoint, limit).await == client::PlainProbe::Resp
             {
                 obs.port_answers = true;
                 obs.auth_failed = true;
                 obs.error = Some(format!(
                     "{} answers plain TCP, but the topology says tls.mode: on; redisctl does not switch a running instance to TLS (every instance must restart with the new configuration, see docs/security.md): set tls.mode: off to keep managing it as it runs",
+                    t.endpoint
+                ));
+            }
+            // The other way round: `tls.mode: off` declared, and the port drops plain
+            // clients the way a TLS-only instance does. (Only then: without a tls section, a
+            // connection dropped mid-observation is a node going away, waited for as ever.)
+            else if matches!(&e, FetchError::Client(client::ClientError::Io { .. }))
+                && tls::connector().is_none()
+                && tls::declared_off()
+                && client::probe_plain(&t.endpoint, limit).await == client::PlainProbe::Closed
+            {
+                obs.port_answers = true;
+                obs.auth_failed = true;
+                obs.error = Some(format!(
+                    "{} closes plain connections without a RESP answer, as a TLS-only instance does, but the topology says tls.mode: off; redisctl does not switch a running instance off TLS (every instance must restart with the new configuration, see docs/security.md): set tls.mode: on to keep managing it as it runs",
                     t.endpoint
                 ));
             }

@@ -6,6 +6,7 @@
 //! the agent's HTTP answers — dials with the same configuration without threading it
 //! through each call site.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio_rustls::TlsConnector;
@@ -21,6 +22,18 @@ use tokio_rustls::rustls::{
 };
 
 static CONNECTOR: RwLock<Option<TlsConnector>> = RwLock::new(None);
+
+/// The topology keeps a `tls` section with `mode: off` (TLS was, or is about to be, turned
+/// off): a port that drops plain clients is then worth telling apart as a TLS-only instance.
+static DECLARED_OFF: AtomicBool = AtomicBool::new(false);
+
+pub fn set_declared_off(off: bool) {
+    DECLARED_OFF.store(off, Ordering::Relaxed);
+}
+
+pub fn declared_off() -> bool {
+    DECLARED_OFF.load(Ordering::Relaxed)
+}
 
 /// The certificates of a PEM file's bytes (`what` names the file in errors).
 pub fn certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
