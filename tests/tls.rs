@@ -283,3 +283,30 @@ fn an_expired_instance_certificate_is_reported_and_still_renewed_live() {
     );
     d.ok(&["check"]);
 }
+
+/// Turning TLS on under running plain instances is refused per instance, naming why and the
+/// way out, instead of being waited for until the gate runs out.
+#[test]
+fn tls_declared_over_running_plain_instances_is_refused_with_the_way_out() {
+    if !have("openssl") {
+        return skip("tls", "openssl is not installed");
+    }
+    let d = Deployment::custom(3, 0, "    appendonly: false\n", 2000, "");
+    let _certs = Certs::make(d.dir.path());
+    d.ok(&["apply", "--yes"]);
+    let mut yaml = std::fs::read_to_string(&d.file).unwrap();
+    yaml.push_str(&Certs::yaml("on"));
+    std::fs::write(&d.file, yaml).unwrap();
+    let out = d.run(&["plan"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for p in &d.ports {
+        assert!(
+            err.contains(&format!(
+                "127.0.0.1:{p} answers plain TCP, but the topology says tls.mode: on"
+            )),
+            "{err}"
+        );
+    }
+    assert!(err.contains("set tls.mode: off"), "{err}");
+}
