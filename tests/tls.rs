@@ -117,6 +117,7 @@ fn tls_cluster_serves_only_tls_and_a_renewal_under_load_reloads_without_restart(
         .count();
     assert_eq!(reloads, 6, "{renewal}");
     let report = finish_json(writer);
+    say(&format!("writer during the renewal: {report}"));
     assert_eq!(report["lost"], 0, "{report}");
     assert_eq!(report["errors"], 0, "{report}");
     assert!(report["acknowledged"].as_u64().unwrap() > 0, "{report}");
@@ -207,6 +208,7 @@ fn tls_sentinel_group_renewal_restarts_sentinels_one_at_a_time_and_reloads_data_
     }
     assert_eq!(count("tls-cert-file"), 3, "{renewal}");
     let report = finish_json(writer);
+    say(&format!("writer during the renewal: {report}"));
     assert_eq!(report["lost"], 0, "{report}");
     assert_eq!(report["errors"], 0, "{report}");
     assert!(report["acknowledged"].as_u64().unwrap() > 0, "{report}");
