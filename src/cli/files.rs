@@ -125,9 +125,14 @@ fn read_cert(path: &Path) -> Result<Vec<u8>, String> {
 /// What `tls:` names, read and checked: the instances' files (copied into each instance
 /// directory by render) and redisctl's own client configuration. Every bad file is
 /// reported, each at its field. None when the topology has no `tls` or its mode is off.
+///
+/// A host's own certificate (`hosts[].tls`) is read only where `local(host)` says the host is
+/// this machine: each host holds its own key, not the others'. Instances of other hosts are
+/// rendered and checked by their own host's redisctl.
 pub fn read_tls(
     file: &Path,
     t: &Topology,
+    local: &dyn Fn(&crate::topology::Host) -> bool,
 ) -> Result<Option<(TlsMaterial, std::sync::Arc<ClientConfig>)>, TopologyError> {
     let Some(tls) = t.tls_on() else {
         return Ok(None);
@@ -146,6 +151,7 @@ pub fn read_tls(
     let mut hosts = std::collections::BTreeMap::new();
     for (i, h) in t.hosts.iter().enumerate() {
         let pair = match h.tls {
+            Some(_) if !local(h) => continue,
             Some(_) => {
                 let (c, k) = tls.pair_of(h);
                 (
@@ -349,7 +355,7 @@ mod tests {
         let key = d.join("s.key");
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
         let t = crate::topology::load(&file).unwrap().topology;
-        let e = read_tls(&file, &t).unwrap_err().diagnostics;
+        let e = read_tls(&file, &t, &|_| true).unwrap_err().diagnostics;
         assert_eq!(e.len(), 1, "{e:?}");
         let e = e[0].to_string();
         assert!(
@@ -361,13 +367,13 @@ mod tests {
             "{e}"
         );
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let (m, _) = read_tls(&file, &t).unwrap().expect("tls on");
+        let (m, _) = read_tls(&file, &t, &|_| true).unwrap().expect("tls on");
         assert_eq!(m.ca, PAIR_CRT);
         assert_eq!(m.hosts["a"], (PAIR_CRT.to_vec(), PAIR_KEY.to_vec()));
         // Not a certificate, and a certificate where the key should be: both reported.
         std::fs::write(d.join("ca.crt"), "hello").unwrap();
         std::fs::write(&key, PAIR_CRT).unwrap();
-        let e: Vec<String> = read_tls(&file, &t)
+        let e: Vec<String> = read_tls(&file, &t, &|_| true)
             .unwrap_err()
             .diagnostics
             .iter()

@@ -491,7 +491,7 @@ fn validate(file: &Path, out: &Printer) -> anyhow::Result<Exit> {
     let t = &loaded.topology;
     // What `apply` would refuse about the files the topology names, reported here too.
     files::read_secrets(file, t)?;
-    files::read_tls(file, t)?;
+    files::read_tls(file, t, &|h| is_local(h.address))?;
     let n = t.instances().count();
     let sentinels = t.sentinels().count();
     let shards = t.cluster.as_ref().map_or(0, |c| c.shards.len());
@@ -551,11 +551,6 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
     };
     files::plain_path("the state directory", &state_dir).map_err(UserError)?;
     let secrets = files::read_secrets(file, &topology)?;
-    // TLS on: every connection redisctl opens from here on speaks TLS (observe/tls.rs).
-    let tls = files::read_tls(file, &topology)?;
-    crate::observe::tls::install(tls.as_ref().map(|(_, cfg)| cfg.clone()));
-    crate::observe::tls::set_declared_off(topology.tls.as_ref().is_some_and(|t| !t.on));
-    let tls = tls.map(|(m, _)| m);
     let password = secrets
         .as_ref()
         .map(|s| render::acl::credentials(&topology, s));
@@ -589,6 +584,11 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
         Some(h) => h == host,
         None => is_local(addr),
     };
+    // TLS on: every connection redisctl opens from here on speaks TLS (observe/tls.rs).
+    let tls = files::read_tls(file, &topology, &|h| here(&h.name, h.address))?;
+    crate::observe::tls::install(tls.as_ref().map(|(_, cfg)| cfg.clone()));
+    crate::observe::tls::set_declared_off(topology.tls.as_ref().is_some_and(|t| !t.on));
+    let tls = tls.map(|(m, _)| m);
     let binary = redis_binary();
     let sentinel_binary = sentinel_binary();
     for (what, b) in [
