@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what redisctl's demo and tests need on Debian/Ubuntu, only when missing:
 # redis-server, redis-sentinel, redis-cli (redis-tools); with --tests also redis-py (the
-# independent judge), prometheus_client (parses the agent's /metrics), and for the systemd/package tests systemd-nspawn, debootstrap, rpm,
+# independent judge), prometheus_client (parses the agent's /metrics), openssl and python's
+# cryptography (TLS test certificates), and for the systemd/package tests systemd-nspawn, debootstrap, rpm,
 # cargo-deb and cargo-generate-rpm, and valkey-server 9 (atomic slot migration).
 set -euo pipefail
 need=()
@@ -12,6 +13,9 @@ tools=()
 if [ "${1:-}" = "--tests" ]; then
   python3 -c 'import redis' 2>/dev/null || py_need=1
   python3 -c 'import prometheus_client' 2>/dev/null || prom_need=1
+  # TLS tests: certificates made with openssl, an expired one with python's cryptography.
+  python3 -c 'import cryptography' 2>/dev/null || crypto_need=1
+  command -v openssl >/dev/null || need+=(openssl)
   command -v systemd-nspawn >/dev/null || need+=(systemd-container)
   command -v debootstrap >/dev/null || need+=(debootstrap)
   command -v rpm >/dev/null || need+=(rpm)
@@ -30,6 +34,10 @@ fi
 if [ -n "${py_need:-}" ]; then
   echo "installing redis-py ..." >&2
   python3 -m pip install -q redis 2>/dev/null || python3 -m pip install -q --break-system-packages redis
+fi
+if [ -n "${crypto_need:-}" ]; then
+  echo "installing cryptography ..." >&2
+  python3 -m pip install -q cryptography 2>/dev/null || python3 -m pip install -q --break-system-packages cryptography
 fi
 # The agent's /metrics is checked with Prometheus' own Python text parser.
 if [ -n "${prom_need:-}" ]; then

@@ -2,6 +2,7 @@
 """Independent judge for replication groups: a real Sentinel-aware client (redis-py Sentinel).
 
 usage: sentinel_writer.py PASSWORD SECONDS SENTINEL_PORT... [--user USER CONTROL_FILE]
+       [--tls-ca F --tls-cert F --tls-key F]
 Writes w:0, w:1, ... to the master that the Sentinels name, for SECONDS (bounded), counting
 acknowledged writes and client errors (retrying through Sentinel after each error), then
 reads every acknowledged key back from the current master and prints a JSON summary.
@@ -19,19 +20,29 @@ import time
 import redis
 from redis.sentinel import Sentinel
 
-args = sys.argv[1:]
+args, tls = [], {}
 user = control = None
-if "--user" in args:
-    at = args.index("--user")
-    user, control = args[at + 1], args[at + 2]
-    del args[at:at + 3]
+argv = iter(sys.argv[1:])
+for a in argv:
+    if a in ("--tls-ca", "--tls-cert", "--tls-key"):
+        tls[a] = next(argv)
+    elif a == "--user":
+        user, control = next(argv), next(argv)
+    else:
+        args.append(a)
 password, seconds = args[0], float(args[1])
 ports = [int(p) for p in args[2:]]
+# With --tls-ca: TLS to the Sentinels and to the master they name.
+ssl = {}
+if "--tls-ca" in tls:
+    ssl = {"ssl": True, "ssl_ca_certs": tls["--tls-ca"],
+           "ssl_certfile": tls.get("--tls-cert"), "ssl_keyfile": tls.get("--tls-key")}
 sentinel = Sentinel(
     [("127.0.0.1", p) for p in ports],
     socket_timeout=0.5,
-    sentinel_kwargs={"password": password, "socket_timeout": 0.5},
+    sentinel_kwargs={"password": password, "socket_timeout": 0.5, **ssl},
     password=password,
+    **ssl,
 )
 
 

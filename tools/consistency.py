@@ -3,6 +3,10 @@
 acknowledged write.
 
 usage: consistency.py HOST PORT SECONDS [KEYS] [PASSWORD]
+                      [--tls-ca FILE --tls-cert FILE --tls-key FILE]
+
+With --tls-ca the client speaks TLS (verifying the nodes against that CA), presenting
+--tls-cert/--tls-key when given.
 
 Through a real cluster client (redis-py RedisCluster, which follows MOVED/ASK), it INCRs
 counters spread over KEYS keys (default 10000, all slots) for SECONDS (bounded), remembering
@@ -19,12 +23,23 @@ import time
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-host, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-nkeys = int(sys.argv[4]) if len(sys.argv) > 4 else 10000
-password = sys.argv[5] if len(sys.argv) > 5 else None
+args, tls = [], {}
+argv = iter(sys.argv[1:])
+for a in argv:
+    if a in ("--tls-ca", "--tls-cert", "--tls-key"):
+        tls[a] = next(argv)
+    else:
+        args.append(a)
+host, port, seconds = args[0], int(args[1]), float(args[2])
+nkeys = int(args[3]) if len(args) > 3 else 10000
+password = args[4] if len(args) > 4 else None
+ssl = {}
+if "--tls-ca" in tls:
+    ssl = {"ssl": True, "ssl_ca_certs": tls["--tls-ca"],
+           "ssl_certfile": tls.get("--tls-cert"), "ssl_keyfile": tls.get("--tls-key")}
 
 rc = RedisCluster(host=host, port=port, password=password, socket_timeout=2,
-                  cluster_error_retry_attempts=5)
+                  cluster_error_retry_attempts=5, **ssl)
 run = f"{random.randrange(1 << 30):x}"
 acked = [0] * nkeys
 writes = errors = client_bugs = 0

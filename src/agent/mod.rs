@@ -126,7 +126,7 @@ fn hhmm(unix: u64) -> String {
 
 impl<'a> Agent<'a> {
     pub fn new(ctx: Context, load: &'a Loader<'a>, file: PathBuf) -> Agent<'a> {
-        let file_text = std::fs::read(&file).ok();
+        let file_text = watched(&file, &ctx.topology);
         let journal = Journal::new(&ctx.topology.name);
         let shared = Arc::new(Mutex::new(Snapshot {
             deployment: ctx.topology.name.clone(),
@@ -161,10 +161,11 @@ impl<'a> Agent<'a> {
         }
     }
 
-    /// Re-read the topology when its file changed; an invalid file is reported once and the
+    /// Re-read the topology when its file (or a TLS file it names: a renewed certificate)
+    /// changed; an invalid file is reported once and the
     /// last good one stays in force.
     pub fn reload_if_changed(&mut self) {
-        let Ok(text) = std::fs::read(&self.file) else {
+        let Some(text) = watched(&self.file, &self.ctx.topology) else {
             return;
         };
         if Some(&text) == self.file_text.as_ref() || Some(&text) == self.bad_text.as_ref() {
@@ -844,4 +845,24 @@ pub fn views(ctx: &Context, obs: &Observed) -> Vec<InstanceView> {
         out.push(v);
     }
     out
+}
+
+/// What the agent watches for a reload: the topology file's bytes, followed by a SHA-256 of
+/// each TLS file it names (a renewal replaces those and not the topology). Digests, so no
+/// key material is kept around for the comparison.
+fn watched(file: &std::path::Path, topo: &crate::topology::Topology) -> Option<Vec<u8>> {
+    use sha2::{Digest, Sha256};
+    let mut text = std::fs::read(file).ok()?;
+    if let Some(t) = &topo.tls {
+        let mut paths = vec![t.ca_file.clone(), t.cert_file.clone(), t.key_file.clone()];
+        paths.extend(t.client.iter().flat_map(|(c, k)| [c.clone(), k.clone()]));
+        for h in &topo.hosts {
+            paths.extend(h.tls.iter().flat_map(|(c, k)| [c.clone(), k.clone()]));
+        }
+        for p in paths {
+            let bytes = std::fs::read(&p).unwrap_or_default();
+            text.extend_from_slice(&Sha256::digest(&bytes));
+        }
+    }
+    Some(text)
 }

@@ -177,6 +177,7 @@ pub fn decide(topo: &Topology, plan: &Plan, obs: &Observed, facts: &Facts) -> De
             }
             Step::WriteConfig { .. }
             | Step::ConfigSet { .. }
+            | Step::RestartSentinel { .. }
             | Step::AclSetUser { .. }
             | Step::AclAddPasswords { .. }
             | Step::SetMasterAuth { .. }

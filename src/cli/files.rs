@@ -7,8 +7,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::render::Secrets;
+use crate::render::tls::TlsMaterial;
 use crate::topology::spans::SpanIndex;
 use crate::topology::{Diagnostic, Severity, Topology, TopologyError};
+use tokio_rustls::rustls::ClientConfig;
 
 /// An error about the topology field `field`, located at its line and column in `file`.
 fn located(file: &Path, field: &str, message: String) -> TopologyError {
@@ -123,6 +125,161 @@ pub fn first_line(path: &Path) -> Result<String, String> {
         ));
     }
     Ok(pw.to_string())
+}
+
+/// A key file: a regular file, the owner's only (like ssh with a private key), readable.
+fn read_key(path: &Path) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} is open to others (mode {mode:04o}); a private key must be readable by its owner only: run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::observe::tls::private_key(&bytes, &path.display().to_string())?;
+    Ok(bytes)
+}
+
+fn read_cert(path: &Path) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::observe::tls::certificates(&bytes, &path.display().to_string())?;
+    Ok(bytes)
+}
+
+/// What `tls:` names, read and checked: the instances' files (copied into each instance
+/// directory by render) and redisctl's own client configuration. Every bad file is
+/// reported, each at its field. None when the topology has no `tls` or its mode is off.
+///
+/// A host's own certificate (`hosts[].tls`) is read only where `local(host)` says the host is
+/// this machine: each host holds its own key, not the others'. Instances of other hosts are
+/// rendered and checked by their own host's redisctl.
+pub fn read_tls(
+    file: &Path,
+    t: &Topology,
+    local: &dyn Fn(&crate::topology::Host) -> bool,
+) -> Result<Option<(TlsMaterial, std::sync::Arc<ClientConfig>)>, TopologyError> {
+    let Some(tls) = t.tls_on() else {
+        return Ok(None);
+    };
+    let mut diagnostics = Vec::new();
+    let mut at = |field: &str, r: Result<Vec<u8>, String>| match r {
+        Ok(b) => b,
+        Err(m) => {
+            diagnostics.extend(located(file, field, m).diagnostics);
+            Vec::new()
+        }
+    };
+    let ca = at("tls.ca_file", read_cert(&tls.ca_file));
+    let default_cert = at("tls.cert_file", read_cert(&tls.cert_file));
+    let default_key = at("tls.key_file", read_key(&tls.key_file));
+    let mut hosts = std::collections::BTreeMap::new();
+    for (i, h) in t.hosts.iter().enumerate() {
+        let pair = match h.tls {
+            Some(_) if !local(h) => continue,
+            Some(_) => {
+                let (c, k) = tls.pair_of(h);
+                (
+                    at(&format!("hosts[{i}].tls.cert_file"), read_cert(c)),
+                    at(&format!("hosts[{i}].tls.key_file"), read_key(k)),
+                )
+            }
+            None => (default_cert.clone(), default_key.clone()),
+        };
+        hosts.insert(h.name.clone(), pair);
+    }
+    let (cc, ck) = match &tls.client {
+        Some((c, k)) => (
+            at("tls.client_cert_file", read_cert(c)),
+            at("tls.client_key_file", read_key(k)),
+        ),
+        None => (default_cert.clone(), default_key.clone()),
+    };
+    if !diagnostics.is_empty() {
+        return Err(TopologyError { diagnostics });
+    }
+    let field = if tls.client.is_some() {
+        "tls.client_cert_file"
+    } else {
+        "tls.cert_file"
+    };
+    let cfg =
+        crate::observe::tls::client_config(&ca, &cc, &ck).map_err(|m| located(file, field, m))?;
+    Ok(Some((TlsMaterial { ca, hosts }, cfg)))
+}
+
+/// What is wrong with the certificates of one PEM file at unix time `now`: expired, not
+/// valid yet, or expiring within `window_days`. `label` names the field and the file.
+pub fn expiry_problems(label: &str, pem: &[u8], now: i64, window_days: u32) -> Vec<String> {
+    let certs = match crate::observe::tls::certificates(pem, label) {
+        Ok(c) => c,
+        Err(e) => return vec![e],
+    };
+    let mut out = Vec::new();
+    for der in &certs {
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+            out.push(format!("{label}: a certificate in it cannot be parsed"));
+            continue;
+        };
+        let subject = cert.subject().to_string();
+        let v = cert.validity();
+        let (from, until) = (v.not_before.timestamp(), v.not_after.timestamp());
+        let date = v.not_after.to_datetime().date();
+        if until <= now {
+            out.push(format!(
+                "{label}: certificate {subject:?} expired on {date}; issue a new one, replace the file and run `redisctl apply`"
+            ));
+        } else if from > now {
+            out.push(format!(
+                "{label}: certificate {subject:?} is not valid before {}",
+                v.not_before.to_datetime().date()
+            ));
+        } else if until - now < i64::from(window_days) * 86_400 {
+            let days = (until - now) / 86_400;
+            out.push(format!(
+                "{label}: certificate {subject:?} expires on {date} (in {days} day(s), within tls.expiry_warning_days = {window_days}); replace the file and run `redisctl apply`"
+            ));
+        }
+    }
+    out
+}
+
+/// `redisctl check`: every certificate file the topology names, checked for expiry within
+/// `tls.expiry_warning_days` (each file once, named by its first field).
+pub fn certificate_findings(t: &Topology, now: i64) -> Vec<String> {
+    let Some(tls) = &t.tls else {
+        return Vec::new();
+    };
+    let mut files: Vec<(String, &Path)> = vec![
+        ("tls.ca_file".into(), &tls.ca_file),
+        ("tls.cert_file".into(), &tls.cert_file),
+    ];
+    for (i, h) in t.hosts.iter().enumerate() {
+        if let Some((c, _)) = &h.tls {
+            files.push((format!("hosts[{i}].tls.cert_file"), c));
+        }
+    }
+    if let Some((c, _)) = &tls.client {
+        files.push(("tls.client_cert_file".into(), c));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for (field, path) in files {
+        if !seen.insert(path) {
+            continue;
+        }
+        let label = format!("{field} ({})", path.display());
+        match std::fs::read(path) {
+            Ok(pem) => out.extend(expiry_problems(&label, &pem, now, tls.expiry_warning_days)),
+            Err(e) => out.push(format!("{label}: {e}")),
+        }
+    }
+    out
 }
 
 /// A path redisctl writes into redis.conf, sentinel.conf or a unit must be one line of
@@ -252,6 +409,86 @@ mod tests {
             [
                 "t.yaml:2:12: error: state_dir: contains a control character (newline, tab, …); choose a path without one"
             ]
+        );
+    }
+
+    /// Test material only: a self-signed EC certificate and its key (not a secret).
+    const PAIR_CRT: &[u8] = include_bytes!("../../tests/golden/tls-fixture-pair.crt");
+    const PAIR_KEY: &[u8] = include_bytes!("../../tests/golden/tls-fixture-pair.key");
+
+    #[test]
+    fn tls_files_are_read_and_refused_at_their_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let file = d.join("t.yaml");
+        std::fs::write(
+            &file,
+            "name: t\nhosts:\n  - {name: a, address: 127.0.0.1}\ntls:\n  ca_file: ca.crt\n  cert_file: s.crt\n  key_file: s.key\ncluster: {shards: 3, replicas: 0, ports: 7000-7002}\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("ca.crt"), PAIR_CRT).unwrap();
+        std::fs::write(d.join("s.crt"), PAIR_CRT).unwrap();
+        std::fs::write(d.join("s.key"), PAIR_KEY).unwrap();
+        let key = d.join("s.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let t = crate::topology::load(&file).unwrap().topology;
+        let e = read_tls(&file, &t, &|_| true).unwrap_err().diagnostics;
+        assert_eq!(e.len(), 1, "{e:?}");
+        let e = e[0].to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{}:7:13: error: tls.key_file: {} is open to others (mode 0644)",
+                file.display(),
+                key.display()
+            )) && e.ends_with(&format!("run `chmod 600 {}`", key.display())),
+            "{e}"
+        );
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let (m, _) = read_tls(&file, &t, &|_| true).unwrap().expect("tls on");
+        assert_eq!(m.ca, PAIR_CRT);
+        assert_eq!(m.hosts["a"], (PAIR_CRT.to_vec(), PAIR_KEY.to_vec()));
+        // Not a certificate, and a certificate where the key should be: both reported.
+        std::fs::write(d.join("ca.crt"), "hello").unwrap();
+        std::fs::write(&key, PAIR_CRT).unwrap();
+        let e: Vec<String> = read_tls(&file, &t, &|_| true)
+            .unwrap_err()
+            .diagnostics
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].contains(":5:12: error: tls.ca_file: ") && e[0].contains("no certificate in it"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].contains(":7:13: error: tls.key_file: ") && e[1].contains("no usable private key"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn certificates_expiring_within_the_window_are_reported() {
+        // A certificate valid 10 days, until 2026-12-12 06:19:17 UTC (1797056357).
+        let pem = include_bytes!("../../tests/golden/tls-expiry-fixture.crt");
+        let until = 1_797_056_357;
+        let day = 86_400;
+        // 20 days before: outside a 5-day window, inside a 30-day one.
+        assert!(expiry_problems("tls.cert_file", pem, until - 9 * day, 5).is_empty());
+        let p = expiry_problems("tls.cert_file", pem, until - 9 * day - 1, 30);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("tls.cert_file: certificate \"CN=fixture\" expires on 2026-12-12 (in 9 day(s), within tls.expiry_warning_days = 30)"),
+            "{p:?}"
+        );
+        let p = expiry_problems("tls.cert_file", pem, until, 30);
+        assert!(p[0].contains("expired on 2026-12-12"), "{p:?}");
+        let p = expiry_problems("tls.cert_file", pem, until - 11 * day, 0);
+        assert!(p[0].contains("is not valid before 2026-12-02"), "{p:?}");
+        let p = expiry_problems("tls.ca_file", b"not a certificate", 0, 30);
+        assert!(
+            p[0].starts_with("tls.ca_file: no certificate in it"),
+            "{p:?}"
         );
     }
 

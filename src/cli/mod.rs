@@ -434,7 +434,11 @@ fn run(cli: &Cli, out: &Printer) -> anyhow::Result<Exit> {
             let rt = runtime()?;
             let obs = rt.block_on(ctx.observe());
             let down = rt.block_on(check::down(&ctx.topology, &obs, &ctx.state_dir));
-            let findings = check::findings(&ctx.topology, &obs, &down, &local_hosts(&ctx));
+            let mut findings = check::findings(&ctx.topology, &obs, &down, &local_hosts(&ctx));
+            findings.extend(files::certificate_findings(
+                &ctx.topology,
+                crate::observe::unix_now() as i64,
+            ));
             if out.json() {
                 out.document(
                     &serde_json::json!({ "ok": findings.is_empty(), "findings": findings }),
@@ -500,6 +504,7 @@ fn validate(file: &Path, out: &Printer) -> anyhow::Result<Exit> {
     let t = &loaded.topology;
     // What `apply` would refuse about the files the topology names, reported here too.
     files::read_secrets(file, t)?;
+    files::read_tls(file, t, &|h| is_local(h.address))?;
     let n = t.instances().count();
     let sentinels = t.sentinels().count();
     let shards = t.cluster.as_ref().map_or(0, |c| c.shards.len());
@@ -592,6 +597,11 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
         Some(h) => h == host,
         None => is_local(addr),
     };
+    // TLS on: every connection redisctl opens from here on speaks TLS (observe/tls.rs).
+    let tls = files::read_tls(file, &topology, &|h| here(&h.name, h.address))?;
+    crate::observe::tls::install(tls.as_ref().map(|(_, cfg)| cfg.clone()));
+    crate::observe::tls::set_declared_off(topology.tls.as_ref().is_some_and(|t| !t.on));
+    let tls = tls.map(|(m, _)| m);
     let binary = redis_binary();
     let sentinel_binary = sentinel_binary();
     for (what, b) in [
@@ -613,13 +623,29 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
             },
             endpoint: inst.endpoint(),
             local: here(&inst.key.host, inst.address),
-            rendered: render::instance_files(&topology, &state_dir, inst, log, secrets.as_ref()),
+            rendered: render::instance_files(
+                &topology,
+                &state_dir,
+                inst,
+                log,
+                secrets.as_ref(),
+                tls.as_ref(),
+            ),
             kind: if inst.group.is_some() {
                 TargetKind::Group
             } else {
                 TargetKind::Cluster
             },
-            live_params: render::live_params(&topology, inst),
+            live_params: {
+                let mut v = render::live_params(&topology, inst);
+                v.extend(render::tls_live_params(
+                    &topology,
+                    &state_dir,
+                    inst,
+                    tls.as_ref(),
+                ));
+                v
+            },
             acl: secrets
                 .as_ref()
                 .map(|s| render::acl::users(&topology, s))
@@ -641,9 +667,16 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
             },
             endpoint: s.endpoint(),
             local: here(&s.key.host, s.address),
-            rendered: render::sentinel_files(&topology, &state_dir, s, log, secrets.as_ref()),
+            rendered: render::sentinel_files(
+                &topology,
+                &state_dir,
+                s,
+                log,
+                secrets.as_ref(),
+                tls.as_ref(),
+            ),
             kind: TargetKind::Sentinel,
-            live_params: Vec::new(),
+            live_params: render::sentinel_tls_params(&topology, &state_dir, s, tls.as_ref()),
             acl: Vec::new(),
             auth_pass: secrets
                 .as_ref()
@@ -753,14 +786,27 @@ fn render_cmd(cli: &Cli, file: &Path, dir: Option<&Path>, out: &Printer) -> anyh
         sentinel: Vec::new(),
     });
     let pw = secrets.as_ref();
+    // Certificates and keys are copied at apply; the printed files name placeholders.
+    let tls = t.tls_on().map(|_| render::tls::TlsMaterial {
+        ca: redacted.as_bytes().to_vec(),
+        hosts: t
+            .hosts
+            .iter()
+            .map(|h| {
+                let r = redacted.as_bytes().to_vec();
+                (h.name.clone(), (r.clone(), r))
+            })
+            .collect(),
+    });
+    let tls = tls.as_ref();
     let mut written = Vec::new();
     // Sentinels' files as `apply` first writes them (Sentinel rewrites them afterwards).
     let files = t
         .instances()
-        .flat_map(|inst| render::instance_files(&t, &root, inst, LogTarget::File, pw))
+        .flat_map(|inst| render::instance_files(&t, &root, inst, LogTarget::File, pw, tls))
         .chain(
             t.sentinels()
-                .flat_map(|s| render::sentinel_files(&t, &root, s, LogTarget::File, pw)),
+                .flat_map(|s| render::sentinel_files(&t, &root, s, LogTarget::File, pw, tls)),
         );
     {
         for f in files {

@@ -45,7 +45,18 @@ impl Context {
         params: &[(String, String)],
     ) -> Result<(), StepError> {
         let mut c = self.conn(node).await?;
-        for (k, v) in params {
+        // A certificate, its key and CA change in one CONFIG SET: Redis reloads its TLS
+        // context once, and would refuse a new certificate with the old key.
+        let (tls, other): (Vec<_>, Vec<_>) =
+            params.iter().partition(|(k, _)| k.starts_with("tls-"));
+        if !tls.is_empty() {
+            let mut args = vec!["CONFIG".to_string(), "SET".into()];
+            for (k, v) in tls {
+                args.extend([k.clone(), v.clone()]);
+            }
+            c.cmd(&args).await?;
+        }
+        for (k, v) in other {
             c.cmd(&["CONFIG", "SET", k, v]).await?;
         }
         Ok(())
@@ -101,7 +112,58 @@ impl Context {
             }
             fsio::write_atomic(&f.path, &f.contents, f.mode).map_err(|e| io("write", e))?;
         }
+        // Copies of renewed certificates and keys (content-hashed names, render/tls.rs) that
+        // the new redis.conf no longer names. Redis holds its TLS context in memory, so the
+        // running instance needs none of them. Sentinels keep theirs: their sentinel.conf is
+        // theirs to rewrite and still names the copies it started with.
+        if t.kind != TargetKind::Sentinel
+            && let Ok(dir) = std::fs::read_dir(&paths.dir)
+        {
+            for e in dir.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let path = e.path();
+                if name.starts_with("tls-")
+                    && name.ends_with(".pem")
+                    && !t.rendered.iter().any(|f| f.path == path)
+                {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Stop a Sentinel, point the `tls-*-file` lines of its sentinel.conf at the renewed
+    /// copies (everything else in the file is Sentinel's and stays as it wrote it), start it
+    /// and wait until it answers.
+    pub(super) async fn restart_sentinel(&self, node: &InstanceKey) -> Result<(), StepError> {
+        self.write_files(node)?;
+        let t = self.target(node);
+        let conf_path = t.managed.paths.config.clone();
+        let sup = self.supervisor.clone();
+        let m = t.managed.clone();
+        // SIGTERM at once: Sentinel saves its state and exits (no data to flush).
+        tokio::task::spawn_blocking(move || sup.stop(&m, Duration::ZERO))
+            .await
+            .map_err(|e| StepError::Other(e.to_string()))?
+            .map_err(|e| StepError::Other(e.to_string()))?;
+        let conf = std::fs::read_to_string(&conf_path)
+            .map_err(|e| StepError::Other(format!("read {}: {e}", conf_path.display())))?;
+        let mut lines: Vec<String> = conf
+            .lines()
+            .filter(|l| {
+                let k = l.split_whitespace().next().unwrap_or("");
+                !t.live_params.iter().any(|(p, _)| k.eq_ignore_ascii_case(p))
+            })
+            .map(str::to_string)
+            .collect();
+        for (k, v) in &t.live_params {
+            lines.push(format!("{k} {}", crate::render::quote(v)));
+        }
+        let text = lines.join("\n") + "\n";
+        fsio::write_atomic(&conf_path, text.as_bytes(), 0o600)
+            .map_err(|e| StepError::Other(format!("write {}: {e}", conf_path.display())))?;
+        self.start(node, Vec::new()).await
     }
 
     pub(super) async fn start(

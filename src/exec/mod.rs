@@ -520,6 +520,7 @@ impl Context {
                 self.ensure_groups_settled(index, groups, on_event).await
             }
             Step::WriteConfig { node } => self.write_files(node),
+            Step::RestartSentinel { node } => self.restart_sentinel(node).await,
             Step::SetConfigEpoch { node, epoch } => self.ensure_config_epoch(node, *epoch).await,
             Step::AddSlots { node, ranges } => self.ensure_slots_added(node, ranges).await,
             Step::Meet { node, targets } => self.ensure_met(index, node, targets, on_event).await,

@@ -7,7 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -24,6 +24,8 @@ pub enum ClientError {
     },
     #[error("{addr}: no answer to {op} within {ms} ms")]
     Timeout { addr: String, op: String, ms: u128 },
+    #[error("{addr}: TLS: {message}")]
+    Tls { addr: String, message: String },
     #[error("{addr}: connection lost: {source}")]
     Io {
         addr: String,
@@ -50,7 +52,10 @@ impl ClientError {
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
-            ClientError::Connect { .. } | ClientError::Timeout { .. } | ClientError::Io { .. }
+            ClientError::Connect { .. }
+                | ClientError::Timeout { .. }
+                | ClientError::Io { .. }
+                | ClientError::Tls { .. }
         )
     }
 }
@@ -87,9 +92,13 @@ impl Credentials {
     }
 }
 
+/// A plain TCP or a TLS connection (observe/tls.rs decides which).
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
+
 pub struct Conn {
     addr: String,
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     /// Bytes read but not parsed yet (a reply split across reads).
     buf: BytesMut,
     pub timeout: Duration,
@@ -125,6 +134,31 @@ impl Conn {
             Ok(Ok(s)) => s,
         };
         let _ = stream.set_nodelay(true);
+        let stream: Box<dyn Stream> = match super::tls::connector() {
+            None => Box::new(stream),
+            Some(tls) => {
+                let name = super::tls::server_name(addr).map_err(|message| ClientError::Tls {
+                    addr: addr.into(),
+                    message,
+                })?;
+                match timeout(limit, tls.connect(name, stream)).await {
+                    Err(_) => {
+                        return Err(ClientError::Timeout {
+                            addr: addr.into(),
+                            op: "TLS handshake".into(),
+                            ms: limit.as_millis(),
+                        });
+                    }
+                    Ok(Err(e)) => {
+                        return Err(ClientError::Tls {
+                            addr: addr.into(),
+                            message: e.to_string(),
+                        });
+                    }
+                    Ok(Ok(s)) => Box::new(s),
+                }
+            }
+        };
         let mut conn = Conn {
             addr: addr.to_string(),
             stream,
@@ -203,6 +237,11 @@ impl Conn {
                     addr: addr.clone(),
                     source: e,
                 })?;
+            // TLS buffers records until flushed; a no-op on plain TCP.
+            self.stream.flush().await.map_err(|e| ClientError::Io {
+                addr: addr.clone(),
+                source: e,
+            })?;
             let mut replies = Vec::with_capacity(cmds.len());
             while replies.len() < cmds.len() {
                 match resp::parse(&self.buf) {
@@ -268,6 +307,38 @@ impl Conn {
             source: resp::ProtocolError(format!("{}: expected text, got {v}", op_name(args))),
         })
     }
+}
+
+/// What a port does with a plain-TCP `PING`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlainProbe {
+    /// A RESP reply (`+PONG`, or an error such as `-NOAUTH` or `-LOADING`): plain Redis.
+    Resp,
+    /// Closed (or reset) without a byte back: what a TLS-only port does with bytes that are
+    /// not a TLS handshake.
+    Closed,
+    /// No connection, another answer, or nothing within the limit.
+    Other,
+}
+
+pub async fn probe_plain(addr: &str, limit: Duration) -> PlainProbe {
+    let probe = async {
+        let Ok(mut s) = TcpStream::connect(addr).await else {
+            return PlainProbe::Other;
+        };
+        if s.write_all(b"PING\r\n").await.is_err() {
+            return PlainProbe::Closed;
+        }
+        let mut b = [0u8; 1];
+        match s.read(&mut b).await {
+            Ok(0) => PlainProbe::Closed,
+            Ok(_) if b[0] == b'+' || b[0] == b'-' => PlainProbe::Resp,
+            Ok(_) => PlainProbe::Other,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => PlainProbe::Closed,
+            Err(_) => PlainProbe::Other,
+        }
+    };
+    timeout(limit, probe).await.unwrap_or(PlainProbe::Other)
 }
 
 /// A command as `-v` shows it: arguments quoted when needed, long ones (DUMP payloads)

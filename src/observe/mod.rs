@@ -7,6 +7,7 @@ pub mod agent;
 pub mod client;
 pub mod parse;
 pub mod resp;
+pub mod tls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -294,6 +295,11 @@ async fn observe_one(
         if t.kind != TargetKind::Sentinel && !t.live_params.is_empty() {
             obs.live_drift = live_drift(&mut c, &t.live_params).await?;
         }
+        if t.kind == TargetKind::Sentinel && t.local && !t.live_params.is_empty() {
+            // Sentinel has no CONFIG GET: what it runs with is what its sentinel.conf says.
+            let conf = std::fs::read_to_string(&m.paths.config).unwrap_or_default();
+            obs.live_drift = conf_drift(&conf, &t.live_params);
+        }
         if t.kind != TargetKind::Sentinel {
             obs.acl_drift = acl::drift(&mut c, &t.acl).await?;
         }
@@ -333,12 +339,76 @@ async fn observe_one(
             obs.port_answers = !matches!(&e, FetchError::Client(c) if c.is_unreachable());
             obs.auth_failed = matches!(e, FetchError::Client(client::ClientError::Auth { .. }));
             obs.error = Some(e.to_string());
+            // TLS is declared, the handshake failed, and the port speaks plain RESP: the
+            // instance runs from before `tls.mode: on`. Refused (like a wrong password), with
+            // the way out, rather than waited for.
+            if matches!(
+                &e,
+                FetchError::Client(
+                    client::ClientError::Tls { .. }
+                        | client::ClientError::Io { .. }
+                        | client::ClientError::Timeout { .. }
+                )
+            ) && tls::connector().is_some()
+                && client::probe_plain(&t.endpoint, limit).await == client::PlainProbe::Resp
+            {
+                obs.port_answers = true;
+                obs.auth_failed = true;
+                obs.error = Some(format!(
+                    "{} answers plain TCP, but the topology says tls.mode: on; redisctl does not switch a running instance to TLS (every instance must restart with the new configuration, see docs/security.md): set tls.mode: off to keep managing it as it runs",
+                    t.endpoint
+                ));
+            }
+            // The other way round: `tls.mode: off` declared, and the port drops plain
+            // clients the way a TLS-only instance does. (Only then: without a tls section, a
+            // connection dropped mid-observation is a node going away, waited for as ever.)
+            else if matches!(&e, FetchError::Client(client::ClientError::Io { .. }))
+                && tls::connector().is_none()
+                && tls::declared_off()
+                && client::probe_plain(&t.endpoint, limit).await == client::PlainProbe::Closed
+            {
+                obs.port_answers = true;
+                obs.auth_failed = true;
+                obs.error = Some(format!(
+                    "{} closes plain connections without a RESP answer, as a TLS-only instance does, but the topology says tls.mode: off; redisctl does not switch a running instance off TLS (every instance must restart with the new configuration, see docs/security.md): set tls.mode: on to keep managing it as it runs",
+                    t.endpoint
+                ));
+            }
             obs.live = None;
             obs.repl = None;
             obs.sentinel = None;
         }
     }
     obs
+}
+
+/// A TLS file setting naming the same file by another spelling (`/x/./state/…` from a
+/// relative topology path, `/x/state/…` from an absolute one): not a drift.
+fn same_file(name: &str, have: &str, want: &str) -> bool {
+    name.starts_with("tls-")
+        && match (std::fs::canonicalize(have), std::fs::canonicalize(want)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+}
+
+/// Declared settings that a configuration file sets otherwise: (name, in the file,
+/// declared). A directive the file lacks counts as the empty string.
+pub fn conf_drift(conf: &str, wanted: &[(String, String)]) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for (name, want) in wanted {
+        let have = conf
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.trim().split_once(' ')?;
+                (k.eq_ignore_ascii_case(name)).then(|| v.trim().trim_matches('"').to_string())
+            })
+            .unwrap_or_default();
+        if have != *want && !same_file(name, &have, want) {
+            out.push((name.clone(), have, want.clone()));
+        }
+    }
+    out
 }
 
 /// Declared settings whose running value differs: (name, running, declared).
@@ -358,6 +428,7 @@ pub async fn live_drift(
         if let resp::Value::Array(items) = reply
             && let Some(have) = items.get(1).and_then(resp::Value::as_text)
             && have != *want
+            && !same_file(name, &have, want)
         {
             out.push((name.clone(), have, want.clone()));
         }

@@ -820,3 +820,45 @@ fn a_group_replica_far_behind_or_without_a_master_has_not_caught_up() {
     sim.member(&g.master.key).running = false;
     assert_eq!(ready(&sim).len(), 1, "master down: unknown, not caught up");
 }
+
+/// Renewed TLS files on every Sentinel: one restart per plan, followed by the wait for all
+/// Sentinels to agree; none while a Sentinel does not answer (the quorum must hold).
+#[test]
+fn sentinels_with_renewed_tls_files_restart_one_per_plan_with_all_answering() {
+    let ctx = "tls renewal";
+    let mut sim = GroupSim::new(topology(2, 3));
+    sim.converge(Options::default(), ctx);
+    let mut obs = sim.observed();
+    let sentinels: Vec<InstanceKey> = sim.topo.sentinels().map(|s| s.key.clone()).collect();
+    for k in &sentinels {
+        obs.nodes.get_mut(k).expect("observed").live_drift = vec![(
+            "tls-cert-file".into(),
+            "/s/tls-cert-old.pem".into(),
+            "/s/tls-cert-new.pem".into(),
+        )];
+    }
+    let p = crate::plan::plan(&sim.topo, &obs);
+    let restarts: Vec<usize> = (0..p.steps.len())
+        .filter(|&i| matches!(p.steps[i], Step::RestartSentinel { .. }))
+        .collect();
+    assert_eq!(restarts.len(), 1, "{:?}", p.steps);
+    assert!(
+        p.steps[restarts[0]..]
+            .iter()
+            .any(|s| matches!(s, Step::WaitGroups { .. })),
+        "{:?}",
+        p.steps
+    );
+    // One Sentinel silent: restart none of the others.
+    let o = obs.nodes.get_mut(&sentinels[2]).expect("observed");
+    o.sentinel = None;
+    o.error = Some("connection refused".into());
+    let p = crate::plan::plan(&sim.topo, &obs);
+    assert!(
+        !p.steps
+            .iter()
+            .any(|s| matches!(s, Step::RestartSentinel { .. })),
+        "{:?}",
+        p.steps
+    );
+}

@@ -276,6 +276,29 @@ pub fn plan(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
         }
     }
 
+    // Renewed TLS files: Sentinel cannot reload them live, so one Sentinel restarts per
+    // round, only while every Sentinel answers and none is in a failover (the quorum holds
+    // throughout), and the next one after the Sentinels agree again (WaitGroups).
+    let all_answer = topo
+        .sentinels()
+        .all(|s| obs.nodes.get(&s.key).is_some_and(|o| o.sentinel.is_some()));
+    let calm = topo
+        .groups
+        .iter()
+        .all(|g| sentinel_busy(topo, g, obs).is_none());
+    if all_answer
+        && calm
+        && let Some(s) = topo.sentinels().find(|s| {
+            obs.nodes.get(&s.key).is_some_and(|o| {
+                !o.live_drift.is_empty() && !matches!(o.process, ProcState::Remote)
+            })
+        })
+    {
+        p.steps.push(Step::RestartSentinel {
+            node: s.key.clone(),
+        });
+    }
+
     if starting {
         // Only the starts: the rest is planned from what the started nodes report.
         p.steps.retain(|s| {

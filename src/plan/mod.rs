@@ -133,6 +133,10 @@ pub enum Step {
         node: InstanceKey,
         master: InstanceKey,
     },
+    /// Restart a Sentinel so that it loads renewed TLS files: Sentinel has no `CONFIG SET`,
+    /// so its `tls-*-file` lines in sentinel.conf are pointed at the new copies while it is
+    /// stopped. Planned for one Sentinel at a time, while every Sentinel answers.
+    RestartSentinel { node: InstanceKey },
     /// `SENTINEL MONITOR` the group's current master, then its settings and auth-pass.
     SentinelMonitor {
         sentinel: InstanceKey,
@@ -207,6 +211,7 @@ impl Step {
             Step::Forget { .. } => "forget",
             Step::ConfigSet { .. } => "config_set",
             Step::ReplicaOf { .. } => "replica_of",
+            Step::RestartSentinel { .. } => "restart_sentinel",
             Step::SentinelMonitor { .. } => "sentinel_monitor",
             Step::SentinelSet { .. } => "sentinel_set",
             Step::SentinelRemove { .. } => "sentinel_remove",
@@ -240,6 +245,7 @@ impl Step {
             | Step::AclSetUser { node, .. }
             | Step::AclAddPasswords { node, .. }
             | Step::SetMasterAuth { node }
+            | Step::RestartSentinel { node }
             | Step::ReplicaOf { node, .. } => Some(node),
             // The host that is about to restart `from` promotes its replacement first.
             Step::TakeOver { from, .. }
@@ -259,6 +265,10 @@ impl fmt::Display for Step {
         match self {
             Step::Start { node } => write!(f, "start {node}"),
             Step::WriteConfig { node } => write!(f, "rewrite the configuration files of {node}"),
+            Step::RestartSentinel { node } => write!(
+                f,
+                "restart Sentinel {node} to load its renewed TLS certificate (one at a time)"
+            ),
             Step::SetConfigEpoch { node, epoch } => {
                 write!(f, "set config epoch of {node} to {epoch}")
             }

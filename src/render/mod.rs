@@ -6,6 +6,7 @@
 
 pub mod acl;
 pub mod systemd;
+pub mod tls;
 
 pub use acl::Secrets;
 
@@ -73,13 +74,27 @@ pub fn instance_files(
     inst: &Instance,
     log: LogTarget,
     secrets: Option<&Secrets>,
+    tls: Option<&tls::TlsMaterial>,
 ) -> Vec<RenderedFile> {
     let paths = InstancePaths::new(state_dir, &inst.key);
+    let tls = tls.filter(|_| topo.tls_on().is_some());
+    let tls_paths = tls.and_then(|m| tls::paths(&paths, &inst.key.host, m));
     let mut out = vec![RenderedFile {
         path: paths.config.clone(),
-        contents: redis_conf(topo, inst, &paths, log, secrets.is_some()).into_bytes(),
+        contents: redis_conf(
+            topo,
+            inst,
+            &paths,
+            log,
+            secrets.is_some(),
+            tls_paths.as_ref(),
+        )
+        .into_bytes(),
         mode: 0o640,
     }];
+    if let Some(m) = tls {
+        out.extend(tls::files(&paths, &inst.key.host, m));
+    }
     if let Some(s) = secrets {
         out.push(RenderedFile {
             path: paths.secrets.clone(),
@@ -99,10 +114,13 @@ pub fn sentinel_files(
     s: &SentinelInstance,
     log: LogTarget,
     secrets: Option<&Secrets>,
+    tls: Option<&tls::TlsMaterial>,
 ) -> Vec<RenderedFile> {
     use std::fmt::Write;
     let password = secrets.map(|s| s.password.as_str());
     let paths = InstancePaths::sentinel(state_dir, &s.key);
+    let tls = tls.filter(|_| topo.tls_on().is_some());
+    let tls_paths = tls.and_then(|m| tls::paths(&paths, &s.key.host, m));
     let mut c = String::new();
     let _ = writeln!(
         c,
@@ -112,7 +130,14 @@ pub fn sentinel_files(
         topo.name, s.key
     );
     let bind: Vec<String> = s.bind.iter().map(ToString::to_string).collect();
-    let _ = writeln!(c, "port {}", s.port);
+    match &tls_paths {
+        // Sentinel dials masters, replicas and the other Sentinels over TLS
+        // (tls-replication) and announces its TLS port.
+        Some(p) => c.push_str(&tls::conf_lines(topo, p, s.port, false)),
+        None => {
+            let _ = writeln!(c, "port {}", s.port);
+        }
+    }
     let _ = writeln!(c, "bind {}", bind.join(" "));
     // The other Sentinels find this one at the host's declared address, whatever source
     // address the kernel picks for its outgoing connections (several addresses per host).
@@ -130,11 +155,49 @@ pub fn sentinel_files(
         let _ = writeln!(c, "requirepass {}", quote(pw));
         let _ = writeln!(c, "sentinel sentinel-pass {}", quote(pw));
     }
-    vec![RenderedFile {
+    let mut out = vec![RenderedFile {
         path: paths.config.clone(),
         contents: c.into_bytes(),
         mode: 0o600,
-    }]
+    }];
+    if let Some(m) = tls {
+        out.extend(tls::files(&paths, &s.key.host, m));
+    }
+    out
+}
+
+/// The TLS file settings a Sentinel's sentinel.conf should name (Sentinel has no CONFIG
+/// SET: a renewal is a restart, see plan::Step::RestartSentinel).
+pub fn sentinel_tls_params(
+    topo: &Topology,
+    state_dir: &Path,
+    s: &SentinelInstance,
+    tls: Option<&tls::TlsMaterial>,
+) -> Vec<(String, String)> {
+    let paths = InstancePaths::sentinel(state_dir, &s.key);
+    match (topo.tls_on(), tls) {
+        (Some(_), Some(m)) => tls::paths(&paths, &s.key.host, m)
+            .map(|p| tls::file_params(&p))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// The TLS file settings an instance should be running with (`CONFIG GET tls-cert-file` …),
+/// so that a renewed certificate (a new content-hashed path) is applied with `CONFIG SET`.
+pub fn tls_live_params(
+    topo: &Topology,
+    state_dir: &Path,
+    inst: &Instance,
+    tls: Option<&tls::TlsMaterial>,
+) -> Vec<(String, String)> {
+    let paths = InstancePaths::new(state_dir, &inst.key);
+    match (topo.tls_on(), tls) {
+        (Some(_), Some(m)) => tls::paths(&paths, &inst.key.host, m)
+            .map(|p| tls::file_params(&p))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
 }
 
 /// Settings Redis can change at runtime, as `CONFIG GET` reports them, so that drift can be
@@ -231,6 +294,7 @@ fn redis_conf(
     paths: &InstancePaths,
     log: LogTarget,
     with_secrets: bool,
+    tls_paths: Option<&tls::TlsPaths>,
 ) -> String {
     use std::fmt::Write;
     let s = &inst.settings;
@@ -249,7 +313,12 @@ fn redis_conf(
     );
     let bind: Vec<String> = s.bind.iter().map(ToString::to_string).collect();
     let _ = writeln!(c, "\n# Network");
-    let _ = writeln!(c, "port {}", inst.port);
+    match tls_paths {
+        Some(p) => c.push_str(&tls::conf_lines(topo, p, inst.port, inst.group.is_none())),
+        None => {
+            let _ = writeln!(c, "port {}", inst.port);
+        }
+    }
     let _ = writeln!(c, "bind {}", bind.join(" "));
     // Peers, replicas' masters and Sentinels know it by the host's declared address, not by
     // the source address the kernel picks for outgoing connections (hosts with several).
@@ -405,7 +474,7 @@ mod tests {
         let state = Path::new("/var/lib/redisctl/local-cluster");
         let insts: Vec<_> = topo.instances().collect();
         assert_eq!(insts.len(), 6);
-        let files = instance_files(&topo, state, insts[0], LogTarget::File, None);
+        let files = instance_files(&topo, state, insts[0], LogTarget::File, None, None);
         assert_eq!(files.len(), 1);
         assert_eq!(files[0].path, state.join("local/7000/redis.conf"));
         golden(
@@ -418,7 +487,14 @@ mod tests {
             replication: Vec::new(),
             sentinel: Vec::new(),
         };
-        let files = instance_files(&topo, state, insts[1], LogTarget::Stdout, Some(&secrets));
+        let files = instance_files(
+            &topo,
+            state,
+            insts[1],
+            LogTarget::Stdout,
+            Some(&secrets),
+            None,
+        );
         golden(
             "local-cluster-7001-replica-auth.conf",
             std::str::from_utf8(&files[0].contents).unwrap(),
@@ -430,6 +506,68 @@ mod tests {
                 .lines()
                 .nth(1),
             Some(r#"requirepass "s3cr\"et""#)
+        );
+    }
+
+    /// `tls.mode: on`: TLS-only on the declared port, the bus at port + 10000 over TLS, and
+    /// content-hashed copies of the files (the key owner-only).
+    #[test]
+    fn tls_cluster_conf_golden_and_renewal_paths() {
+        let mut topo = load("local-cluster.yaml");
+        topo.tls = Some(crate::topology::Tls {
+            on: true,
+            ca_file: "ca.crt".into(),
+            cert_file: "redis.crt".into(),
+            key_file: "redis.key".into(),
+            client: None,
+            auth_clients: "yes",
+            expiry_warning_days: 30,
+        });
+        let state = Path::new("/var/lib/redisctl/local-cluster");
+        let m = tls::TlsMaterial {
+            ca: b"CA".to_vec(),
+            hosts: [("local".to_string(), (b"CERT".to_vec(), b"KEY".to_vec()))].into(),
+        };
+        let inst = topo.instances().next().unwrap().clone();
+        let inst = &inst;
+        let files = instance_files(&topo, state, inst, LogTarget::File, None, Some(&m));
+        let conf = std::str::from_utf8(&files[0].contents).unwrap();
+        golden("local-cluster-7000-tls.conf", conf);
+        let modes: Vec<(String, u32)> = files[1..]
+            .iter()
+            .map(|f| (f.path.file_name().unwrap().to_string_lossy().into(), f.mode))
+            .collect();
+        assert_eq!(modes.len(), 3);
+        assert!(
+            modes[0].0.starts_with("tls-ca-") && modes[0].1 == 0o640,
+            "{modes:?}"
+        );
+        assert!(
+            modes[1].0.starts_with("tls-cert-") && modes[1].1 == 0o640,
+            "{modes:?}"
+        );
+        assert!(
+            modes[2].0.starts_with("tls-key-") && modes[2].1 == 0o600,
+            "{modes:?}"
+        );
+        // A renewed certificate is a new path, hence a CONFIG SET.
+        let before = tls_live_params(&topo, state, inst, Some(&m));
+        let mut renewed = m.clone();
+        renewed
+            .hosts
+            .insert("local".into(), (b"CERT2".to_vec(), b"KEY2".to_vec()));
+        let after = tls_live_params(&topo, state, inst, Some(&renewed));
+        assert_ne!(before[0], after[0]);
+        assert_ne!(before[1], after[1]);
+        assert_eq!(before[2], after[2], "same CA, same path");
+        // Mode off: nothing of it is rendered.
+        topo.tls.as_mut().unwrap().on = false;
+        let plain = instance_files(&topo, state, inst, LogTarget::File, None, Some(&m));
+        assert_eq!(plain.len(), 1);
+        assert!(
+            std::str::from_utf8(&plain[0].contents)
+                .unwrap()
+                .contains("\nport 7000\n")
         );
     }
 

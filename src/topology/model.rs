@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -25,6 +25,33 @@ pub struct Topology {
     pub sentinel: Option<Sentinels>,
     /// The per-host control loop (`agent:`; defaults when absent).
     pub agent: AgentSettings,
+    /// TLS of every instance (`tls:`); None or mode off: plain TCP.
+    pub tls: Option<Tls>,
+}
+
+/// TLS settings, checked. Paths are resolved against the topology's directory; the files
+/// themselves are read (and checked) by the CLI, never here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tls {
+    pub on: bool,
+    pub ca_file: PathBuf,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// redisctl's own certificate and key; None: the host's instance certificate.
+    pub client: Option<(PathBuf, PathBuf)>,
+    /// `tls-auth-clients` as Redis spells it: `yes`, `optional` or `no`.
+    pub auth_clients: &'static str,
+    pub expiry_warning_days: u32,
+}
+
+impl Tls {
+    /// The certificate and key of `host`'s instances (its override, else the default).
+    pub fn pair_of<'a>(&'a self, host: &'a Host) -> (&'a Path, &'a Path) {
+        match &host.tls {
+            Some((c, k)) => (c, k),
+            None => (&self.cert_file, &self.key_file),
+        }
+    }
 }
 
 /// Default address of the agent's health and metrics endpoint.
@@ -144,6 +171,8 @@ pub struct Host {
     pub name: String,
     pub address: IpAddr,
     pub zone: Option<String>,
+    /// `hosts[].tls`: this host's certificate and key (resolved paths).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -291,6 +320,11 @@ impl Persistence {
 }
 
 impl Topology {
+    /// The TLS settings when TLS is on (`tls.mode: on`).
+    pub fn tls_on(&self) -> Option<&Tls> {
+        self.tls.as_ref().filter(|t| t.on)
+    }
+
     /// Every Redis instance: cluster nodes, then group members.
     pub fn instances(&self) -> impl Iterator<Item = &Instance> {
         self.cluster

@@ -46,6 +46,64 @@ pub struct RawTopology {
     /// `redisctl agent`: the per-host control loop (interval, what it may do alone, HTTP).
     #[serde(default)]
     pub agent: Option<RawAgent>,
+    /// TLS for clients, replication, the cluster bus and Sentinel.
+    #[serde(default)]
+    pub tls: Option<RawTls>,
+}
+
+/// TLS of every instance: which port speaks it, and the certificate files (PEM).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// `off` (plain TCP everywhere) or `on` (TLS only: clients, replication, the cluster bus
+    /// and Sentinel; the declared port speaks TLS and no plain port is open). Default `on`.
+    #[serde(default)]
+    pub mode: Option<TlsMode>,
+    /// CA certificate(s) (PEM) that signed the instances' and the clients' certificates.
+    pub ca_file: String,
+    /// Certificate (PEM) every instance presents, to clients and to its peers.
+    /// `hosts[].tls` overrides it per host.
+    pub cert_file: String,
+    /// Private key (PEM) of `cert_file`; owner-only (chmod 600).
+    pub key_file: String,
+    /// Certificate redisctl itself presents. Default: the host's `cert_file`.
+    #[serde(default)]
+    pub client_cert_file: Option<String>,
+    /// Private key of `client_cert_file`; owner-only. Given together with it.
+    #[serde(default)]
+    pub client_key_file: Option<String>,
+    /// `tls-auth-clients`: `required` (default: every client presents a certificate signed
+    /// by `ca_file`), `optional` (checked when presented) or `no`.
+    #[serde(default)]
+    pub auth_clients: Option<TlsAuthClients>,
+    /// `redisctl check` reports certificates that expire within this many days. Default 30.
+    #[serde(default, deserialize_with = "strict::opt_u32")]
+    pub expiry_warning_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    Off,
+    On,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsAuthClients {
+    Required,
+    Optional,
+    No,
+}
+
+/// A host's own certificate, replacing `tls.cert_file`/`tls.key_file` on its instances.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHostTls {
+    /// Certificate (PEM) of this host's instances.
+    pub cert_file: String,
+    /// Its private key (PEM); owner-only.
+    pub key_file: String,
 }
 
 /// The per-host control loop, `redisctl agent FILE` (unit `redisctl-agent@NAME`).
@@ -180,6 +238,9 @@ pub struct RawHost {
     /// Failure zone (rack, availability zone); replicas avoid their master's zone.
     #[serde(default)]
     pub zone: Option<String>,
+    /// This host's certificate and key, overriding `tls.cert_file` and `tls.key_file`.
+    #[serde(default)]
+    pub tls: Option<RawHostTls>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -140,18 +140,27 @@ pub const MANAGED_DIRECTIVES: &[(&str, &str)] = &[
         "cluster-preferred-endpoint-type",
         "nothing: redisctl and clients reach nodes at hosts[].address",
     ),
+    ("tls-port", "tls.mode"),
+    ("tls-cluster", "tls.mode"),
+    ("tls-replication", "tls.mode"),
+    ("tls-cert-file", "tls.cert_file"),
+    ("tls-key-file", "tls.key_file"),
     (
-        "tls-port",
-        "nothing: redisctl reaches its instances over plain TCP on the declared port, and checks every port an instance opens",
+        "tls-key-file-pass",
+        "nothing: keys are read without a passphrase (keep them owner-only)",
     ),
     (
-        "tls-cluster",
-        "nothing: the cluster bus and replication use the declared ports over plain TCP",
+        "tls-client-cert-file",
+        "tls.cert_file (instances present it to their peers)",
     ),
+    ("tls-client-key-file", "tls.key_file"),
     (
-        "tls-replication",
-        "nothing: the cluster bus and replication use the declared ports over plain TCP",
+        "tls-client-key-file-pass",
+        "nothing: keys are read without a passphrase (keep them owner-only)",
     ),
+    ("tls-ca-cert-file", "tls.ca_file"),
+    ("tls-ca-cert-dir", "tls.ca_file"),
+    ("tls-auth-clients", "tls.auth_clients"),
     (
         "rename-command",
         "nothing: a renamed command could be one redisctl drives (CONFIG, CLUSTER, REPLICAOF, SHUTDOWN, INFO …)",
@@ -220,7 +229,8 @@ pub fn validate(raw: &RawTopology, base_dir: &Path) -> (Option<Topology>, Vec<Pr
         );
     }
 
-    let hosts = validate_hosts(raw, &mut p);
+    let hosts = validate_hosts(raw, base_dir, &mut p);
+    let tls = raw.tls.as_ref().map(|t| validate_tls(t, base_dir, &mut p));
     let state_dir = raw.state_dir.as_ref().map(|s| {
         if s.trim().is_empty() {
             p.error("state_dir", "must not be empty");
@@ -274,6 +284,7 @@ pub fn validate(raw: &RawTopology, base_dir: &Path) -> (Option<Topology>, Vec<Pr
         groups,
         sentinel,
         agent,
+        tls,
     };
     (Some(topo), problems)
 }
@@ -286,7 +297,68 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-fn validate_hosts(raw: &RawTopology, p: &mut Problems) -> Vec<Host> {
+/// A certificate or key path: not empty, one line (it is written into redis.conf's
+/// neighbourhood and shown in messages).
+fn tls_path(s: &str, path: &str, p: &mut Problems) {
+    if s.trim().is_empty() {
+        p.error(path, "must not be empty");
+    } else if s.chars().any(char::is_control) {
+        p.error(
+            path,
+            "contains a control character (newline, tab, …); choose a path without one",
+        );
+    }
+}
+
+fn validate_tls(t: &RawTls, base_dir: &Path, p: &mut Problems) -> Tls {
+    tls_path(&t.ca_file, "tls.ca_file", p);
+    tls_path(&t.cert_file, "tls.cert_file", p);
+    tls_path(&t.key_file, "tls.key_file", p);
+    let client = match (&t.client_cert_file, &t.client_key_file) {
+        (Some(c), Some(k)) => {
+            tls_path(c, "tls.client_cert_file", p);
+            tls_path(k, "tls.client_key_file", p);
+            Some((base_dir.join(c), base_dir.join(k)))
+        }
+        (Some(_), None) => {
+            p.error(
+                "tls.client_cert_file",
+                "needs tls.client_key_file, the key of this certificate",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            p.error(
+                "tls.client_key_file",
+                "needs tls.client_cert_file, the certificate of this key",
+            );
+            None
+        }
+        (None, None) => None,
+    };
+    let days = t.expiry_warning_days.unwrap_or(30);
+    if days > 3650 {
+        p.error(
+            "tls.expiry_warning_days",
+            format!("{days} is out of range; write 0 to 3650 days"),
+        );
+    }
+    Tls {
+        on: t.mode.unwrap_or(TlsMode::On) == TlsMode::On,
+        ca_file: base_dir.join(&t.ca_file),
+        cert_file: base_dir.join(&t.cert_file),
+        key_file: base_dir.join(&t.key_file),
+        client,
+        auth_clients: match t.auth_clients.unwrap_or(TlsAuthClients::Required) {
+            TlsAuthClients::Required => "yes",
+            TlsAuthClients::Optional => "optional",
+            TlsAuthClients::No => "no",
+        },
+        expiry_warning_days: days,
+    }
+}
+
+fn validate_hosts(raw: &RawTopology, base_dir: &Path, p: &mut Problems) -> Vec<Host> {
     if raw.hosts.is_empty() {
         p.error("hosts", "at least one host is required");
     }
@@ -343,10 +415,22 @@ fn validate_hosts(raw: &RawTopology, p: &mut Problems) -> Vec<Host> {
                 IpAddr::from([127, 0, 0, 1])
             }
         };
+        if h.tls.is_some() && raw.tls.is_none() {
+            p.error(
+                format!("hosts[{i}].tls"),
+                "a host certificate needs the `tls` section (its CA, mode and defaults)",
+            );
+        }
+        let tls = h.tls.as_ref().map(|t| {
+            tls_path(&t.cert_file, &format!("hosts[{i}].tls.cert_file"), p);
+            tls_path(&t.key_file, &format!("hosts[{i}].tls.key_file"), p);
+            (base_dir.join(&t.cert_file), base_dir.join(&t.key_file))
+        });
         out.push(Host {
             name: h.name.clone(),
             address,
             zone: h.zone.clone(),
+            tls,
         });
     }
     out

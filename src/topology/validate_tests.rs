@@ -207,7 +207,7 @@ fn unknown_fields_are_refused_naming_the_field() {
     assert_eq!(
         errors(&format!("{HOSTS}clustr:\n  shards: 3\n")),
         vec![
-            "t.yaml:5:1: error: unknown field `clustr`; expected one of version, name, state_dir, hosts, defaults, auth, cluster, groups, sentinel, agent"
+            "t.yaml:5:1: error: unknown field `clustr`; expected one of version, name, state_dir, hosts, defaults, auth, cluster, groups, sentinel, agent, tls"
         ]
     );
     assert_eq!(
@@ -215,7 +215,7 @@ fn unknown_fields_are_refused_naming_the_field() {
             "{HOSTS}    addr: x\ncluster: {{shards: 3, ports: 7000-7005}}\n"
         )),
         vec![
-            "t.yaml:5:5: error: hosts[0]: unknown field `addr`; expected one of name, address, zone"
+            "t.yaml:5:5: error: hosts[0]: unknown field `addr`; expected one of name, address, zone, tls"
         ]
     );
     assert_eq!(
@@ -1552,7 +1552,6 @@ fn announce_port_acl_and_rename_directives_are_managed() {
         "cluster-announce-port",
         "replica-announce-port",
         "cluster-announce-whatever-comes-next",
-        "tls-port",
         "rename-command",
     ] {
         let e = errors(&with_defaults(&format!("  config: {{{key}: \"1\"}}\n")));
@@ -1732,5 +1731,71 @@ fn agent_listening_beyond_loopback_is_a_warning() {
         w[0].to_string()
             .contains("agent.listen: 0.0.0.0:9187 is reachable beyond this host"),
         "{w:?}"
+    );
+}
+
+/// Issue #14 item 3: TLS directives belong to the `tls` section.
+#[test]
+fn tls_directives_are_managed_by_the_tls_section() {
+    for (key, field) in [
+        ("tls-port", "tls.mode"),
+        ("tls-cluster", "tls.mode"),
+        ("tls-replication", "tls.mode"),
+        ("tls-cert-file", "tls.cert_file"),
+        ("tls-ca-cert-file", "tls.ca_file"),
+        ("tls-auth-clients", "tls.auth_clients"),
+    ] {
+        let e = errors(&with_defaults(&format!("  config: {{{key}: \"x\"}}\n")));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].ends_with(&format!("defaults.config.{key}: \"{key}\" is managed by redisctl and cannot be set in config; use {field}")),
+            "{e:?}"
+        );
+    }
+}
+
+/// `tls:` parsed into the model, defaults filled in, paths resolved, per-host overrides.
+#[test]
+fn tls_section_is_validated_with_located_errors() {
+    let ok = clean(
+        "name: t\nhosts:\n  - {name: a, address: 127.0.0.1, tls: {cert_file: a.crt, key_file: a.key}}\n\
+         tls: {ca_file: ca.crt, cert_file: s.crt, key_file: s.key}\n\
+         cluster: {shards: 3, replicas: 0, ports: 7000-7002}\n",
+    );
+    let t = ok.topology.tls.as_ref().unwrap();
+    assert!(t.on, "mode defaults to on");
+    assert_eq!(t.auth_clients, "yes");
+    assert_eq!(t.expiry_warning_days, 30);
+    assert_eq!(t.cert_file, Path::new("./s.crt"));
+    assert_eq!(
+        ok.topology.hosts[0].tls,
+        Some((PathBuf::from("./a.crt"), PathBuf::from("./a.key")))
+    );
+    assert_eq!(
+        errors(&format!(
+            "{HOSTS}tls:\n  mode: off\n  ca_file: \"\"\n  cert_file: c\n  key_file: k\n  client_cert_file: cc\n  expiry_warning_days: 4000\ncluster: {{shards: 3, replicas: 0, ports: 7000-7002}}\n"
+        )),
+        vec![
+            "t.yaml:7:12: error: tls.ca_file: must not be empty",
+            "t.yaml:10:21: error: tls.client_cert_file: needs tls.client_key_file, the key of this certificate",
+            "t.yaml:11:24: error: tls.expiry_warning_days: 4000 is out of range; write 0 to 3650 days",
+        ]
+    );
+    // Unknown modes and fields are refused in the format's words.
+    let e = errors(&format!(
+        "{HOSTS}tls: {{mode: both, ca_file: a, cert_file: b, key_file: c}}\ncluster: {{shards: 3, replicas: 0, ports: 7000-7002}}\n"
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("t.yaml:5:"), "{e:?}");
+    assert!(e[0].contains("tls.mode"), "{e:?}");
+    // A host certificate without the section.
+    let e = errors(
+        "name: t\nhosts:\n  - {name: a, address: 127.0.0.1, tls: {cert_file: a.crt, key_file: a.key}}\ncluster: {shards: 3, replicas: 0, ports: 7000-7002}\n",
+    );
+    assert_eq!(
+        e,
+        vec![
+            "t.yaml:3:40: error: hosts[0].tls: a host certificate needs the `tls` section (its CA, mode and defaults)"
+        ]
     );
 }

@@ -2,6 +2,8 @@
 //! real redisctl binary. Every deployment is destroyed on drop, also when a test fails.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -369,6 +371,18 @@ pub fn consistency_at(
     keys: usize,
     password: Option<&str>,
 ) -> std::process::Child {
+    consistency_with(host, port, seconds, keys, password, &[])
+}
+
+/// tools/consistency.py with extra options (`--tls-ca …`, tls::Certs::writer_args).
+pub fn consistency_with(
+    host: &str,
+    port: u16,
+    seconds: f64,
+    keys: usize,
+    password: Option<&str>,
+    extra: &[String],
+) -> std::process::Child {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/consistency.py");
     Command::new("python3")
         .arg(script)
@@ -379,6 +393,7 @@ pub fn consistency_at(
             &keys.to_string(),
         ])
         .args(password)
+        .args(extra)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -432,12 +447,18 @@ pub fn have(cmd: &str) -> bool {
 /// whichever master the deployment's Sentinels (ports[3..]) name, counting acknowledged
 /// writes; `finish_json` collects its verdict.
 pub fn sentinel_writer(d: &Deployment, seconds: f64) -> std::process::Child {
+    sentinel_writer_with(d, seconds, &[])
+}
+
+/// tests/sentinel_writer.py with extra options (`--tls-ca …`, tls::Certs::writer_args).
+pub fn sentinel_writer_with(d: &Deployment, seconds: f64, extra: &[String]) -> std::process::Child {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sentinel_writer.py");
     let mut cmd = Command::new("python3");
     cmd.arg(script).arg(PASSWORD).arg(seconds.to_string());
     for p in &d.ports[3..] {
         cmd.arg(p.to_string());
     }
+    cmd.args(extra);
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
