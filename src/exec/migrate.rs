@@ -228,7 +228,7 @@ async fn legacy(
     }
     // Read before anything is re-marked: which slots the target still imports from the
     // source's former master (see `replaced_source_slots`).
-    let replaced = replaced_source_slots(src, dst, src_id, slots)
+    let replaced = replaced_source_slots(src, dst, &mut others, src_id, slots)
         .await
         .map_err(|e| format!("{}: {e}", job.to_addr))?;
     repair_target_view(dst, src_id, dst_id, slots)
@@ -493,9 +493,15 @@ async fn legacy(
 /// Slots the target imports from the source itself (a move interrupted some other way, or a
 /// slot left open by a refused conflict) are not included: there both copies may be
 /// legitimate, and a conflict is refused as before.
+///
+/// Whether the former master now replicates the source is read from every node's view,
+/// its own included: the apply that restarts it makes it a replica moments before the move
+/// resumes, and the target's and the source's views learn that by gossip only later (seen in
+/// CI: the move started 17 ms after CLUSTER REPLICATE and found no view saying so yet).
 async fn replaced_source_slots(
     src: &mut Conn,
     dst: &mut Conn,
+    others: &mut [Conn],
     src_id: &str,
     slots: &[u16],
 ) -> Result<BTreeSet<u16>, String> {
@@ -503,11 +509,20 @@ async fn replaced_source_slots(
     let Some(me) = theirs.iter().find(|l| l.flags.myself) else {
         return Ok(BTreeSet::new());
     };
-    let ours = cluster_view(src).await?;
+    if !me.importing.iter().any(|(_, from)| from != src_id) {
+        return Ok(BTreeSet::new());
+    }
+    let mut views = theirs.clone();
+    views.extend(cluster_view(src).await?);
+    for c in others.iter_mut() {
+        // A node that does not answer has no say.
+        if let Ok(v) = cluster_view(c).await {
+            views.extend(v);
+        }
+    }
     let replica_of_source = |id: &str| {
-        theirs
+        views
             .iter()
-            .chain(ours.iter())
             .any(|l| l.id == id && l.master_id.as_deref() == Some(src_id))
     };
     let wanted: BTreeSet<u16> = slots.iter().copied().collect();
