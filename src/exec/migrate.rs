@@ -86,6 +86,10 @@ pub struct Conflict {
     pub source: String,
     pub target: String,
     pub keys: BTreeMap<u16, Vec<Vec<u8>>>,
+    /// Node ids the target still imports conflicting slots from: their owner before the
+    /// source took over mid-move, not (yet) seen replicating the source (down?). There the
+    /// source's copies may be stale and `--replace` is never the way out.
+    pub former: BTreeSet<String>,
 }
 
 /// Keys named in a refusal; the rest are counted.
@@ -115,6 +119,24 @@ impl std::fmt::Display for Conflict {
             .target
             .rsplit_once(':')
             .map_or((self.target.as_str(), ""), |(h, p)| (h, p));
+        if !self.former.is_empty() {
+            let ids: Vec<&str> = self.former.iter().map(|i| crate::plan::short(i)).collect();
+            return write!(
+                f,
+                "{} key(s) exist on {} and on the source {} with different values (BUSYKEY): {names}; nothing was overwritten. \
+                 Slot(s) {slots} are still imported from node {}, their owner before {} took over in the middle of the move; \
+                 the source's copies may be stale ones that node had already moved (the target holds the acknowledged writes), \
+                 but it is not seen replicating {} yet, so nothing is decided. Start that node (`redisctl apply` on its host: \
+                 it rejoins as a replica), then run apply again: the target's copies win. Do not use --replace here: it would \
+                 put the source's copies over the acknowledged ones",
+                all.len(),
+                self.target,
+                self.source,
+                ids.join(", "),
+                self.source,
+                self.source,
+            );
+        }
         write!(
             f,
             "{} key(s) exist on {} and on the source {} with different values (BUSYKEY): {names}; nothing was overwritten. \
@@ -227,8 +249,8 @@ async fn legacy(
         }
     }
     // Read before anything is re-marked: which slots the target still imports from the
-    // source's former master (see `replaced_source_slots`).
-    let replaced = replaced_source_slots(src, dst, &mut others, src_id, slots)
+    // source's former master (see `foreign_slots`).
+    let Foreign { replaced, unproven } = foreign_slots(src, dst, &mut others, src_id, slots)
         .await
         .map_err(|e| format!("{}: {e}", job.to_addr))?;
     repair_target_view(dst, src_id, dst_id, slots)
@@ -243,7 +265,9 @@ async fn legacy(
         // Open the slots on both sides. A slot the target already owns is done. A slot the
         // target imports from the source's former master keeps that mark (it accepts ASKING
         // all the same), so a resumed move killed again is still recognised as one.
-        let (kept, fresh): (Vec<u16>, Vec<u16>) = chunk.iter().partition(|s| replaced.contains(s));
+        let (kept, fresh): (Vec<u16>, Vec<u16>) = chunk
+            .iter()
+            .partition(|s| replaced.contains(s) || unproven.contains_key(s));
         let cmds: Vec<Vec<String>> = fresh
             .iter()
             .map(|s| setslot(*s, "IMPORTING", src_id))
@@ -338,7 +362,7 @@ async fn legacy(
                         &dst_host,
                         &dst_port,
                         migrate_timeout_ms,
-                        job.replace && !replaced.contains(slot),
+                        job.replace && !replaced.contains(slot) && !unproven.contains_key(slot),
                         job.password,
                     );
                     args.extend(keys.iter().cloned());
@@ -462,10 +486,15 @@ async fn legacy(
     if conflicts.is_empty() {
         Ok(())
     } else {
+        let former = conflicts
+            .keys()
+            .filter_map(|s| unproven.get(s).cloned())
+            .collect();
         Err(MoveError::Conflict(Conflict {
             source: job.from_addr.to_string(),
             target: job.to_addr.to_string(),
             keys: conflicts,
+            former,
         }))
     }
 }
@@ -498,19 +527,19 @@ async fn legacy(
 /// its own included: the apply that restarts it makes it a replica moments before the move
 /// resumes, and the target's and the source's views learn that by gossip only later (seen in
 /// CI: the move started 17 ms after CLUSTER REPLICATE and found no view saying so yet).
-async fn replaced_source_slots(
+async fn foreign_slots(
     src: &mut Conn,
     dst: &mut Conn,
     others: &mut [Conn],
     src_id: &str,
     slots: &[u16],
-) -> Result<BTreeSet<u16>, String> {
+) -> Result<Foreign, String> {
     let theirs = cluster_view(dst).await?;
     let Some(me) = theirs.iter().find(|l| l.flags.myself) else {
-        return Ok(BTreeSet::new());
+        return Ok(Foreign::default());
     };
     if !me.importing.iter().any(|(_, from)| from != src_id) {
-        return Ok(BTreeSet::new());
+        return Ok(Foreign::default());
     }
     let mut views = theirs.clone();
     views.extend(cluster_view(src).await?);
@@ -526,16 +555,34 @@ async fn replaced_source_slots(
             .any(|l| l.id == id && l.master_id.as_deref() == Some(src_id))
     };
     let wanted: BTreeSet<u16> = slots.iter().copied().collect();
-    Ok(me
-        .importing
-        .iter()
-        .filter(|(slot, from)| wanted.contains(slot) && from != src_id && replica_of_source(from))
-        .map(|(slot, _)| *slot)
-        .collect())
+    let mut out = Foreign::default();
+    for (slot, from) in &me.importing {
+        if !wanted.contains(slot) || from == src_id {
+            continue;
+        }
+        if replica_of_source(from) {
+            out.replaced.insert(*slot);
+        } else {
+            out.unproven.insert(*slot, from.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Slots of a move that the target imports from a node other than the source.
+#[derive(Default)]
+struct Foreign {
+    /// From the source's former master, now seen replicating the source: the target's
+    /// copies win.
+    replaced: BTreeSet<u16>,
+    /// From another node (slot → its id), not seen replicating the source (down, or not yet
+    /// rejoined): the target's mark is kept (the evidence for the next run) and a conflict
+    /// there is refused without `--replace` as a way out.
+    unproven: BTreeMap<u16, String>,
 }
 
 /// `DEL` on the source of keys whose target copy supersedes them (see
-/// `replaced_source_slots`); the slot is MIGRATING there, so clients asking for them from now
+/// `foreign_slots`); the slot is MIGRATING there, so clients asking for them from now
 /// on are sent to the target. The number of keys handled.
 async fn drop_stale_copies(src: &mut Conn, keys: &[Vec<u8>]) -> Result<u64, String> {
     let cmds: Vec<Vec<Vec<u8>>> = keys
@@ -803,7 +850,7 @@ pub async fn estimate(
 mod tests {
     use super::{Conflict, Sides, sides, target_code};
     use crate::observe::resp::{ErrorCode, ServerError, Value};
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
 
     fn bulk(s: &str) -> Value {
         Value::Bulk(s.as_bytes().to_vec())
@@ -847,7 +894,8 @@ mod tests {
         let text = Conflict {
             source: "127.0.0.1:7000".into(),
             target: "127.0.0.1:7006".into(),
-            keys,
+            keys: keys.clone(),
+            former: BTreeSet::new(),
         }
         .to_string();
         assert!(
@@ -862,5 +910,18 @@ mod tests {
         assert!(text.contains("slot(s) left open: 7-8 "), "{text}");
         assert!(text.contains("redis-cli -h 127.0.0.1 -p 7006"), "{text}");
         assert!(text.contains("--replace"), "{text}");
+        // Imported from the source's former owner, not seen rejoined: the way out is to bring
+        // it back, never --replace.
+        let text = Conflict {
+            source: "127.0.0.1:7000".into(),
+            target: "127.0.0.1:7006".into(),
+            keys,
+            former: ["e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0".to_string()].into(),
+        }
+        .to_string();
+        assert!(text.contains("still imported from node e1f2a3b4"), "{text}");
+        assert!(text.contains("Start that node"), "{text}");
+        assert!(text.contains("Do not use --replace"), "{text}");
+        assert!(!text.contains("run apply again with --replace"), "{text}");
     }
 }
