@@ -361,8 +361,9 @@ fn a_source_master_killed_mid_migration_and_applied_at_once_keeps_every_key() {
 /// (migrate.rs, `foreign_slots`), and the move completes: lost 0 in 18 of 19 runs. Ignored
 /// because of the 19th (CI): a write acknowledged by the promoted replica on a stale copy in
 /// the fraction of a second before the move resumes is lost when the target's copy wins
-/// (docs/operations.md, "Known gap"; fix: delete the stale copies on the replica before
-/// promoting it). Run it with `cargo test --test scale -- --ignored`.
+/// (docs/operations.md, "Known gap": a cluster replica cannot delete them before its
+/// promotion; right after it would shrink the window). Run it with
+/// `cargo test --test scale -- --ignored`.
 #[test]
 #[ignore = "known gap: writes to a stale copy between promotion and the resumed move (docs/operations.md)"]
 fn a_source_master_killed_mid_migration_under_a_writer_loses_no_acknowledged_write() {
