@@ -213,9 +213,7 @@ fn agent_heals_a_killed_replica_and_reports_health() {
         agent.log()
     );
     let w = finish_json(writer);
-    say(&format!("writer: {w}"));
-    assert_eq!(w["lost"], 0, "acknowledged writes lost: {w}");
-    assert!(w["acknowledged"].as_u64().unwrap() > 100, "{w}");
+    assert_nothing_lost(&w, 100);
     assert!(
         wait_for(Duration::from_secs(60), || in_sync(replica, master)),
         "{replica} did not re-sync:\n{}",
@@ -291,9 +289,7 @@ fn agent_recreates_a_wiped_replica_with_the_data() {
     std::fs::remove_dir_all(&data).unwrap();
     d.ok(&["resume"]);
     let w = finish_json(writer);
-    say(&format!("writer: {w}"));
-    assert_eq!(w["lost"], 0, "acknowledged writes lost: {w}");
-    assert!(w["acknowledged"].as_u64().unwrap() > 100, "{w}");
+    assert_nothing_lost(&w, 100);
     assert!(
         wait_for(Duration::from_secs(90), || in_sync(replica, master)
             && node_id(replica) != old_id),
@@ -491,9 +487,7 @@ fn paused_agent_does_nothing_until_resumed_and_apply_by_hand_still_works() {
         agent.log()
     );
     let w = finish_json(writer);
-    say(&format!("writer: {w}"));
-    assert_eq!(w["lost"], 0, "acknowledged writes lost: {w}");
-    assert!(w["acknowledged"].as_u64().unwrap() > 100, "{w}");
+    assert_nothing_lost(&w, 100);
     agent.converged();
     let status = d.ok(&["status"]);
     assert!(status.contains("agent: running"), "{status}");

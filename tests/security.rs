@@ -322,6 +322,26 @@ fn stat(port: u16, section: &str, name: &str, cli: impl Fn(u16, &[&str]) -> Stri
         .unwrap_or_default()
 }
 
+/// Cut the Sentinels' connections to the members (`ports`) and wait until all three are back
+/// on each (two links per Sentinel): they must authenticate with what they hold now.
+fn reconnect_sentinels(ports: &[u16], cli: &impl Fn(u16, &[&str]) -> String) {
+    for &p in ports {
+        cli(p, &["CLIENT", "KILL", "USER", "redisctl-sentinel"]);
+    }
+    for &p in ports {
+        assert!(
+            wait_for(Duration::from_secs(20), || {
+                cli(p, &["CLIENT", "LIST"])
+                    .matches("user=redisctl-sentinel")
+                    .count()
+                    >= 6
+            }),
+            "{p}: the Sentinels did not reconnect: {}",
+            cli(p, &["ACL", "LOG"])
+        );
+    }
+}
+
 /// Make every replica reconnect to its master now (`CLIENT KILL TYPE master`) and wait until
 /// each is linked again: a replica whose password is refused never is.
 fn relink_replicas(replicas: &[u16], cli: &impl Fn(u16, &[&str]) -> String) {
@@ -461,21 +481,7 @@ fn rotating_every_password_of_a_sentinel_group_under_a_sentinel_client_refuses_n
     }
     // A replica or Sentinel reconnecting now authenticates.
     relink_replicas(replicas, &cli);
-    for &p in &d.ports[..3] {
-        cli(p, &["CLIENT", "KILL", "USER", "redisctl-sentinel"]);
-    }
-    for &p in &d.ports[..3] {
-        assert!(
-            wait_for(Duration::from_secs(20), || {
-                cli(p, &["CLIENT", "LIST"])
-                    .matches("user=redisctl-sentinel")
-                    .count()
-                    >= 6
-            }),
-            "{p}: the Sentinels did not reconnect: {}",
-            cli(p, &["ACL", "LOG"])
-        );
-    }
+    reconnect_sentinels(&d.ports[..3], &cli);
 
     // 2. The application moves to its new password.
     std::fs::write(&control, format!("{}\n", dir.join("app-new.pw").display())).unwrap();
@@ -491,21 +497,7 @@ fn rotating_every_password_of_a_sentinel_group_under_a_sentinel_client_refuses_n
     let plan = d.json(&["plan"]);
     assert_eq!(plan["steps"], serde_json::json!([]), "{plan}");
     relink_replicas(replicas, &cli);
-    for &p in &d.ports[..3] {
-        cli(p, &["CLIENT", "KILL", "USER", "redisctl-sentinel"]);
-    }
-    for &p in &d.ports[..3] {
-        assert!(
-            wait_for(Duration::from_secs(20), || {
-                cli(p, &["CLIENT", "LIST"])
-                    .matches("user=redisctl-sentinel")
-                    .count()
-                    >= 6
-            }),
-            "{p}: the Sentinels did not reconnect: {}",
-            cli(p, &["ACL", "LOG"])
-        );
-    }
+    reconnect_sentinels(&d.ports[..3], &cli);
 
     let j = finish_json(writer);
     say(&format!("Sentinel group rotation under load: {j}"));

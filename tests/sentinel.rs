@@ -243,9 +243,7 @@ fn aof_always_keeps_acknowledged_writes_through_kill_9() {
     assert_eq!(redis_cli(m, &exists).trim(), "200");
     assert_eq!(redis_cli(m, &["GET", "k199"]).trim(), "199");
     let w = finish(w);
-    say(&format!("writer: {w}"));
-    assert_eq!(w["lost"], 0, "acknowledged writes lost: {w}");
-    assert!(w["acknowledged"].as_u64().unwrap() > 10, "{w}");
+    assert_nothing_lost(&w, 10);
     assert_eq!(w["master_port"], m, "{w}");
 }
 
@@ -309,9 +307,7 @@ fn an_empty_persistence_off_master_does_not_wipe_its_replicas() {
         [m, r1, r2].map(|p| (role(p), redis_cli(p, &exists)))
     );
     let w = finish(w);
-    say(&format!("writer: {w}"));
-    assert_eq!(w["lost"], 0, "acknowledged writes lost: {w}");
-    assert!(w["acknowledged"].as_u64().unwrap() > 10, "{w}");
+    assert_nothing_lost(&w, 10);
 }
 
 /// Bug (#11): under the process supervisor, instances inherited the caller's umask (022), so

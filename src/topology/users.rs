@@ -111,28 +111,14 @@ pub fn validate_auth(a: &RawAuth, base_dir: &Path, out: &mut Vec<Problem>) -> Au
                     ),
                 );
             }
-            let mut files: HashMap<&str, usize> = HashMap::new();
-            for (j, f) in u.password_files.iter().enumerate() {
-                let fpath = format!("{at}.password_files[{j}]");
-                if f.trim().is_empty() {
-                    err(out, &fpath, "must not be empty");
-                } else if let Some(first) = files.insert(f.as_str(), j) {
-                    err(
-                        out,
-                        &fpath,
-                        format!("{} is listed twice (also [{first}])", show(f)),
-                    );
-                } else if base_dir.join(f) == base_dir.join(&a.password_file) {
-                    err(
-                        out,
-                        &fpath,
-                        format!(
-                            "{} is auth.password_file, the password of redisctl's own user: an application holding it could do anything redisctl does; give the user its own file",
-                            show(f)
-                        ),
-                    );
-                }
-            }
+            check_files(
+                &u.password_files,
+                &format!("{at}.password_files"),
+                a,
+                base_dir,
+                ": an application holding it could do anything redisctl does; give the user its own file",
+                out,
+            );
             users.push(User {
                 name: u.name.clone(),
                 commands: u.commands.iter().map(|c| c.to_ascii_lowercase()).collect(),
@@ -199,9 +185,30 @@ fn internal_files(
             "must list at least one file (or leave the field out: the password is then derived from password_file)",
         );
     }
+    check_files(
+        list,
+        &format!("auth.{field}"),
+        a,
+        base_dir,
+        " (every permission); give this user its own file",
+        out,
+    );
+    list.iter().map(|f| base_dir.join(f)).collect()
+}
+
+/// One list of password files (`at` is its path): none empty, none twice, never
+/// `password_file` itself (`why` ends that message).
+fn check_files(
+    list: &[String],
+    at: &str,
+    a: &RawAuth,
+    base_dir: &Path,
+    why: &str,
+    out: &mut Vec<Problem>,
+) {
     let mut files: HashMap<&str, usize> = HashMap::new();
     for (j, f) in list.iter().enumerate() {
-        let fpath = format!("auth.{field}[{j}]");
+        let fpath = format!("{at}[{j}]");
         if f.trim().is_empty() {
             err(out, &fpath, "must not be empty");
         } else if let Some(first) = files.insert(f.as_str(), j) {
@@ -215,13 +222,12 @@ fn internal_files(
                 out,
                 &fpath,
                 format!(
-                    "{} is auth.password_file, the password of redisctl's own user (every permission); give this user its own file",
+                    "{} is auth.password_file, the password of redisctl's own user{why}",
                     show(f)
                 ),
             );
         }
     }
-    list.iter().map(|f| base_dir.join(f)).collect()
 }
 
 fn check_name(name: &str, path: &str, out: &mut Vec<Problem>) {

@@ -400,6 +400,18 @@ pub fn consistency_with(
         .expect("python3 tools/consistency.py")
 }
 
+/// The judge's verdict on a writer's summary (tools/consistency.py, sentinel_writer.py): no
+/// acknowledged write lost, and at least `min_acked` acknowledged (the writer really ran
+/// through what the test did). Prints the summary.
+pub fn assert_nothing_lost(w: &serde_json::Value, min_acked: u64) {
+    say(&format!("writer: {w}"));
+    assert_eq!(w["lost"], 0, "acknowledged writes lost: {w}");
+    assert!(
+        w["acknowledged"].as_u64().unwrap_or(0) > min_acked,
+        "too few acknowledged writes to judge: {w}"
+    );
+}
+
 pub fn finish_json(child: std::process::Child) -> serde_json::Value {
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
