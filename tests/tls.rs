@@ -312,3 +312,169 @@ fn tls_declared_over_running_plain_instances_is_refused_with_the_way_out() {
     }
     assert!(err.contains("set tls.mode: off"), "{err}");
 }
+
+/// A running plain cluster switched live to TLS only, through `tls.mode: both`: no restart,
+/// a plain redis-py cluster writer through the first switch and a TLS one through both,
+/// nothing lost; meanwhile each kind of client is sent to its own ports, and replication and
+/// the bus end up speaking TLS.
+#[test]
+fn a_running_cluster_is_switched_to_tls_through_mode_both_without_a_restart() {
+    if !have("openssl") {
+        return skip("tls", "openssl is not installed");
+    }
+    let d = Deployment::custom(
+        3,
+        1,
+        "    appendonly: true\n    appendfsync: everysec\n",
+        2000,
+        "",
+    );
+    let certs = Certs::make(d.dir.path());
+    d.ok(&["apply", "--yes"]);
+    let pids = d.pids();
+    // The TLS ports of mode both: free ones right after the declared ones.
+    let tls_ports = free_ports(d.ports.len());
+    let offset = tls_ports[0] - d.ports[0];
+    assert!(
+        d.ports.iter().zip(&tls_ports).all(|(p, t)| t - p == offset),
+        "{:?} {tls_ports:?}",
+        d.ports
+    );
+    let base = std::fs::read_to_string(&d.file).unwrap();
+    let declare = |mode: &str| {
+        std::fs::write(
+            &d.file,
+            format!("{base}{}  port_offset: {offset}\n", Certs::yaml(mode)),
+        )
+        .unwrap();
+    };
+    let cluster_check = |tls: bool, port: u16| {
+        let mut args: Vec<String> = if tls { certs.cli_args() } else { Vec::new() };
+        args.extend(["--cluster".into(), "check".into()]);
+        args.push(format!("127.0.0.1:{port}"));
+        // redis-cli waits forever on a TLS handshake with a plain port: bounded here.
+        let out = std::process::Command::new("timeout")
+            .arg("20")
+            .arg("redis-cli")
+            .args(&args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success()
+                && !text.contains("[ERR]")
+                && !text.contains("[WARNING]")
+                && text.contains("[OK] All 16384 slots covered."),
+            "redis-cli (tls: {tls}) --cluster check {port}:\n{text}"
+        );
+        text
+    };
+    let plain_writer = consistency_with("127.0.0.1", d.ports[0], 10.0, 2000, None, &[]);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+
+    // off → both: every node opens its TLS port, then all switch bus and replication at once.
+    declare("both");
+    let both = d.json(&["apply", "--yes"]);
+    assert_eq!(both["ok"], true, "{both}");
+    let kinds: Vec<String> = both["executed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "tls_switch").count(),
+        1,
+        "{both}"
+    );
+    // Each kind of client is sent to its own ports: the plain cluster check finds the plain
+    // ports, the TLS one the TLS ports.
+    let plain_view = cluster_check(false, d.ports[0]);
+    let tls_view = cluster_check(true, tls_ports[0]);
+    for (p, t) in d.ports.iter().zip(&tls_ports) {
+        assert!(
+            plain_view.contains(&format!("127.0.0.1:{p}")),
+            "{plain_view}"
+        );
+        assert!(tls_view.contains(&format!("127.0.0.1:{t}")), "{tls_view}");
+        assert!(!tls_view.contains(&format!("127.0.0.1:{p} ")), "{tls_view}");
+    }
+    let tls_writer = consistency_with(
+        "127.0.0.1",
+        tls_ports[0],
+        14.0,
+        2000,
+        None,
+        &certs.writer_args(),
+    );
+    // Replicas follow their masters to the TLS ports; the bus only speaks TLS.
+    let mut linked = 0;
+    for (&p, &t) in d.ports.iter().zip(&tls_ports) {
+        let (ok, info) = certs.cli(t, &["INFO", "replication"]);
+        assert!(ok, "{info}");
+        if info.contains("role:slave") {
+            assert!(info.contains("master_link_status:up"), "{t}: {info}");
+            let master_port: u16 = info
+                .lines()
+                .find_map(|l| l.strip_prefix("master_port:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap();
+            assert!(tls_ports.contains(&master_port), "{t}: {info}");
+            linked += 1;
+        }
+        let r = plain_reply(p + 10000);
+        assert!(
+            !r.starts_with(b"RCmb") && !r.starts_with(b"+") && !r.starts_with(b"-"),
+            "bus {} answered a plain client",
+            p + 10000
+        );
+        assert!(
+            certs.served_subject(p + 10000).is_some(),
+            "bus {}",
+            p + 10000
+        );
+    }
+    assert_eq!(linked, 3);
+    let plan = d.run(&["plan", "--exit-code"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+    let report = finish_json(plain_writer);
+    say(&format!(
+        "plain writer through the switch to mode both: {report}"
+    ));
+    assert_nothing_lost(&report, 1);
+    assert_eq!(report["errors"], 0, "{report}");
+
+    // both → on: the plain ports close, TLS moves to the declared ports, all at once.
+    declare("on");
+    let on = d.json(&["apply", "--yes"]);
+    assert_eq!(on["ok"], true, "{on}");
+    cluster_check(true, d.ports[0]);
+    for &p in &d.ports {
+        let r = plain_reply(p);
+        assert!(
+            !r.starts_with(b"+") && !r.starts_with(b"-"),
+            "{p} still answers a plain client"
+        );
+        let (_, cfg) = certs.cli(p, &["CONFIG", "GET", "port"]);
+        assert_eq!(cfg.split_whitespace().nth(1), Some("0"), "{p}: {cfg}");
+    }
+    let report = finish_json(tls_writer);
+    say(&format!(
+        "TLS writer through the switch to mode on: {report}"
+    ));
+    assert_nothing_lost(&report, 1);
+    assert_eq!(d.pids(), pids, "a node restarted");
+    let plan = d.run(&["plan", "--exit-code"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+    d.ok(&["check"]);
+}

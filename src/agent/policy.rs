@@ -197,7 +197,9 @@ pub fn decide(topo: &Topology, plan: &Plan, obs: &Observed, facts: &Facts) -> De
             Step::SetConfigEpoch { .. }
             | Step::AddSlots { .. }
             | Step::Retire { .. }
-            | Step::SentinelRemove { .. } => Err(Withheld::NeedsApply),
+            | Step::SentinelRemove { .. }
+            // Switching TLS modes changes what every client must speak: the operator's.
+            | Step::TlsSwitch { .. } => Err(Withheld::NeedsApply),
             // Never planned by `plan`/`apply`; listed so that a new kind is classified here.
             Step::ForcedFailover { .. }
             | Step::MarkDrained { .. }

@@ -599,8 +599,22 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
     };
     // TLS on: every connection redisctl opens from here on speaks TLS (observe/tls.rs).
     let tls = files::read_tls(file, &topology, &|h| here(&h.name, h.address))?;
-    crate::observe::tls::install(tls.as_ref().map(|(_, cfg)| cfg.clone()));
-    crate::observe::tls::set_declared_off(topology.tls.as_ref().is_some_and(|t| !t.on));
+    // Mode both: the declared ports stay plain, and redisctl keeps dialing them plain.
+    crate::observe::tls::install(
+        tls.as_ref()
+            .filter(|_| topology.tls_only().is_some())
+            .map(|(_, cfg)| cfg.clone()),
+    );
+    crate::observe::tls::set_declared_off(
+        topology
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.mode != crate::topology::TlsMode::On),
+    );
+    // Switching to mode on: nodes not switched yet still answer plain on the declared port.
+    crate::observe::tls::set_plain_fallback(
+        topology.tls_only().is_some() && topology.tls_switching().is_some(),
+    );
     let tls = tls.map(|(m, _)| m);
     let binary = redis_binary();
     let sentinel_binary = sentinel_binary();

@@ -525,3 +525,124 @@ pub(super) async fn probe(addr: SocketAddr, limit: Duration) -> Result<(), Strin
         Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
     }
 }
+
+impl Context {
+    /// Switch every node between TLS modes at once (plan::tls_switch): each group of
+    /// settings on all nodes concurrently before the next group (render::tls::switch_groups),
+    /// then wait until every node sees every other connected again, reports cluster_state:ok
+    /// and every replica is linked. A bus that speaks TLS on some nodes and plain on others
+    /// is partitioned, so the groups follow each other within milliseconds.
+    pub(super) async fn ensure_tls_switch(
+        &self,
+        index: usize,
+        nodes: &[(InstanceKey, Vec<(String, String)>)],
+        on_event: &(dyn Fn(Event) + Sync),
+    ) -> Result<(), StepError> {
+        let conns = futures::future::join_all(nodes.iter().map(|(k, _)| self.conn(k))).await;
+        let mut conns: Vec<Conn> = conns.into_iter().collect::<Result<_, _>>()?;
+        let groups: Vec<Vec<Vec<(String, String)>>> = nodes
+            .iter()
+            .map(|(_, p)| crate::render::tls::switch_groups(p))
+            .collect();
+        for g in 0..groups.first().map_or(0, Vec::len) {
+            let sets = conns.iter_mut().zip(&groups).map(|(c, gs)| async move {
+                if gs[g].is_empty() {
+                    return Ok(());
+                }
+                let mut args = vec!["CONFIG".to_string(), "SET".into()];
+                for (k, v) in &gs[g] {
+                    args.extend([k.clone(), v.clone()]);
+                }
+                c.cmd(&args).await.map(|_| ())
+            });
+            for r in futures::future::join_all(sets).await {
+                r?;
+            }
+        }
+        // Every node must know every node's new ports before clients are sent by them: a
+        // TLS client sent to a plain port (or the other way round) hangs or fails.
+        let expected: Vec<(Option<u16>, Option<u16>)> = {
+            let mut v: Vec<_> = self
+                .topology
+                .cluster_instances()
+                .map(|i| crate::render::tls::announced_ports(&self.topology, i.port))
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        let what = "every node knows every node's new plain and TLS ports (CLUSTER SHARDS)";
+        let deadline = Instant::now() + self.gate_timeout;
+        loop {
+            let mut missing = Vec::new();
+            for ((k, _), c) in nodes.iter().zip(conns.iter_mut()) {
+                let mut seen = shard_ports(&c.cmd(&["CLUSTER", "SHARDS"]).await?);
+                seen.sort_unstable();
+                if seen != expected {
+                    missing.push(format!("{k} still announces other ports ({seen:?})"));
+                }
+            }
+            if self.settled(index, what, deadline, missing, on_event)? {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let keys: Vec<InstanceKey> = self
+            .topology
+            .cluster_instances()
+            .map(|i| i.key.clone())
+            .collect();
+        self.gate(
+            index,
+            &keys,
+            "after the TLS switch, every node sees every other as connected, reports cluster_state:ok, and every replica is linked",
+            on_event,
+            |lives| {
+                let mut missing = converge::membership_problems(lives);
+                missing.extend(
+                    lives
+                        .iter()
+                        .filter(|(_, l)| l.cluster_state != "ok")
+                        .map(|(k, l)| format!("{k} reports cluster_state:{}", l.cluster_state)),
+                );
+                missing.extend(converge::problems(&self.topology, lives));
+                missing
+            },
+        )
+        .await
+    }
+}
+
+/// The (plain, TLS) client ports of every node in a `CLUSTER SHARDS` reply.
+fn shard_ports(v: &crate::observe::resp::Value) -> Vec<(Option<u16>, Option<u16>)> {
+    fn field<'a>(
+        kv: &'a [crate::observe::resp::Value],
+        name: &str,
+    ) -> Option<&'a crate::observe::resp::Value> {
+        kv.chunks(2)
+            .find(|p| p[0].as_text().as_deref() == Some(name))
+            .and_then(|p| p.get(1))
+    }
+    let port = |kv: &[crate::observe::resp::Value], name: &str| {
+        field(kv, name)
+            .and_then(crate::observe::resp::Value::as_text)
+            .and_then(|t| t.parse::<u16>().ok())
+    };
+    let mut out = Vec::new();
+    let crate::observe::resp::Value::Array(shards) = v else {
+        return out;
+    };
+    for shard in shards {
+        let crate::observe::resp::Value::Array(kv) = shard else {
+            continue;
+        };
+        let Some(crate::observe::resp::Value::Array(nodes)) = field(kv, "nodes") else {
+            continue;
+        };
+        for n in nodes {
+            if let crate::observe::resp::Value::Array(nkv) = n {
+                out.push((port(nkv, "port"), port(nkv, "tls-port")));
+            }
+        }
+    }
+    out
+}

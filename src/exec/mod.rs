@@ -493,6 +493,7 @@ impl Context {
                     .await
             }
             Step::ConfigSet { node, params } => self.ensure_config_set(node, params).await,
+            Step::TlsSwitch { nodes, .. } => self.ensure_tls_switch(index, nodes, on_event).await,
             Step::AclSetUser { node, users, .. } => self.ensure_acl_users(node, users).await,
             Step::ReplicaOf { node, master } => self.ensure_replica_of(node, master).await,
             Step::AclAddPasswords { node, user } => self.ensure_passwords_added(node, user).await,

@@ -117,47 +117,19 @@ impl Conn {
         credentials: Option<&Credentials>,
         limit: Duration,
     ) -> Result<Conn, ClientError> {
-        let stream = match timeout(limit, TcpStream::connect(addr)).await {
-            Err(_) => {
-                return Err(ClientError::Timeout {
-                    addr: addr.into(),
-                    op: "connect".into(),
-                    ms: limit.as_millis(),
-                });
+        let stream = match super::tls::connector() {
+            None => Self::dial(addr, None, limit).await?,
+            // A node of a cluster being switched to TLS only that is not switched yet: its
+            // declared port still speaks plain RESP (observe/tls.rs). Asked with a bare PING
+            // (no secret), which a TLS port answers by closing; a TLS handshake with a plain
+            // port would instead hang until the limit.
+            Some(_)
+                if super::tls::plain_fallback()
+                    && probe_plain(addr, limit).await == PlainProbe::Resp =>
+            {
+                Self::dial(addr, None, limit).await?
             }
-            Ok(Err(e)) => {
-                return Err(ClientError::Connect {
-                    addr: addr.into(),
-                    source: e,
-                });
-            }
-            Ok(Ok(s)) => s,
-        };
-        let _ = stream.set_nodelay(true);
-        let stream: Box<dyn Stream> = match super::tls::connector() {
-            None => Box::new(stream),
-            Some(tls) => {
-                let name = super::tls::server_name(addr).map_err(|message| ClientError::Tls {
-                    addr: addr.into(),
-                    message,
-                })?;
-                match timeout(limit, tls.connect(name, stream)).await {
-                    Err(_) => {
-                        return Err(ClientError::Timeout {
-                            addr: addr.into(),
-                            op: "TLS handshake".into(),
-                            ms: limit.as_millis(),
-                        });
-                    }
-                    Ok(Err(e)) => {
-                        return Err(ClientError::Tls {
-                            addr: addr.into(),
-                            message: e.to_string(),
-                        });
-                    }
-                    Ok(Ok(s)) => Box::new(s),
-                }
-            }
+            Some(tls) => Self::dial(addr, Some(tls), limit).await?,
         };
         let mut conn = Conn {
             addr: addr.to_string(),
@@ -178,6 +150,49 @@ impl Conn {
             }
         }
         Ok(conn)
+    }
+
+    async fn dial(
+        addr: &str,
+        tls: Option<tokio_rustls::TlsConnector>,
+        limit: Duration,
+    ) -> Result<Box<dyn Stream>, ClientError> {
+        let stream = match timeout(limit, TcpStream::connect(addr)).await {
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    addr: addr.into(),
+                    op: "connect".into(),
+                    ms: limit.as_millis(),
+                });
+            }
+            Ok(Err(e)) => {
+                return Err(ClientError::Connect {
+                    addr: addr.into(),
+                    source: e,
+                });
+            }
+            Ok(Ok(s)) => s,
+        };
+        let _ = stream.set_nodelay(true);
+        let Some(tls) = tls else {
+            return Ok(Box::new(stream));
+        };
+        let name = super::tls::server_name(addr).map_err(|message| ClientError::Tls {
+            addr: addr.into(),
+            message,
+        })?;
+        match timeout(limit, tls.connect(name, stream)).await {
+            Err(_) => Err(ClientError::Timeout {
+                addr: addr.into(),
+                op: "TLS handshake".into(),
+                ms: limit.as_millis(),
+            }),
+            Ok(Err(e)) => Err(ClientError::Tls {
+                addr: addr.into(),
+                message: e.to_string(),
+            }),
+            Ok(Ok(s)) => Ok(Box::new(s)),
+        }
     }
 
     pub fn addr(&self) -> &str {

@@ -355,7 +355,7 @@ async fn observe_one(
                 obs.port_answers = true;
                 obs.auth_failed = true;
                 obs.error = Some(format!(
-                    "{} answers plain TCP, but the topology says tls.mode: on; redisctl does not switch a running instance to TLS (every instance must restart with the new configuration, see docs/security.md): set tls.mode: off to keep managing it as it runs",
+                    "{} answers plain TCP, but the topology says tls.mode: on; a running cluster is switched live through tls.mode: both with tls.port_offset first (docs/security.md, \"Turning TLS on\"), a group by restarting every instance: set tls.mode: off to keep managing it as it runs",
                     t.endpoint
                 ));
             }
@@ -370,7 +370,7 @@ async fn observe_one(
                 obs.port_answers = true;
                 obs.auth_failed = true;
                 obs.error = Some(format!(
-                    "{} closes plain connections without a RESP answer, as a TLS-only instance does, but the topology says tls.mode: off; redisctl does not switch a running instance off TLS (every instance must restart with the new configuration, see docs/security.md): set tls.mode: on to keep managing it as it runs",
+                    "{} closes plain connections without a RESP answer, as a TLS-only instance does, but the topology says its declared port is plain (tls.mode: off or both); redisctl does not switch a TLS-only instance back to plain live (every instance must restart with the new configuration, see docs/security.md): set tls.mode: on to keep managing it as it runs",
                     t.endpoint
                 ));
             }

@@ -35,6 +35,21 @@ pub fn declared_off() -> bool {
     DECLARED_OFF.load(Ordering::Relaxed)
 }
 
+/// `tls.mode: on` with `tls.port_offset` (a running cluster being switched to TLS only): a
+/// node not switched yet serves plain RESP on its declared port, and TLS on port + offset
+/// only. Where the TLS handshake fails, redisctl dials the declared port plain, as it did in
+/// mode `both`, so that it can observe that node and switch it (plan::tls_switch). Never
+/// without `port_offset`: a deployment declared TLS-only is never talked to in plain.
+static PLAIN_FALLBACK: AtomicBool = AtomicBool::new(false);
+
+pub fn set_plain_fallback(on: bool) {
+    PLAIN_FALLBACK.store(on, Ordering::Relaxed);
+}
+
+pub fn plain_fallback() -> bool {
+    PLAIN_FALLBACK.load(Ordering::Relaxed)
+}
+
 /// The certificates of a PEM file's bytes (`what` names the file in errors).
 pub fn certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)

@@ -60,6 +60,8 @@ pub enum WaitKind {
     StaleSlotClaim,
     /// A replica started with priority 0 is still syncing from a master that answers.
     ReplicaSyncing,
+    /// A live TLS mode switch waits for every cluster node to answer with its TLS port open.
+    TlsSwitch,
 }
 
 /// Facts the operator should know that need no step.

@@ -107,6 +107,14 @@ pub enum Step {
         node: InstanceKey,
         params: Vec<(String, String)>,
     },
+    /// Switch a running cluster between TLS modes (`tls.mode` with `tls.port_offset`): the
+    /// bus and replication modes, listening and announced ports of every node, at once
+    /// (render::tls::switch_groups gives the order). Planned only when every node answers,
+    /// every TLS port it needs is open, and nothing else is left to do.
+    TlsSwitch {
+        mode: String,
+        nodes: Vec<(InstanceKey, Vec<(String, String)>)>,
+    },
     /// `ACL SETUSER` of declared users that differ from the live ones (each whole, in one
     /// command: a user being rotated accepts both passwords in between), no restart.
     AclSetUser {
@@ -210,6 +218,7 @@ impl Step {
             Step::Retire { .. } => "retire",
             Step::Forget { .. } => "forget",
             Step::ConfigSet { .. } => "config_set",
+            Step::TlsSwitch { .. } => "tls_switch",
             Step::ReplicaOf { .. } => "replica_of",
             Step::RestartSentinel { .. } => "restart_sentinel",
             Step::SentinelMonitor { .. } => "sentinel_monitor",
@@ -325,6 +334,21 @@ impl fmt::Display for Step {
             Step::ConfigSet { node, params } => {
                 let kv: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
                 write!(f, "set {} on {node} (live, no restart)", kv.join(" "))
+            }
+            Step::TlsSwitch { mode, nodes } => {
+                let names: Vec<String> = nodes.iter().map(|(k, _)| k.to_string()).collect();
+                let mut keys: Vec<&str> = nodes
+                    .iter()
+                    .flat_map(|(_, p)| p.iter().map(|(k, _)| k.as_str()))
+                    .collect();
+                keys.sort_unstable();
+                keys.dedup();
+                write!(
+                    f,
+                    "switch the cluster to tls.mode {mode} on {} at once (live, no restart): {}",
+                    names.join(", "),
+                    keys.join(", ")
+                )
             }
             Step::AclSetUser { node, why, .. } => write!(
                 f,
@@ -589,6 +613,11 @@ pub fn plan_with(topo: &Topology, obs: &Observed, opts: Options) -> Plan {
         out.partial |= part.partial;
     }
     out.steps.extend(later);
+    if out.steps.is_empty() && out.blockers.is_empty() {
+        let switch = tls_switch(topo, obs);
+        out.steps.extend(switch.steps);
+        out.waits.extend(switch.waits);
+    }
     // A replica still syncing holds nothing else up: its wait only keeps the last round
     // (nothing else to do) going until it has synced.
     if !out.steps.is_empty() || !out.blockers.is_empty() {
@@ -619,6 +648,77 @@ pub fn replica_start_args(topo: &Topology, master: &InstanceKey) -> Vec<String> 
     ]
 }
 
+/// The live switch of a running cluster between TLS modes (`tls.port_offset` declared): one
+/// step that sets the bus and replication modes and the ports on every node at once. Only
+/// once nothing else is left to do, every node answers, and every node has its TLS port and
+/// files (the per-node drift of mode both) — a node left behind would be cut off the bus.
+fn tls_switch(topo: &Topology, obs: &Observed) -> Plan {
+    let mut p = Plan::default();
+    let Some(t) = topo.tls_switching() else {
+        return p;
+    };
+    let mut nodes = Vec::new();
+    let mut waiting = Vec::new();
+    for inst in topo.cluster_instances() {
+        let Some(o) = obs.nodes.get(&inst.key) else {
+            waiting.push(format!("{}: not observed", inst.key));
+            continue;
+        };
+        if o.error.is_some() || o.live.is_none() {
+            waiting.push(format!("{}: does not answer", inst.key));
+            continue;
+        }
+        let (switch, other): (Vec<_>, Vec<_>) = o
+            .live_drift
+            .iter()
+            .partition(|(k, _, _)| crate::render::tls::is_switch_key(topo, k));
+        if other.iter().any(|(k, _, _)| k.starts_with("tls-")) {
+            waiting.push(format!(
+                "{}: its TLS port and files are not set yet",
+                inst.key
+            ));
+            continue;
+        }
+        if !switch.is_empty() {
+            nodes.push((
+                inst.key.clone(),
+                switch
+                    .iter()
+                    .map(|(k, _, v)| (k.clone(), v.clone()))
+                    .collect::<Vec<_>>(),
+            ));
+        }
+    }
+    if nodes.is_empty() {
+        return p;
+    }
+    if !waiting.is_empty() {
+        p.waits.push(Wait::on(
+            WaitKind::TlsSwitch,
+            &nodes[0].0,
+            format!(
+                "switching the cluster to tls.mode {} waits for every node: {}",
+                mode_name(t.mode),
+                waiting.join("; ")
+            ),
+        ));
+        return p;
+    }
+    p.steps.push(Step::TlsSwitch {
+        mode: mode_name(t.mode).into(),
+        nodes,
+    });
+    p
+}
+
+fn mode_name(m: crate::topology::TlsMode) -> &'static str {
+    match m {
+        crate::topology::TlsMode::Off => "off",
+        crate::topology::TlsMode::On => "on",
+        crate::topology::TlsMode::Both => "both",
+    }
+}
+
 /// Live settings that differ from the topology: set them with CONFIG SET, no restart.
 fn drift(topo: &Topology, obs: &Observed) -> Plan {
     let mut p = Plan::default();
@@ -635,6 +735,7 @@ fn drift(topo: &Topology, obs: &Observed) -> Plan {
             .live_drift
             .iter()
             .filter(|(k, _, _)| !(unsynced && k == "replica-priority"))
+            .filter(|(k, _, _)| !crate::render::tls::is_switch_key(topo, k))
             .map(|(k, _, want)| (k.clone(), want.clone()))
             .collect();
         // Its sync with a master that answers is under way: wait for it, so that the run

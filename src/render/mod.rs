@@ -192,12 +192,25 @@ pub fn tls_live_params(
     tls: Option<&tls::TlsMaterial>,
 ) -> Vec<(String, String)> {
     let paths = InstancePaths::new(state_dir, &inst.key);
-    match (topo.tls_on(), tls) {
+    let mut v = match (topo.tls_on(), tls) {
         (Some(_), Some(m)) => tls::paths(&paths, &inst.key.host, m)
             .map(|p| tls::file_params(&p))
             .unwrap_or_default(),
         _ => Vec::new(),
+    };
+    // Mode both, first step of a live switch: each node opens its TLS port (with the files
+    // above, in the same CONFIG SET); the rest of the switch waits for all of them.
+    if let Some(t) = topo
+        .tls_on()
+        .filter(|t| t.mode == crate::topology::TlsMode::Both)
+    {
+        v.push(("tls-auth-clients".into(), t.auth_clients.into()));
+        v.push(("tls-port".into(), tls::tls_port(t, inst.port).to_string()));
     }
+    if inst.group.is_none() {
+        v.extend(tls::switch_params(topo, inst.port));
+    }
+    v
 }
 
 /// Settings Redis can change at runtime, as `CONFIG GET` reports them, so that drift can be
@@ -515,7 +528,8 @@ mod tests {
     fn tls_cluster_conf_golden_and_renewal_paths() {
         let mut topo = load("local-cluster.yaml");
         topo.tls = Some(crate::topology::Tls {
-            on: true,
+            mode: crate::topology::TlsMode::On,
+            port_offset: 0,
             ca_file: "ca.crt".into(),
             cert_file: "redis.crt".into(),
             key_file: "redis.key".into(),
@@ -561,7 +575,7 @@ mod tests {
         assert_ne!(before[1], after[1]);
         assert_eq!(before[2], after[2], "same CA, same path");
         // Mode off: nothing of it is rendered.
-        topo.tls.as_mut().unwrap().on = false;
+        topo.tls.as_mut().unwrap().mode = crate::topology::TlsMode::Off;
         let plain = instance_files(&topo, state, inst, LogTarget::File, None, Some(&m));
         assert_eq!(plain.len(), 1);
         assert!(

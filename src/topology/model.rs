@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use super::raw::{Fsync, Role};
+pub use super::raw::{Fsync, Role, TlsMode};
 use super::slots::{SlotRange, weighted_split};
 
 #[derive(Debug, Clone, Serialize)]
@@ -33,7 +33,9 @@ pub struct Topology {
 /// themselves are read (and checked) by the CLI, never here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Tls {
-    pub on: bool,
+    pub mode: TlsMode,
+    /// `tls.port_offset` (0: none): mode `both` serves TLS on the declared port + this.
+    pub port_offset: u16,
     pub ca_file: PathBuf,
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
@@ -320,9 +322,22 @@ impl Persistence {
 }
 
 impl Topology {
-    /// The TLS settings when TLS is on (`tls.mode: on`).
+    /// The TLS settings when some port speaks TLS (`tls.mode: on` or `both`).
     pub fn tls_on(&self) -> Option<&Tls> {
-        self.tls.as_ref().filter(|t| t.on)
+        self.tls.as_ref().filter(|t| t.mode != TlsMode::Off)
+    }
+
+    /// The TLS settings when the declared ports speak only TLS (`tls.mode: on`): redisctl
+    /// dials them over TLS.
+    pub fn tls_only(&self) -> Option<&Tls> {
+        self.tls.as_ref().filter(|t| t.mode == TlsMode::On)
+    }
+
+    /// The TLS settings while a running cluster is switched between modes (`port_offset`
+    /// given): the cluster nodes' listening ports, bus and replication modes and announced
+    /// ports are compared and switched at runtime (plan::tls_switch).
+    pub fn tls_switching(&self) -> Option<&Tls> {
+        self.tls.as_ref().filter(|t| t.port_offset != 0)
     }
 
     /// Every Redis instance: cluster nodes, then group members.

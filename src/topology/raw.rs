@@ -55,10 +55,17 @@ pub struct RawTopology {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
-    /// `off` (plain TCP everywhere) or `on` (TLS only: clients, replication, the cluster bus
-    /// and Sentinel; the declared port speaks TLS and no plain port is open). Default `on`.
+    /// `off` (plain TCP everywhere), `on` (TLS only: clients, replication, the cluster bus
+    /// and Sentinel; the declared port speaks TLS and no plain port is open) or `both` (the
+    /// migration mode of a Redis Cluster: the declared port stays plain, TLS is served on the
+    /// declared port + `port_offset`, the bus and replication speak TLS). Default `on`.
     #[serde(default)]
     pub mode: Option<TlsMode>,
+    /// Switching a running cluster between modes (`off` → `both` → `on`, or back to `off`):
+    /// in mode `both` every node serves TLS on its declared port + this offset. Kept while
+    /// the switch is under way; required by mode `both`.
+    #[serde(default, deserialize_with = "strict::opt_u32")]
+    pub port_offset: Option<u32>,
     /// CA certificate(s) (PEM) that signed the instances' and the clients' certificates.
     pub ca_file: String,
     /// Certificate (PEM) every instance presents, to clients and to its peers.
@@ -86,6 +93,7 @@ pub struct RawTls {
 pub enum TlsMode {
     Off,
     On,
+    Both,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]

@@ -263,6 +263,9 @@ pub fn validate(raw: &RawTopology, base_dir: &Path) -> (Option<Topology>, Vec<Pr
             "nothing to deploy: add a `cluster` section or replication `groups`",
         );
     }
+    if let Some(t) = &tls {
+        tls_ports(raw, t, &mut ports, &mut p);
+    }
     if !hosts.is_empty() {
         check_ports(&ports, &hosts, &mut p);
     }
@@ -344,7 +347,18 @@ fn validate_tls(t: &RawTls, base_dir: &Path, p: &mut Problems) -> Tls {
         );
     }
     Tls {
-        on: t.mode.unwrap_or(TlsMode::On) == TlsMode::On,
+        mode: t.mode.unwrap_or(TlsMode::On),
+        port_offset: match t.port_offset {
+            None => 0,
+            Some(o @ 1..=65535) => o as u16,
+            Some(o) => {
+                p.error(
+                    "tls.port_offset",
+                    format!("{o} is out of range; write 1 to 65535 (the TLS port of mode both is the declared port + this)"),
+                );
+                0
+            }
+        },
         ca_file: base_dir.join(&t.ca_file),
         cert_file: base_dir.join(&t.cert_file),
         key_file: base_dir.join(&t.key_file),
@@ -1324,6 +1338,40 @@ fn parse_ports(ports: &PortsValue, p: &mut Problems) -> Option<Vec<u32>> {
         }
     }
     ok.then_some(list)
+}
+
+/// Mode `both` (the live switch of a Redis Cluster): it needs `port_offset`, and only a
+/// cluster can be switched live; the TLS ports join the port checks.
+fn tls_ports(raw: &RawTopology, t: &Tls, ports: &mut Vec<PortUse>, p: &mut Problems) {
+    if t.mode == TlsMode::Both {
+        if t.port_offset == 0 && raw.tls.as_ref().is_some_and(|r| r.port_offset.is_none()) {
+            p.error(
+                "tls.port_offset",
+                "mode both needs port_offset: the declared ports stay plain, and TLS is served on each declared port + port_offset (e.g. port_offset: 1000)",
+            );
+        }
+        if raw.groups.as_ref().is_some_and(|g| !g.is_empty()) {
+            p.error(
+                "tls.mode",
+                "mode both switches a running Redis Cluster to TLS; replication groups cannot be switched live (Sentinel tells every client one address per master, plain or TLS, never both): switch groups offline (docs/security.md, \"Turning TLS on\"), or declare tls before their first apply",
+            );
+        }
+    }
+    if t.port_offset == 0 {
+        return;
+    }
+    let extra: Vec<PortUse> = ports
+        .iter()
+        .filter(|u| u.bus)
+        .map(|u| PortUse {
+            host: u.host,
+            port: u.port + u32::from(t.port_offset),
+            field: "tls.port_offset".into(),
+            name: format!("the TLS port of {} ({} + tls.port_offset)", u.name, u.port),
+            bus: false,
+        })
+        .collect();
+    ports.extend(extra);
 }
 
 /// A port some instance listens on, for the cross-section port checks.
