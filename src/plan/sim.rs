@@ -1450,3 +1450,75 @@ fn golden_maintenance_plans() {
     let what = format!("3x1 on 2 hosts, converged: restart --rolling on {two}");
     golden_maintenance("rolling-restart", &what, &m);
 }
+
+/// A converged cluster being switched to `tls.mode: both`: the switch is one step over every
+/// node, planned only when every node answers and has its TLS port open, never while other
+/// steps are pending; with nothing left to switch, nothing is planned.
+#[test]
+fn a_tls_switch_is_one_step_over_every_node_once_all_are_ready() {
+    let topo = topology(3, 1, 1, false);
+    let mut sim = Sim::new(topo);
+    let p = plan_with(&sim.topo, &sim.observed(), Options::default());
+    for s in &p.steps {
+        sim.apply(s);
+    }
+    assert!(plan_with(&sim.topo, &sim.observed(), Options::default()).is_empty());
+    let mut topo = sim.topo.clone();
+    topo.tls = Some(crate::topology::Tls {
+        mode: crate::topology::TlsMode::Both,
+        port_offset: 1000,
+        ca_file: "ca.crt".into(),
+        cert_file: "c.crt".into(),
+        key_file: "c.key".into(),
+        client: None,
+        auth_clients: "yes",
+        expiry_warning_days: 30,
+    });
+    let keys: Vec<InstanceKey> = topo.cluster_instances().map(|i| i.key.clone()).collect();
+    let drifted = |tls_port_open: bool| {
+        let mut obs = sim.observed();
+        for k in &keys {
+            let o = obs.nodes.get_mut(k).unwrap();
+            o.live_drift
+                .push(("tls-cluster".into(), "no".into(), "yes".into()));
+            if !tls_port_open {
+                o.live_drift
+                    .push(("tls-port".into(), "0".into(), (k.port + 1000).to_string()));
+            }
+        }
+        obs
+    };
+    // TLS ports not open yet: each node opens its own (config_set), the switch waits.
+    let p = plan_with(&topo, &drifted(false), Options::default());
+    assert_eq!(p.steps.len(), keys.len(), "{p:#?}");
+    assert!(
+        p.steps
+            .iter()
+            .all(|s| matches!(s, Step::ConfigSet { params, .. }
+            if params.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>() == ["tls-port"])),
+        "{p:#?}"
+    );
+    // All open: one switch over every node.
+    let p = plan_with(&topo, &drifted(true), Options::default());
+    assert_eq!(p.steps.len(), 1, "{p:#?}");
+    match &p.steps[0] {
+        Step::TlsSwitch { mode, nodes } => {
+            assert_eq!(mode, "both");
+            assert_eq!(
+                nodes.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+                keys.iter().collect::<Vec<_>>()
+            );
+        }
+        s => panic!("{s}"),
+    }
+    // One node does not answer: the switch waits, naming it.
+    let mut obs = drifted(true);
+    obs.nodes.get_mut(&keys[2]).unwrap().error = Some("connection refused".into());
+    let p = plan_with(&topo, &obs, Options::default());
+    assert!(
+        p.steps.iter().all(|s| !matches!(s, Step::TlsSwitch { .. })),
+        "{p:#?}"
+    );
+    // Switched: nothing left.
+    assert!(plan_with(&topo, &sim.observed(), Options::default()).is_empty());
+}

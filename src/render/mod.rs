@@ -585,6 +585,95 @@ mod tests {
         );
     }
 
+    /// `tls.mode: both`: the declared port stays plain, TLS on port + offset, the announced
+    /// ports written out; the live switch's settings per mode, in their order.
+    #[test]
+    fn tls_both_mode_conf_and_switch_settings() {
+        use crate::topology::TlsMode;
+        let mut topo = load("local-cluster.yaml");
+        topo.tls = Some(crate::topology::Tls {
+            mode: TlsMode::Both,
+            port_offset: 1000,
+            ca_file: "ca.crt".into(),
+            cert_file: "redis.crt".into(),
+            key_file: "redis.key".into(),
+            client: None,
+            auth_clients: "yes",
+            expiry_warning_days: 30,
+        });
+        let state = Path::new("/var/lib/redisctl/local-cluster");
+        let m = tls::TlsMaterial {
+            ca: b"CA".to_vec(),
+            hosts: [("local".to_string(), (b"CERT".to_vec(), b"KEY".to_vec()))].into(),
+        };
+        let inst = topo.instances().next().unwrap().clone();
+        let files = instance_files(&topo, state, &inst, LogTarget::File, None, Some(&m));
+        let conf = std::str::from_utf8(&files[0].contents).unwrap();
+        for line in [
+            "\nport 7000\n",
+            "\ntls-port 8000\n",
+            "\ntls-cluster yes\n",
+            "\ntls-replication yes\n",
+            "\ncluster-port 17000\n",
+            "\ncluster-announce-tls-port 8000\n",
+            "\ncluster-announce-port 7000\n",
+            "\ncluster-announce-bus-port 17000\n",
+        ] {
+            assert!(conf.contains(line), "{line:?} missing:\n{conf}");
+        }
+        // Live: files, then the TLS port opened per node; the rest switched at once.
+        let live = tls_live_params(&topo, state, &inst, Some(&m));
+        let keys: Vec<&str> = live.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "tls-cert-file",
+                "tls-key-file",
+                "tls-ca-cert-file",
+                "tls-auth-clients",
+                "tls-port",
+                "tls-replication",
+                "tls-cluster",
+                "cluster-announce-tls-port",
+                "cluster-announce-port",
+                "cluster-announce-bus-port"
+            ]
+        );
+        assert!(!tls::is_switch_key(&topo, "tls-port"), "opened per node");
+        assert!(tls::is_switch_key(&topo, "tls-cluster"));
+        // Mode on: the plain port closes before TLS takes the declared port; the announced
+        // ports go back to derived ones last.
+        topo.tls.as_mut().unwrap().mode = TlsMode::On;
+        let on = tls::switch_params(&topo, 7000);
+        let order: Vec<Vec<String>> = tls::switch_groups(&on)
+            .into_iter()
+            .filter(|g| !g.is_empty())
+            .map(|g| g.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                vec!["tls-replication=yes", "tls-cluster=yes"],
+                vec!["port=0"],
+                vec!["tls-port=7000"],
+                vec![
+                    "cluster-announce-tls-port=0",
+                    "cluster-announce-port=0",
+                    "cluster-announce-bus-port=0"
+                ],
+            ]
+        );
+        assert!(tls::is_switch_key(&topo, "tls-port"));
+        // Mode off: the TLS port closes last.
+        topo.tls.as_mut().unwrap().mode = TlsMode::Off;
+        let off = tls::switch_groups(&tls::switch_params(&topo, 7000));
+        assert_eq!(off[4], vec![("tls-port".to_string(), "0".to_string())]);
+        // Without port_offset nothing is switched live (a deployment that is not switching).
+        topo.tls.as_mut().unwrap().port_offset = 0;
+        assert!(tls::switch_params(&topo, 7000).is_empty());
+        assert!(!tls::is_switch_key(&topo, "tls-cluster"));
+    }
+
     #[test]
     fn quoting_round_trips_specials() {
         assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);

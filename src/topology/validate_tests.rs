@@ -1763,7 +1763,8 @@ fn tls_section_is_validated_with_located_errors() {
          cluster: {shards: 3, replicas: 0, ports: 7000-7002}\n",
     );
     let t = ok.topology.tls.as_ref().unwrap();
-    assert!(t.on, "mode defaults to on");
+    assert_eq!(t.mode, crate::topology::TlsMode::On, "mode defaults to on");
+    assert_eq!(t.port_offset, 0);
     assert_eq!(t.auth_clients, "yes");
     assert_eq!(t.expiry_warning_days, 30);
     assert_eq!(t.cert_file, Path::new("./s.crt"));
@@ -1783,11 +1784,48 @@ fn tls_section_is_validated_with_located_errors() {
     );
     // Unknown modes and fields are refused in the format's words.
     let e = errors(&format!(
-        "{HOSTS}tls: {{mode: both, ca_file: a, cert_file: b, key_file: c}}\ncluster: {{shards: 3, replicas: 0, ports: 7000-7002}}\n"
+        "{HOSTS}tls: {{mode: half, ca_file: a, cert_file: b, key_file: c}}\ncluster: {{shards: 3, replicas: 0, ports: 7000-7002}}\n"
     ));
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(e[0].starts_with("t.yaml:5:"), "{e:?}");
     assert!(e[0].contains("tls.mode"), "{e:?}");
+    // Mode both: needs port_offset, a cluster only, and TLS ports that are free.
+    let e = errors(&format!(
+        "{HOSTS}tls: {{mode: both, ca_file: a, cert_file: b, key_file: c}}\ncluster: {{shards: 3, replicas: 0, ports: 7000-7002}}\n"
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains("tls.port_offset: mode both needs port_offset"),
+        "{e:?}"
+    );
+    let e = errors(&format!(
+        "{HOSTS}tls: {{mode: both, port_offset: 1, ca_file: a, cert_file: b, key_file: c}}\ncluster: {{shards: 3, replicas: 0, ports: 7000-7002}}\n"
+    ));
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e.iter().all(|x| x.contains("tls.port_offset: duplicate ")),
+        "{e:?}"
+    );
+    let e = errors(&format!(
+        "{HOSTS}tls: {{mode: both, port_offset: 70000, ca_file: a, cert_file: b, key_file: c}}\ncluster: {{shards: 3, replicas: 0, ports: 7000-7002}}\n"
+    ));
+    assert!(
+        e[0].contains("tls.port_offset: 70000 is out of range"),
+        "{e:?}"
+    );
+    let e = errors(&format!(
+        "{HOSTS}tls: {{mode: both, port_offset: 1000, ca_file: a, cert_file: b, key_file: c}}\n\
+         groups:\n  - name: g\n    master: {{host: a, port: 6379}}\n"
+    ));
+    assert!(
+        e.iter()
+            .any(|x| x.contains("tls.mode: mode both switches a running Redis Cluster")),
+        "{e:?}"
+    );
+    let ok = clean(&format!(
+        "{HOSTS}tls: {{mode: both, port_offset: 1000, ca_file: a, cert_file: b, key_file: c}}\ncluster: {{shards: 3, replicas: 0, ports: 7000-7002}}\n"
+    ));
+    assert_eq!(ok.topology.tls.as_ref().unwrap().port_offset, 1000);
     // A host certificate without the section.
     let e = errors(
         "name: t\nhosts:\n  - {name: a, address: 127.0.0.1, tls: {cert_file: a.crt, key_file: a.key}}\ncluster: {shards: 3, replicas: 0, ports: 7000-7002}\n",
