@@ -313,8 +313,9 @@ fn tls_declared_over_running_plain_instances_is_refused_with_the_way_out() {
     assert!(err.contains("set tls.mode: off"), "{err}");
 }
 
-/// A running plain cluster switched live to TLS only, through `tls.mode: both`: no restart,
-/// a plain redis-py cluster writer through the first switch and a TLS one through both,
+/// A running plain cluster switched live to TLS only, through `tls.mode: both` (and back to
+/// off and to both once on the way): no restart, a plain redis-py cluster writer through the
+/// first three switches and a TLS one through the last two,
 /// nothing lost; meanwhile each kind of client is sent to its own ports, and replication and
 /// the bus end up speaking TLS.
 #[test]
@@ -399,6 +400,21 @@ fn a_running_cluster_is_switched_to_tls_through_mode_both_without_a_restart() {
         assert!(tls_view.contains(&format!("127.0.0.1:{t}")), "{tls_view}");
         assert!(!tls_view.contains(&format!("127.0.0.1:{p} ")), "{tls_view}");
     }
+    // Back to off (the way back while clients are being moved) and to both again, live.
+    declare("off");
+    let off = d.json(&["apply", "--yes"]);
+    assert!(off.to_string().contains("tls_switch"), "{off}");
+    cluster_check(false, d.ports[0]);
+    for &t in &tls_ports {
+        assert!(certs.served_subject(t).is_none(), "TLS port {t} still open");
+    }
+    declare("both");
+    let before_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    d.ok(&["apply", "--yes"]);
+    cluster_check(true, tls_ports[0]);
     let tls_writer = consistency_with(
         "127.0.0.1",
         tls_ports[0],
@@ -435,6 +451,20 @@ fn a_running_cluster_is_switched_to_tls_through_mode_both_without_a_restart() {
         );
     }
     assert_eq!(linked, 3);
+    // Every bus link was dialed after this switch began, so in TLS (a node with tls-cluster
+    // dials and accepts nothing else): none is left from the plain bus.
+    for &t in &tls_ports {
+        let (ok, links) = certs.cli(t, &["CLUSTER", "LINKS"]);
+        assert!(ok, "{links}");
+        let lines: Vec<&str> = links.lines().collect();
+        let created: Vec<u128> = lines
+            .windows(2)
+            .filter(|w| w[0] == "create-time")
+            .map(|w| w[1].trim().parse().unwrap())
+            .collect();
+        assert_eq!(created.len(), 10, "{t}: {links}");
+        assert!(created.iter().all(|&c| c >= before_ms), "{t}: {links}");
+    }
     let plan = d.run(&["plan", "--exit-code"]);
     assert_eq!(
         plan.status.code(),
@@ -444,7 +474,7 @@ fn a_running_cluster_is_switched_to_tls_through_mode_both_without_a_restart() {
     );
     let report = finish_json(plain_writer);
     say(&format!(
-        "plain writer through the switch to mode both: {report}"
+        "plain writer through off → both → off → both: {report}"
     ));
     assert_nothing_lost(&report, 1);
     assert_eq!(report["errors"], 0, "{report}");

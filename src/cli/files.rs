@@ -164,7 +164,7 @@ pub fn read_tls(
     t: &Topology,
     local: &dyn Fn(&crate::topology::Host) -> bool,
 ) -> Result<Option<(TlsMaterial, std::sync::Arc<ClientConfig>)>, TopologyError> {
-    let Some(tls) = t.tls_on() else {
+    let Some(tls) = t.tls_files() else {
         return Ok(None);
     };
     let mut diagnostics = Vec::new();

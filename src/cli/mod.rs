@@ -801,7 +801,7 @@ fn render_cmd(cli: &Cli, file: &Path, dir: Option<&Path>, out: &Printer) -> anyh
     });
     let pw = secrets.as_ref();
     // Certificates and keys are copied at apply; the printed files name placeholders.
-    let tls = t.tls_on().map(|_| render::tls::TlsMaterial {
+    let tls = t.tls_files().map(|_| render::tls::TlsMaterial {
         ca: redacted.as_bytes().to_vec(),
         hosts: t
             .hosts

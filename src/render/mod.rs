@@ -77,8 +77,10 @@ pub fn instance_files(
     tls: Option<&tls::TlsMaterial>,
 ) -> Vec<RenderedFile> {
     let paths = InstancePaths::new(state_dir, &inst.key);
-    let tls = tls.filter(|_| topo.tls_on().is_some());
-    let tls_paths = tls.and_then(|m| tls::paths(&paths, &inst.key.host, m));
+    let tls = tls.filter(|_| topo.tls_files().is_some());
+    let tls_paths = tls
+        .filter(|_| topo.tls_on().is_some())
+        .and_then(|m| tls::paths(&paths, &inst.key.host, m));
     let mut out = vec![RenderedFile {
         path: paths.config.clone(),
         contents: redis_conf(

@@ -327,6 +327,14 @@ impl Topology {
         self.tls.as_ref().filter(|t| t.mode != TlsMode::Off)
     }
 
+    /// The TLS settings when instances need their TLS files: some port speaks TLS, or a
+    /// switch is under way (back to `off`, the files stay until every node has switched).
+    pub fn tls_files(&self) -> Option<&Tls> {
+        self.tls
+            .as_ref()
+            .filter(|t| t.mode != TlsMode::Off || t.port_offset != 0)
+    }
+
     /// The TLS settings when the declared ports speak only TLS (`tls.mode: on`): redisctl
     /// dials them over TLS.
     pub fn tls_only(&self) -> Option<&Tls> {
