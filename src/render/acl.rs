@@ -20,8 +20,13 @@ use crate::topology::users::{ADMIN_USER, REPLICATION_USER, SENTINEL_USER};
 /// What the password files hold, as far as rendering needs it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secrets {
-    /// `auth.password_file`: `requirepass`, or redisctl's own ACL user.
+    /// `auth.password_file` (the last of `auth.password_files`): `requirepass`, or
+    /// redisctl's own ACL user; without ACL users also what replicas and Sentinels send.
     pub password: String,
+    /// The earlier entries of `auth.password_files` while redisctl's password is rotated:
+    /// still accepted everywhere, tried first by redisctl (every instance accepts them until
+    /// the list drops them). Empty with `password_file`.
+    pub previous: Vec<String>,
     /// Each declared user's password hashes (SHA-256, hex), in `password_files` order.
     pub users: BTreeMap<String, Vec<String>>,
     /// `auth.replication_password_files`' passwords in order; empty: derived.
@@ -31,6 +36,14 @@ pub struct Secrets {
 }
 
 impl Secrets {
+    /// Every password of redisctl's own (and, without ACL users, the default) user, in the
+    /// declared order.
+    pub fn admin(&self) -> Vec<String> {
+        let mut v = self.previous.clone();
+        v.push(self.password.clone());
+        v
+    }
+
     /// Every password `user` (redisctl-replication or redisctl-sentinel) accepts, in order;
     /// the last is the one replicas / Sentinels authenticate with.
     pub fn internal(&self, user: &str) -> Vec<String> {
@@ -40,7 +53,13 @@ impl Secrets {
             &self.sentinel
         };
         if declared.is_empty() {
-            vec![derived_password(user, &self.password)]
+            // One derived password per admin password: rotating `auth.password_files`
+            // rotates the derived users in the same phases (both accepted until the old
+            // admin password is dropped, replicas and Sentinels switching to the last).
+            self.admin()
+                .iter()
+                .map(|pw| derived_password(user, pw))
+                .collect()
         } else {
             declared.clone()
         }
@@ -65,7 +84,8 @@ pub fn sha256_hex(s: &str) -> String {
 }
 
 /// The password of one of redisctl's derived users: SHA-256 of its name and redisctl's own
-/// password, so rotating `auth.password_file` rotates them too.
+/// password, so rotating `auth.password_files` rotates them too (one derived password per
+/// listed admin password, see `Secrets::internal`).
 pub fn derived_password(user: &str, admin: &str) -> String {
     sha256_hex(&format!("redisctl derived password\n{user}\n{admin}"))
 }
@@ -128,12 +148,15 @@ pub fn sentinel_auth(acl: bool, pass: Option<&str>) -> Vec<String> {
 }
 
 /// How redisctl authenticates to Redis instances: as `redisctl` with ACL users, else as the
-/// default user.
+/// default user; with the listed passwords in order (the first one an instance accepts).
 pub fn credentials(topo: &Topology, secrets: &Secrets) -> crate::observe::client::Credentials {
     let acl = topo.auth.as_ref().is_some_and(|a| a.acl.is_some());
+    let mut all = secrets.admin();
+    let password = all.remove(0);
     crate::observe::client::Credentials {
         user: acl.then(|| ADMIN_USER.to_string()),
-        password: secrets.password.clone(),
+        password,
+        fallback: all,
     }
 }
 
@@ -197,10 +220,10 @@ pub fn users(topo: &Topology, secrets: &Secrets) -> Vec<AclUser> {
         channels: strs(&["*"]),
         commands: strs(&["+@all"]),
     };
-    let admin_hash = sha256_hex(&secrets.password);
+    let admin_hashes: Vec<String> = secrets.admin().iter().map(|p| sha256_hex(p)).collect();
     let mut out = vec![
         if acl.default_user_enabled {
-            everything("default", true, vec![admin_hash.clone()])
+            everything("default", true, admin_hashes.clone())
         } else {
             AclUser {
                 name: "default".into(),
@@ -211,7 +234,7 @@ pub fn users(topo: &Topology, secrets: &Secrets) -> Vec<AclUser> {
                 commands: Vec::new(),
             }
         },
-        everything(ADMIN_USER, true, vec![admin_hash]),
+        everything(ADMIN_USER, true, admin_hashes),
         AclUser {
             name: REPLICATION_USER.into(),
             enabled: true,
@@ -250,6 +273,38 @@ pub fn users(topo: &Topology, secrets: &Secrets) -> Vec<AclUser> {
     out
 }
 
+/// The users redisctl converges live on a Redis instance: the ACL users, or without them the
+/// default user holding every listed admin password (what `requirepass` sets for one).
+pub fn live_users(topo: &Topology, secrets: &Secrets) -> Vec<AclUser> {
+    if acl_on(topo) {
+        return users(topo, secrets);
+    }
+    vec![default_user(secrets)]
+}
+
+/// Without ACL users: the default user with every admin password and every permission.
+fn default_user(secrets: &Secrets) -> AclUser {
+    AclUser {
+        name: "default".into(),
+        enabled: true,
+        hashes: secrets.admin().iter().map(|p| sha256_hex(p)).collect(),
+        keys: strs(&["*"]),
+        channels: strs(&["*"]),
+        commands: strs(&["+@all"]),
+    }
+}
+
+/// The `requirepass` line, or with several admin passwords (a rotation) the default user
+/// accepting each (Redis' `requirepass` holds only one). Data nodes' secrets.conf and a new
+/// Sentinel's sentinel.conf.
+pub fn requirepass_line(secrets: &Secrets) -> String {
+    if secrets.previous.is_empty() {
+        format!("requirepass {}", super::quote(&secrets.password))
+    } else {
+        default_user(secrets).line()
+    }
+}
+
 /// secrets.conf (mode 0600): `requirepass`/`masterauth` with one shared password, or the
 /// ACL users with `masteruser`/`masterauth` of the replication user.
 pub fn secrets_conf(topo: &Topology, secrets: &Secrets) -> String {
@@ -261,7 +316,7 @@ pub fn secrets_conf(topo: &Topology, secrets: &Secrets) -> String {
     let users = users(topo, secrets);
     if users.is_empty() {
         let q = super::quote(&secrets.password);
-        let _ = writeln!(c, "requirepass {q}\nmasterauth {q}");
+        let _ = writeln!(c, "{}\nmasterauth {q}", requirepass_line(secrets));
         return c;
     }
     let _ = writeln!(
@@ -302,6 +357,7 @@ mod tests {
             .topology;
         let secrets = Secrets {
             password: "adminpw".into(),
+            previous: Vec::new(),
             users: [(
                 "app".to_string(),
                 vec![sha256_hex("old"), sha256_hex("new")],

@@ -75,9 +75,7 @@ fn err(out: &mut Vec<Problem>, path: impl Into<String>, message: impl Into<Strin
 
 /// Validate `auth`; problems are appended to `out`.
 pub fn validate_auth(a: &RawAuth, base_dir: &Path, out: &mut Vec<Problem>) -> Auth {
-    if a.password_file.trim().is_empty() {
-        err(out, "auth.password_file", "must not be empty");
-    }
+    let password_files = admin_files(a, base_dir, out);
     let acl_on = a.users.is_some() || a.default_user.is_some();
     let acl = acl_on.then(|| {
         let raw_users = a.users.as_deref().unwrap_or_default();
@@ -161,9 +159,63 @@ pub fn validate_auth(a: &RawAuth, base_dir: &Path, out: &mut Vec<Problem>) -> Au
         }
     }
     Auth {
-        password_file: base_dir.join(&a.password_file),
+        password_files,
+        password_list: a.password_files.is_some(),
         acl,
     }
+}
+
+/// redisctl's own password files: `password_file` or the list `password_files` (exactly one
+/// of them; the list while the password is rotated), none empty, none twice.
+fn admin_files(a: &RawAuth, base_dir: &Path, out: &mut Vec<Problem>) -> Vec<std::path::PathBuf> {
+    let list: Vec<&String> = match (&a.password_file, &a.password_files) {
+        (Some(f), None) => {
+            if f.trim().is_empty() {
+                err(out, "auth.password_file", "must not be empty");
+            }
+            vec![f]
+        }
+        (None, Some(list)) => {
+            if list.is_empty() {
+                err(
+                    out,
+                    "auth.password_files",
+                    "must list at least one file (redisctl's own password; two while it is rotated: [OLD, NEW])",
+                );
+            }
+            let mut seen: HashMap<&str, usize> = HashMap::new();
+            for (j, f) in list.iter().enumerate() {
+                let at = format!("auth.password_files[{j}]");
+                if f.trim().is_empty() {
+                    err(out, &at, "must not be empty");
+                } else if let Some(first) = seen.insert(f.as_str(), j) {
+                    err(
+                        out,
+                        &at,
+                        format!("{} is listed twice (also [{first}])", show(f)),
+                    );
+                }
+            }
+            list.iter().collect()
+        }
+        (Some(_), Some(_)) => {
+            err(
+                out,
+                "auth.password_files",
+                "give either password_file (one file) or password_files (a list, while the password is rotated), not both",
+            );
+            Vec::new()
+        }
+        (None, None) => {
+            err(
+                out,
+                "auth",
+                "needs password_file: FILE (redisctl's own password; password_files: [OLD, NEW] while it is rotated)",
+            );
+            Vec::new()
+        }
+    };
+    list.into_iter().map(|f| base_dir.join(f)).collect()
 }
 
 /// The password files of one of redisctl's internal users (replication, Sentinel): like an
@@ -217,12 +269,22 @@ fn check_files(
                 &fpath,
                 format!("{} is listed twice (also [{first}])", show(f)),
             );
-        } else if base_dir.join(f) == base_dir.join(&a.password_file) {
+        } else if a
+            .password_file
+            .iter()
+            .chain(a.password_files.iter().flatten())
+            .any(|p| base_dir.join(p) == base_dir.join(f))
+        {
+            let field = if a.password_files.is_some() {
+                "in auth.password_files"
+            } else {
+                "auth.password_file"
+            };
             err(
                 out,
                 &fpath,
                 format!(
-                    "{} is auth.password_file, the password of redisctl's own user{why}",
+                    "{} is {field}, the password of redisctl's own user{why}",
                     show(f)
                 ),
             );
