@@ -40,9 +40,7 @@ pub fn read_password(file: &Path, t: &Topology) -> Result<Option<Vec<String>>, T
     for (j, path) in auth.password_files.iter().enumerate() {
         match first_line(path) {
             Ok(pw) => v.push(pw),
-            Err(m) => {
-                diagnostics.extend(located(file, &auth.password_field(j), m).diagnostics)
-            }
+            Err(m) => diagnostics.extend(located(file, &auth.password_field(j), m).diagnostics),
         }
     }
     if !diagnostics.is_empty() {

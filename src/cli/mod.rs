@@ -677,7 +677,8 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
             ),
             kind: TargetKind::Sentinel,
             live_params: render::sentinel_tls_params(&topology, &state_dir, s, tls.as_ref()),
-            acl: Vec::new(),
+            // The Sentinel's own password (requirepass, sentinel-pass): the admin passwords.
+            acl: secrets.iter().map(render::acl::default_user).collect(),
             auth_pass: secrets
                 .as_ref()
                 .map(|s| render::acl::sentinel_pass(&topology, s)),

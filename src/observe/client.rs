@@ -36,7 +36,9 @@ pub enum ClientError {
         addr: String,
         source: resp::ProtocolError,
     },
-    #[error("{addr}: authentication failed: {message} (check auth.password_file; to change redisctl's password, list the old file and then the new one in auth.password_files, see docs/security.md)")]
+    #[error(
+        "{addr}: authentication failed: {message} (check auth.password_file; to change redisctl's password, list the old file and then the new one in auth.password_files, see docs/security.md)"
+    )]
     Auth { addr: String, message: String },
     #[error("{addr}: {op}: {message}")]
     Server {
@@ -181,9 +183,9 @@ impl Conn {
                         refused = None;
                         break;
                     }
-                    Err(ClientError::Server { message, .. } | ClientError::Auth { message, .. }) => {
-                        refused = Some(message)
-                    }
+                    Err(
+                        ClientError::Server { message, .. } | ClientError::Auth { message, .. },
+                    ) => refused = Some(message),
                     Err(e) => return Err(e),
                 }
             }

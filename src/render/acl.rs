@@ -282,8 +282,9 @@ pub fn live_users(topo: &Topology, secrets: &Secrets) -> Vec<AclUser> {
     vec![default_user(secrets)]
 }
 
-/// Without ACL users: the default user with every admin password and every permission.
-fn default_user(secrets: &Secrets) -> AclUser {
+/// The default user with every admin password and every permission: data nodes without ACL
+/// users, and every Sentinel (its `requirepass`).
+pub fn default_user(secrets: &Secrets) -> AclUser {
     AclUser {
         name: "default".into(),
         enabled: true,
@@ -347,6 +348,59 @@ mod tests {
             sha256_hex("adminpw"),
             "5fcf82bc15aef42cd3ec93e6d4b51c04df110cf77ee715f62f3f172ff8ed9de9"
         );
+    }
+
+    #[test]
+    fn several_admin_passwords_are_all_accepted_and_the_last_is_sent() {
+        let no_acl = "name: t\nhosts:\n  - {name: a, address: 127.0.0.1}\ncluster: {shards: 3, replicas: 1, ports: 7000-7005}\nauth:\n  password_files: [old.pw, new.pw]\n";
+        let t = crate::topology::parse(no_acl, "t.yaml", Path::new("/x"))
+            .unwrap()
+            .topology;
+        let s = Secrets {
+            password: "new".into(),
+            previous: vec!["old".into()],
+            users: BTreeMap::new(),
+            replication: Vec::new(),
+            sentinel: Vec::new(),
+        };
+        // requirepass holds one password: the default user holds both, replicas send the new.
+        let text = secrets_conf(&t, &s);
+        assert!(
+            text.contains(&format!(
+                "user default reset on #{} #{} ~* resetchannels &* +@all\nmasterauth \"new\"\n",
+                sha256_hex("old"),
+                sha256_hex("new")
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("requirepass") && !text.contains("\"old\""));
+        // redisctl tries the old one first (every instance accepts it until the list drops it).
+        let c = credentials(&t, &s);
+        assert_eq!(
+            (c.password.as_str(), c.fallback.clone()),
+            ("old", vec!["new".to_string()])
+        );
+        assert_eq!(live_users(&t, &s)[0].hashes.len(), 2);
+        // With ACL users, the derived internal passwords follow: both accepted, the new one
+        // sent (a rotation of their own, in the same phases).
+        let acl = no_acl.replace("new.pw]\n", "new.pw]\n  users: []\n");
+        let t = crate::topology::parse(&acl, "t.yaml", Path::new("/x"))
+            .unwrap()
+            .topology;
+        assert_eq!(
+            s.internal(REPLICATION_USER),
+            [
+                derived_password(REPLICATION_USER, "old"),
+                derived_password(REPLICATION_USER, "new")
+            ]
+        );
+        assert_eq!(
+            masterauth(&t, &s),
+            derived_password(REPLICATION_USER, "new")
+        );
+        let admin = users(&t, &s);
+        assert_eq!(admin[1].name, ADMIN_USER);
+        assert_eq!(admin[1].hashes, [sha256_hex("old"), sha256_hex("new")]);
     }
 
     #[test]

@@ -533,6 +533,59 @@ mod tests {
     }
 
     #[test]
+    fn password_files_is_the_list_form_of_password_file_and_every_mistake_is_located() {
+        let src = "name: t\nhosts:\n  - {name: a, address: 127.0.0.1}\ncluster: {shards: 3, replicas: 0, ports: 7000-7002}\nauth:\n  password_files: [old.pw, new.pw]\n  users: []\n";
+        let a = crate::topology::parse(src, "t.yaml", Path::new("/etc/redisctl"))
+            .unwrap()
+            .topology
+            .auth
+            .unwrap();
+        assert_eq!(
+            a.password_files,
+            [
+                Path::new("/etc/redisctl/old.pw"),
+                Path::new("/etc/redisctl/new.pw")
+            ]
+        );
+        assert_eq!(a.password_field(1), "auth.password_files[1]");
+        assert_eq!(
+            errors("  password_file: a.pw\n  password_files: [a.pw, b.pw]\n"),
+            [
+                "t.yaml:7:19: error: auth.password_files: give either password_file (one file) or password_files (a list, while the password is rotated), not both"
+            ]
+        );
+        assert_eq!(
+            errors("  password_files: []\n"),
+            [
+                "t.yaml:6:19: error: auth.password_files: must list at least one file (redisctl's own password; two while it is rotated: [OLD, NEW])"
+            ]
+        );
+        assert_eq!(
+            errors("  password_files: [a.pw, '', a.pw]\n"),
+            [
+                "t.yaml:6:26: error: auth.password_files[1]: must not be empty",
+                "t.yaml:6:30: error: auth.password_files[2]: \"a.pw\" is listed twice (also [0])"
+            ]
+        );
+        let e = errors("  users: []\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("t.yaml:6:3: error: auth: needs password_file: FILE"),
+            "{e:?}"
+        );
+        // An internal user's file may not be one of redisctl's own.
+        let e = errors(
+            "  password_files: [a.pw, b.pw]\n  users: []\n  replication_password_files: [b.pw]\n",
+        );
+        assert_eq!(
+            e,
+            [
+                "t.yaml:8:32: error: auth.replication_password_files[0]: \"b.pw\" is in auth.password_files, the password of redisctl's own user (every permission); give this user its own file"
+            ]
+        );
+    }
+
+    #[test]
     fn default_user_takes_only_enabled_or_disabled() {
         let e = errors("  password_file: pw\n  default_user: off\n");
         assert_eq!(e.len(), 1, "{e:?}");
