@@ -806,7 +806,11 @@ fn rotating_redisctls_own_password_under_a_sentinel_client_refuses_nobody_and_re
             .filter(|s| s["step"] == kind)
             .count()
     };
-    assert_eq!(n("acl_add_passwords"), 6, "every member and every Sentinel: {plan}");
+    assert_eq!(
+        n("acl_add_passwords"),
+        6,
+        "every member and every Sentinel: {plan}"
+    );
     let out = d.json(&["apply", "--yes"]).to_string();
     let plan = d.json(&["plan"]);
     assert_eq!(plan["steps"], serde_json::json!([]), "{plan}");
@@ -874,7 +878,11 @@ fn rotating_redisctls_own_password_under_a_sentinel_client_refuses_nobody_and_re
             .filter(|s| s["step"] == kind)
             .count()
     };
-    assert_eq!(n("acl_set_user"), 6, "every member and every Sentinel: {plan}");
+    assert_eq!(
+        n("acl_set_user"),
+        6,
+        "every member and every Sentinel: {plan}"
+    );
     d.ok(&["apply", "--yes"]);
     let plan = d.json(&["plan"]);
     assert_eq!(plan["steps"], serde_json::json!([]), "{plan}");
@@ -965,4 +973,150 @@ fn rotating_redisctls_own_password_under_a_sentinel_client_refuses_nobody_and_re
     reconnect_named(sentinels[0], 2, &new_cli);
     let plan = d.json(&["plan"]);
     assert_eq!(plan["steps"], serde_json::json!([]), "{plan}");
+}
+
+#[test]
+fn rotating_redisctls_own_password_with_derived_internal_users_refuses_no_replica() {
+    const NEW: &str = "adm1n-NEW-pw";
+    // ACL users, the replication and Sentinel users' passwords derived from redisctl's own.
+    let d = Deployment::cluster("auth:\n  password_file: admin.pw\n  users: []\n");
+    let dir = d.dir.path();
+    secret(dir, "admin.pw", ADMIN);
+    secret(dir, "admin.new", NEW);
+    d.ok(&["apply", "--yes"]);
+    let as_admin = |pw: &'static str| {
+        move |p: u16, a: &[&str]| {
+            let out = Command::new("redis-cli")
+                .env("REDISCLI_AUTH", pw)
+                .args(["--user", "redisctl", "-p", &p.to_string()])
+                .args(a)
+                .output()
+                .unwrap();
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        }
+    };
+    let (old_cli, new_cli) = (as_admin(ADMIN), as_admin(NEW));
+    let replicas: Vec<u16> = d
+        .ports
+        .iter()
+        .copied()
+        .filter(|&p| stat(p, "replication", "role", old_cli) == "slave")
+        .collect();
+    assert_eq!(replicas.len(), 3);
+    relink_replicas(&replicas, &old_cli);
+    let full_syncs = |ports: &[u16], cli: &dyn Fn(u16, &[&str]) -> String| -> u64 {
+        ports
+            .iter()
+            .map(|&p| stat(p, "stats", "sync_full", cli).parse::<u64>().unwrap())
+            .sum()
+    };
+    let before = full_syncs(&d.ports, &old_cli);
+    for &p in &d.ports {
+        old_cli(p, &["ACL", "LOG", "RESET"]);
+    }
+    let pids = d.pids();
+    let masterauth =
+        |p: u16, cli: &dyn Fn(u16, &[&str]) -> String| cli(p, &["CONFIG", "GET", "masterauth"]);
+    let derived_before = masterauth(replicas[0], &old_cli);
+
+    let writer = consistency_at("127.0.0.1", d.ports[0], 15.0, 2000, Some(ADMIN));
+    // Replicas reconnect over and over while the derived replication password changes with
+    // redisctl's: a moment where a replica's masterauth is refused shows in ACL LOG.
+    let killers: Vec<std::process::Child> = replicas
+        .iter()
+        .map(|r| {
+            Command::new("redis-cli")
+                .env("REDISCLI_AUTH", ADMIN)
+                .args(["--user", "redisctl", "-p", &r.to_string()])
+                .args(["-r", "-1", "-i", "0.02", "CLIENT", "KILL", "TYPE", "master"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+
+    // 1. [old, new]: the first round only adds (redisctl, default and both derived users).
+    let text = std::fs::read_to_string(&d.file).unwrap().replace(
+        "password_file: admin.pw\n",
+        "password_files: [admin.pw, admin.new]\n",
+    );
+    std::fs::write(&d.file, text).unwrap();
+    let plan = d.json(&["plan"]);
+    assert_eq!(kinds(&plan), ["acl_add_passwords"], "{plan}");
+    let users: std::collections::BTreeSet<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["user"].as_str())
+        .collect();
+    assert_eq!(
+        users.into_iter().collect::<Vec<_>>(),
+        [
+            "default",
+            "redisctl",
+            "redisctl-replication",
+            "redisctl-sentinel"
+        ],
+        "{plan}"
+    );
+    let out = d.json(&["apply", "--yes"]).to_string();
+    assert!(!out.contains(NEW) && !out.contains(ADMIN), "{out}");
+    std::thread::sleep(Duration::from_secs(1));
+    for mut k in killers {
+        k.kill().unwrap();
+        let _ = k.wait();
+    }
+    relink_replicas(&replicas, &new_cli);
+    let plan = d.json(&["plan"]);
+    assert_eq!(plan["steps"], serde_json::json!([]), "{plan}");
+    // The replicas send the new derived password; both admin passwords work.
+    let derived_after = masterauth(replicas[0], &new_cli);
+    assert_ne!(derived_before, derived_after);
+    for &p in &d.ports {
+        assert_eq!(old_cli(p, &["PING"]).trim(), "PONG", "{p}");
+        assert_eq!(new_cli(p, &["PING"]).trim(), "PONG", "{p}");
+    }
+    let j = finish_json(writer);
+    say(&format!(
+        "redisctl's own password (and the derived replication password) rotated under load: {j}"
+    ));
+    assert_eq!(j["lost"], 0, "{j}");
+    assert_eq!(j["errors"], 0, "{j}");
+    assert!(j["acknowledged"].as_u64().unwrap() > 500, "{j}");
+
+    // 2. [new]: the old admin password and the old derived ones go in one round.
+    let text = std::fs::read_to_string(&d.file).unwrap().replace(
+        "password_files: [admin.pw, admin.new]\n",
+        "password_files: [admin.new]\n",
+    );
+    std::fs::write(&d.file, text).unwrap();
+    let plan = d.json(&["plan"]);
+    assert_eq!(kinds(&plan), ["acl_set_user"], "{plan}");
+    d.ok(&["apply", "--yes"]);
+    let plan = d.json(&["plan"]);
+    assert_eq!(plan["steps"], serde_json::json!([]), "{plan}");
+    relink_replicas(&replicas, &new_cli);
+    for &p in &d.ports {
+        assert_eq!(
+            auth_failures(p, new_cli),
+            0,
+            "{p}: {}",
+            new_cli(p, &["ACL", "LOG"])
+        );
+        assert!(old_cli(p, &["PING"]).contains("WRONGPASS"), "{p}");
+        assert_eq!(new_cli(p, &["PING"]).trim(), "PONG", "{p}");
+    }
+    assert_eq!(masterauth(replicas[0], &new_cli), derived_after);
+    assert_eq!(
+        full_syncs(&d.ports, &new_cli),
+        before,
+        "a replica resynced in full"
+    );
+    assert_eq!(d.pids(), pids, "an instance was restarted");
 }
