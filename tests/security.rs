@@ -973,6 +973,25 @@ fn rotating_redisctls_own_password_under_a_sentinel_client_refuses_nobody_and_re
     reconnect_named(sentinels[0], 2, &new_cli);
     let plan = d.json(&["plan"]);
     assert_eq!(plan["steps"], serde_json::json!([]), "{plan}");
+    // The Sentinel that ran through the rotation keeps the password it started with in its
+    // requirepass line (inert); the one apply started again has it no more.
+    let conf = |s: u16| {
+        std::fs::read_to_string(
+            d.state()
+                .join("local")
+                .join(s.to_string())
+                .join("sentinel.conf"),
+        )
+        .unwrap()
+    };
+    assert!(conf(sentinels[1]).contains(PASSWORD));
+    new_cli(sentinels[0], &["SENTINEL", "FLUSHCONFIG"]);
+    assert!(
+        !conf(sentinels[0]).contains(PASSWORD),
+        "{}",
+        conf(sentinels[0])
+    );
+    assert!(conf(sentinels[0]).contains(NEW));
 }
 
 #[test]

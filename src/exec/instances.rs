@@ -179,6 +179,17 @@ impl Context {
     ) -> Result<(), StepError> {
         self.write_files(node)?;
         let t = self.target(node);
+        if t.kind == TargetKind::Sentinel {
+            // Stopped here: its file is not being rewritten. Drop a rotated-away password.
+            let conf_path = &t.managed.paths.config;
+            if let Some(text) = std::fs::read_to_string(conf_path)
+                .ok()
+                .and_then(|c| crate::render::acl::without_inert_requirepass(&c))
+            {
+                fsio::write_atomic(conf_path, text.as_bytes(), 0o600)
+                    .map_err(|e| StepError::Other(format!("write {}: {e}", conf_path.display())))?;
+            }
+        }
         let sup = self.supervisor.clone();
         let m = t.managed.clone();
         let pid = tokio::task::spawn_blocking(move || sup.start(&m, &args))

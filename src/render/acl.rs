@@ -306,6 +306,25 @@ pub fn requirepass_line(secrets: &Secrets) -> String {
     }
 }
 
+/// A Sentinel's own sentinel.conf without its `requirepass` line, when that line is inert:
+/// Sentinel rewrote a `user default …` line (its live passwords, after a rotation) and a
+/// `sentinel sentinel-pass` line. At start Sentinel applies `requirepass` first and the user
+/// line then replaces the default user's passwords, and it sends `sentinel-pass`, not
+/// `requirepass`, to the other Sentinels (sentinel.c, `sentinelSendAuthIfNeeded`): the line
+/// only keeps a rotated-away password in the file, which Sentinel (no CONFIG SET) would write
+/// back from memory forever. Only for a stopped Sentinel. None: nothing to drop.
+pub fn without_inert_requirepass(conf: &str) -> Option<String> {
+    let has = |p: &str| conf.lines().any(|l| l.trim_start().starts_with(p));
+    if !(has("requirepass ") && has("user default ") && has("sentinel sentinel-pass ")) {
+        return None;
+    }
+    let kept: Vec<&str> = conf
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("requirepass "))
+        .collect();
+    Some(kept.join("\n") + "\n")
+}
+
 /// secrets.conf (mode 0600): `requirepass`/`masterauth` with one shared password, or the
 /// ACL users with `masteruser`/`masterauth` of the replication user.
 pub fn secrets_conf(topo: &Topology, secrets: &Secrets) -> String {
@@ -401,6 +420,26 @@ mod tests {
         let admin = users(&t, &s);
         assert_eq!(admin[1].name, ADMIN_USER);
         assert_eq!(admin[1].hashes, [sha256_hex("old"), sha256_hex("new")]);
+    }
+
+    #[test]
+    fn a_rotated_sentinels_requirepass_line_is_dropped_only_when_inert() {
+        let conf = "port 26379\nrequirepass \"old\"\nsentinel sentinel-pass new\nuser default on #abc ~* &* +@all\nsentinel myid x\n";
+        assert_eq!(
+            without_inert_requirepass(conf).as_deref(),
+            Some(
+                "port 26379\nsentinel sentinel-pass new\nuser default on #abc ~* &* +@all\nsentinel myid x\n"
+            )
+        );
+        // Never rotated (no user line) or no sentinel-pass: requirepass is what it uses.
+        assert_eq!(
+            without_inert_requirepass("requirepass \"pw\"\nsentinel sentinel-pass pw\n"),
+            None
+        );
+        assert_eq!(
+            without_inert_requirepass("requirepass \"pw\"\nuser default on #abc\n"),
+            None
+        );
     }
 
     #[test]
