@@ -691,3 +691,451 @@ fn swapping_the_replication_password_of_a_loaded_cluster_in_one_apply_refuses_no
     secret(dir, "repl-new.pw", "repl-NEW-pw");
     d.ok(&["check"]);
 }
+
+/// Close every connection a Sentinel opened to `port` (their names start with `sentinel-`;
+/// on a Sentinel, the other Sentinels' links) and wait until `links` named ones are back:
+/// a Sentinel whose AUTH is refused cannot name its connection.
+fn reconnect_named(port: u16, links: usize, cli: &impl Fn(u16, &[&str]) -> String) {
+    for line in cli(port, &["CLIENT", "LIST"]).lines() {
+        if line.contains(" name=sentinel-")
+            && let Some(id) = line.split_whitespace().find_map(|w| w.strip_prefix("id="))
+        {
+            cli(port, &["CLIENT", "KILL", "ID", id]);
+        }
+    }
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            cli(port, &["CLIENT", "LIST"])
+                .matches(" name=sentinel-")
+                .count()
+                >= links
+        }),
+        "{port}: the Sentinels did not reconnect: {}\n{}",
+        cli(port, &["CLIENT", "LIST"]),
+        cli(port, &["ACL", "LOG"])
+    );
+}
+
+/// `redis-cli` as the default user with `pw` (through the child's environment, never argv);
+/// stdout and stderr together (a refused AUTH is reported on stderr).
+fn cli_as(pw: &str, port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .env("REDISCLI_AUTH", pw)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn rotating_redisctls_own_password_under_a_sentinel_client_refuses_nobody_and_restarts_nothing() {
+    const NEW: &str = "n3w-adm1n-s3cret";
+    // down-after 5 s: the test cuts the Sentinels' links itself to make them authenticate
+    // again, and a Sentinel reconnects at most once a second; with 1 s a cut link alone can
+    // show as +sdown. A refused password would never reconnect (checked by name below).
+    let d = Deployment::sentinel_with(AOF, 5000);
+    let dir = d.dir.path();
+    secret(dir, "secret.new", NEW);
+    d.ok(&["apply", "--yes"]);
+    let (master, replicas, sentinels) = (d.ports[0], &d.ports[1..3], &d.ports[3..]);
+    let old_cli = |p: u16, a: &[&str]| cli_as(PASSWORD, p, a);
+    let new_cli = |p: u16, a: &[&str]| cli_as(NEW, p, a);
+    // Every Sentinel linked to every member (2 links each) and to the other two Sentinels.
+    for &p in &d.ports[..3] {
+        reconnect_named(p, 6, &old_cli);
+    }
+    for &s in sentinels {
+        reconnect_named(s, 2, &old_cli);
+    }
+    for &p in &d.ports {
+        old_cli(p, &["ACL", "LOG", "RESET"]);
+    }
+    let pids = d.pids();
+    assert_eq!(pids.len(), 6, "{pids:?}");
+    let full_syncs = stat(master, "stats", "sync_full", old_cli);
+    let sentinel_log = |s: u16| {
+        std::fs::read_to_string(
+            d.state()
+                .join("local")
+                .join(s.to_string())
+                .join("redis.log"),
+        )
+        .unwrap_or_default()
+    };
+    let log_start: Vec<usize> = sentinels.iter().map(|&s| sentinel_log(s).len()).collect();
+
+    // A redis-py Sentinel client (password for the Sentinels and the master: the file the
+    // control file names), rebuilt every 50 writes.
+    let control = dir.join("control");
+    std::fs::write(&control, format!("{}\n", dir.join("secret").display())).unwrap();
+    let mut cmd = Command::new("python3");
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sentinel_writer.py"))
+        .arg("-")
+        .arg("25");
+    for s in sentinels {
+        cmd.arg(s.to_string());
+    }
+    let writer = cmd
+        .arg("--password-control")
+        .arg(&control)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+
+    // 1. The new password listed after the old one: the first round only adds it, on every
+    //    member and every Sentinel; then replicas and Sentinels switch to it.
+    let text = std::fs::read_to_string(&d.file).unwrap().replace(
+        "password_file: secret\n",
+        "password_files: [secret, secret.new]\n",
+    );
+    std::fs::write(&d.file, text).unwrap();
+    let plan = d.json(&["plan"]);
+    assert_eq!(kinds(&plan), ["acl_add_passwords"], "{plan}");
+    let n = |kind: &str| {
+        plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["step"] == kind)
+            .count()
+    };
+    assert_eq!(
+        n("acl_add_passwords"),
+        6,
+        "every member and every Sentinel: {plan}"
+    );
+    let out = d.json(&["apply", "--yes"]).to_string();
+    let plan = d.json(&["plan"]);
+    assert_eq!(plan["steps"], serde_json::json!([]), "{plan}");
+    for text in [&out, &plan.to_string()] {
+        assert!(!text.contains(NEW) && !text.contains(PASSWORD), "{text}");
+    }
+    // Both accepted everywhere; replicas and Sentinels send the new one, and the Sentinels'
+    // files (which they rewrite) hold what they accept and send.
+    for &p in &d.ports {
+        assert_eq!(old_cli(p, &["PING"]).trim(), "PONG", "{p}");
+        assert_eq!(new_cli(p, &["PING"]).trim(), "PONG", "{p}");
+    }
+    for &p in &d.ports[..3] {
+        let m = new_cli(p, &["CONFIG", "GET", "masterauth"]);
+        assert!(m.contains(NEW), "{p}: {m}");
+    }
+    for &s in sentinels {
+        let conf = std::fs::read_to_string(
+            d.state()
+                .join("local")
+                .join(s.to_string())
+                .join("sentinel.conf"),
+        )
+        .unwrap();
+        assert!(
+            conf.contains(&format!("sentinel auth-pass mymaster {NEW}")),
+            "{s}: {conf}"
+        );
+        assert!(
+            conf.contains(&format!("sentinel sentinel-pass {NEW}")),
+            "{s}: {conf}"
+        );
+        let user = conf
+            .lines()
+            .find(|l| l.starts_with("user default"))
+            .unwrap_or_default();
+        assert_eq!(user.matches(" #").count(), 2, "{s}: {conf}");
+    }
+    // Replicas and Sentinels reconnecting now authenticate with the new password.
+    relink_replicas(replicas, &new_cli);
+    for &p in &d.ports[..3] {
+        reconnect_named(p, 6, &new_cli);
+    }
+    for &s in sentinels {
+        reconnect_named(s, 2, &new_cli);
+    }
+
+    // 2. The client moves to the new password.
+    std::fs::write(&control, format!("{}\n", dir.join("secret.new").display())).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+
+    // 3. The old one goes: one round, every member and every Sentinel.
+    let text = std::fs::read_to_string(&d.file).unwrap().replace(
+        "password_files: [secret, secret.new]\n",
+        "password_files: [secret.new]\n",
+    );
+    std::fs::write(&d.file, text).unwrap();
+    let plan = d.json(&["plan"]);
+    assert_eq!(kinds(&plan), ["acl_set_user"], "{plan}");
+    let n = |kind: &str| {
+        plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["step"] == kind)
+            .count()
+    };
+    assert_eq!(
+        n("acl_set_user"),
+        6,
+        "every member and every Sentinel: {plan}"
+    );
+    d.ok(&["apply", "--yes"]);
+    let plan = d.json(&["plan"]);
+    assert_eq!(plan["steps"], serde_json::json!([]), "{plan}");
+    relink_replicas(replicas, &new_cli);
+    for &p in &d.ports[..3] {
+        reconnect_named(p, 6, &new_cli);
+    }
+    for &s in sentinels {
+        reconnect_named(s, 2, &new_cli);
+    }
+
+    let j = finish_json(writer);
+    say(&format!(
+        "redisctl's own password rotated under a Sentinel client: {j}"
+    ));
+    assert_eq!(j["auth_errors"], 0, "{j}");
+    assert_eq!(j["errors"], 0, "{j}");
+    assert_eq!(j["lost"], 0, "{j}");
+    assert_eq!(j["switches"], 1, "{j}");
+    assert!(j["acknowledged"].as_u64().unwrap() > 200, "{j}");
+    assert_eq!(j["master_port"], master, "{j}");
+
+    // Nobody refused anywhere (redisctl included: it tried the old password first while it
+    // was listed), no restart, no full resync, no Sentinel saw a member down.
+    for &p in &d.ports {
+        assert_eq!(
+            auth_failures(p, new_cli),
+            0,
+            "{p}: {}",
+            new_cli(p, &["ACL", "LOG"])
+        );
+    }
+    assert_eq!(d.pids(), pids, "an instance was restarted");
+    assert_eq!(stat(master, "stats", "sync_full", new_cli), full_syncs);
+    for (&s, &start) in sentinels.iter().zip(&log_start) {
+        let log = sentinel_log(s);
+        let log = &log[start..];
+        assert!(
+            !log.contains("+sdown") && !log.contains("+odown"),
+            "Sentinel {s}:\n{log}"
+        );
+    }
+    // The old password is refused everywhere, the new one works.
+    for &p in &d.ports {
+        assert!(old_cli(p, &["PING"]).contains("WRONGPASS"), "{p}");
+        assert_eq!(new_cli(p, &["PING"]).trim(), "PONG", "{p}");
+    }
+    // No password in a process' arguments, redis.conf or a log; the files holding one are
+    // the owner's only.
+    for &pid in &pids {
+        let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let argv = String::from_utf8_lossy(&argv);
+        assert!(
+            !argv.contains(NEW) && !argv.contains(PASSWORD),
+            "{pid}: {argv}"
+        );
+    }
+    for p in &d.ports {
+        let inst = d.state().join("local").join(p.to_string());
+        for f in ["redis.conf", "redis.log"] {
+            let text = std::fs::read_to_string(inst.join(f)).unwrap_or_default();
+            assert!(!text.contains(NEW) && !text.contains(PASSWORD), "{p}/{f}");
+        }
+        for f in ["secrets.conf", "sentinel.conf"] {
+            if let Ok(meta) = std::fs::metadata(inst.join(f)) {
+                assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{p}/{f}");
+            }
+        }
+    }
+
+    // A restart comes back with what was live: a replica from its secrets.conf (rewritten
+    // by apply), a Sentinel from the sentinel.conf it rewrote.
+    for port in [replicas[0], sentinels[0]] {
+        let pid = d.pid(port).unwrap();
+        new_cli(port, &["SHUTDOWN", "NOSAVE"]);
+        assert!(wait_for(Duration::from_secs(10), || !alive(pid)), "{port}");
+        d.ok(&["apply", "--yes"]);
+        assert!(old_cli(port, &["PING"]).contains("WRONGPASS"), "{port}");
+        assert_eq!(new_cli(port, &["PING"]).trim(), "PONG", "{port}");
+    }
+    assert!(wait_for(Duration::from_secs(20), || stat(
+        replicas[0],
+        "replication",
+        "master_link_status",
+        new_cli
+    ) == "up"));
+    reconnect_named(replicas[0], 6, &new_cli);
+    reconnect_named(sentinels[0], 2, &new_cli);
+    let plan = d.json(&["plan"]);
+    assert_eq!(plan["steps"], serde_json::json!([]), "{plan}");
+    // The Sentinel that ran through the rotation keeps the password it started with in its
+    // requirepass line (inert); the one apply started again has it no more.
+    let conf = |s: u16| {
+        std::fs::read_to_string(
+            d.state()
+                .join("local")
+                .join(s.to_string())
+                .join("sentinel.conf"),
+        )
+        .unwrap()
+    };
+    assert!(conf(sentinels[1]).contains(PASSWORD));
+    new_cli(sentinels[0], &["SENTINEL", "FLUSHCONFIG"]);
+    assert!(
+        !conf(sentinels[0]).contains(PASSWORD),
+        "{}",
+        conf(sentinels[0])
+    );
+    assert!(conf(sentinels[0]).contains(NEW));
+}
+
+#[test]
+fn rotating_redisctls_own_password_with_derived_internal_users_refuses_no_replica() {
+    const NEW: &str = "adm1n-NEW-pw";
+    // ACL users, the replication and Sentinel users' passwords derived from redisctl's own.
+    let d = Deployment::cluster("auth:\n  password_file: admin.pw\n  users: []\n");
+    let dir = d.dir.path();
+    secret(dir, "admin.pw", ADMIN);
+    secret(dir, "admin.new", NEW);
+    d.ok(&["apply", "--yes"]);
+    let as_admin = |pw: &'static str| {
+        move |p: u16, a: &[&str]| {
+            let out = Command::new("redis-cli")
+                .env("REDISCLI_AUTH", pw)
+                .args(["--user", "redisctl", "-p", &p.to_string()])
+                .args(a)
+                .output()
+                .unwrap();
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        }
+    };
+    let (old_cli, new_cli) = (as_admin(ADMIN), as_admin(NEW));
+    let replicas: Vec<u16> = d
+        .ports
+        .iter()
+        .copied()
+        .filter(|&p| stat(p, "replication", "role", old_cli) == "slave")
+        .collect();
+    assert_eq!(replicas.len(), 3);
+    relink_replicas(&replicas, &old_cli);
+    let full_syncs = |ports: &[u16], cli: &dyn Fn(u16, &[&str]) -> String| -> u64 {
+        ports
+            .iter()
+            .map(|&p| stat(p, "stats", "sync_full", cli).parse::<u64>().unwrap())
+            .sum()
+    };
+    let before = full_syncs(&d.ports, &old_cli);
+    for &p in &d.ports {
+        old_cli(p, &["ACL", "LOG", "RESET"]);
+    }
+    let pids = d.pids();
+    let masterauth =
+        |p: u16, cli: &dyn Fn(u16, &[&str]) -> String| cli(p, &["CONFIG", "GET", "masterauth"]);
+    let derived_before = masterauth(replicas[0], &old_cli);
+
+    let writer = consistency_at("127.0.0.1", d.ports[0], 15.0, 2000, Some(ADMIN));
+    // Replicas reconnect over and over while the derived replication password changes with
+    // redisctl's: a moment where a replica's masterauth is refused shows in ACL LOG.
+    let killers: Vec<std::process::Child> = replicas
+        .iter()
+        .map(|r| {
+            Command::new("redis-cli")
+                .env("REDISCLI_AUTH", ADMIN)
+                .args(["--user", "redisctl", "-p", &r.to_string()])
+                .args(["-r", "-1", "-i", "0.02", "CLIENT", "KILL", "TYPE", "master"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+
+    // 1. [old, new]: the first round only adds (redisctl, default and both derived users).
+    let text = std::fs::read_to_string(&d.file).unwrap().replace(
+        "password_file: admin.pw\n",
+        "password_files: [admin.pw, admin.new]\n",
+    );
+    std::fs::write(&d.file, text).unwrap();
+    let plan = d.json(&["plan"]);
+    assert_eq!(kinds(&plan), ["acl_add_passwords"], "{plan}");
+    let users: std::collections::BTreeSet<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["user"].as_str())
+        .collect();
+    assert_eq!(
+        users.into_iter().collect::<Vec<_>>(),
+        [
+            "default",
+            "redisctl",
+            "redisctl-replication",
+            "redisctl-sentinel"
+        ],
+        "{plan}"
+    );
+    let out = d.json(&["apply", "--yes"]).to_string();
+    assert!(!out.contains(NEW) && !out.contains(ADMIN), "{out}");
+    std::thread::sleep(Duration::from_secs(1));
+    for mut k in killers {
+        k.kill().unwrap();
+        let _ = k.wait();
+    }
+    relink_replicas(&replicas, &new_cli);
+    let plan = d.json(&["plan"]);
+    assert_eq!(plan["steps"], serde_json::json!([]), "{plan}");
+    // The replicas send the new derived password; both admin passwords work.
+    let derived_after = masterauth(replicas[0], &new_cli);
+    assert_ne!(derived_before, derived_after);
+    for &p in &d.ports {
+        assert_eq!(old_cli(p, &["PING"]).trim(), "PONG", "{p}");
+        assert_eq!(new_cli(p, &["PING"]).trim(), "PONG", "{p}");
+    }
+    let j = finish_json(writer);
+    say(&format!(
+        "redisctl's own password (and the derived replication password) rotated under load: {j}"
+    ));
+    assert_eq!(j["lost"], 0, "{j}");
+    assert_eq!(j["errors"], 0, "{j}");
+    assert!(j["acknowledged"].as_u64().unwrap() > 500, "{j}");
+
+    // 2. [new]: the old admin password and the old derived ones go in one round.
+    let text = std::fs::read_to_string(&d.file).unwrap().replace(
+        "password_files: [admin.pw, admin.new]\n",
+        "password_files: [admin.new]\n",
+    );
+    std::fs::write(&d.file, text).unwrap();
+    let plan = d.json(&["plan"]);
+    assert_eq!(kinds(&plan), ["acl_set_user"], "{plan}");
+    d.ok(&["apply", "--yes"]);
+    let plan = d.json(&["plan"]);
+    assert_eq!(plan["steps"], serde_json::json!([]), "{plan}");
+    relink_replicas(&replicas, &new_cli);
+    for &p in &d.ports {
+        assert_eq!(
+            auth_failures(p, new_cli),
+            0,
+            "{p}: {}",
+            new_cli(p, &["ACL", "LOG"])
+        );
+        assert!(old_cli(p, &["PING"]).contains("WRONGPASS"), "{p}");
+        assert_eq!(new_cli(p, &["PING"]).trim(), "PONG", "{p}");
+    }
+    assert_eq!(masterauth(replicas[0], &new_cli), derived_after);
+    assert_eq!(
+        full_syncs(&d.ports, &new_cli),
+        before,
+        "a replica resynced in full"
+    );
+    assert_eq!(d.pids(), pids, "an instance was restarted");
+}

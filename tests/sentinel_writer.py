@@ -2,7 +2,7 @@
 """Independent judge for replication groups: a real Sentinel-aware client (redis-py Sentinel).
 
 usage: sentinel_writer.py PASSWORD SECONDS SENTINEL_PORT... [--user USER CONTROL_FILE]
-       [--tls-ca F --tls-cert F --tls-key F]
+       [--password-control CONTROL_FILE] [--tls-ca F --tls-cert F --tls-key F]
 Writes w:0, w:1, ... to the master that the Sentinels name, for SECONDS (bounded), counting
 acknowledged writes and client errors (retrying through Sentinel after each error), then
 reads every acknowledged key back from the current master and prints a JSON summary.
@@ -12,6 +12,11 @@ file that CONTROL_FILE names on its first line (re-read before every write; the 
 it from the old password file to the new one), never in argv; the Sentinels still take
 PASSWORD. It then makes a fresh client (fresh AUTH) every 50 writes and whenever the file
 changes, and counts authentication errors apart ("auth_errors", "switches").
+
+With --password-control (PASSWORD is then ignored, pass "-"), the password for the Sentinels
+and for the members (the default user, no --user) is in the file that CONTROL_FILE names: the
+client is rebuilt, Sentinel connections included (fresh AUTH to the Sentinels and to the
+master), every 50 writes and whenever the file changes.
 """
 import json
 import sys
@@ -21,13 +26,15 @@ import redis
 from redis.sentinel import Sentinel
 
 args, tls = [], {}
-user = control = None
+user = control = pcontrol = None
 argv = iter(sys.argv[1:])
 for a in argv:
     if a in ("--tls-ca", "--tls-cert", "--tls-key"):
         tls[a] = next(argv)
     elif a == "--user":
         user, control = next(argv), next(argv)
+    elif a == "--password-control":
+        pcontrol = next(argv)
     else:
         args.append(a)
 password, seconds = args[0], float(args[1])
@@ -37,20 +44,25 @@ ssl = {}
 if "--tls-ca" in tls:
     ssl = {"ssl": True, "ssl_ca_certs": tls["--tls-ca"],
            "ssl_certfile": tls.get("--tls-cert"), "ssl_keyfile": tls.get("--tls-key")}
-sentinel = Sentinel(
-    [("127.0.0.1", p) for p in ports],
-    socket_timeout=0.5,
-    sentinel_kwargs={"password": password, "socket_timeout": 0.5, **ssl},
-    password=password,
-    **ssl,
-)
+def make_sentinel(pw):
+    return Sentinel(
+        [("127.0.0.1", p) for p in ports],
+        socket_timeout=0.5,
+        sentinel_kwargs={"password": pw, "socket_timeout": 0.5, **ssl},
+        password=pw,
+        **ssl,
+    )
 
 
 def member_password():
     """(path, password) the members are authenticated with now."""
-    if control is None:
+    if control is None and pcontrol is None:
         return None, password
-    with open(control) as f:
+    if control is None:
+        control_file = pcontrol
+    else:
+        control_file = control
+    with open(control_file) as f:
         path = f.readline().strip()
     if not path:  # caught while the test rewrites it: keep the current one
         return current, pw
@@ -65,6 +77,7 @@ def is_auth(e):
 
 current, pw = None, password
 current, pw = member_password()
+sentinel = make_sentinel(pw if pcontrol else password)
 
 
 def connect(timeout):
@@ -76,7 +89,7 @@ messages = []
 deadline = time.monotonic() + seconds
 master = connect(0.5)
 while time.monotonic() < deadline and i < 1_000_000:
-    if control is not None:
+    if control is not None or pcontrol is not None:
         path, now_pw = member_password()
         if path != current or i % 50 == 0:
             if path != current:
@@ -84,7 +97,18 @@ while time.monotonic() < deadline and i < 1_000_000:
             current, pw = path, now_pw
             master.close()
             master.connection_pool.disconnect()
-            master = connect(0.5)
+            if pcontrol is not None:
+                for s in sentinel.sentinels:
+                    s.close()
+                    s.connection_pool.disconnect()
+                sentinel = make_sentinel(pw)
+            try:
+                master = connect(0.5)
+            except Exception as e:
+                errors += 1
+                if is_auth(e):
+                    auth_errors += 1
+                messages.append(repr(e)[:200])
     try:
         master.set(f"w:{i}", i)
         acked.append(i)
@@ -103,6 +127,8 @@ values = None
 for attempt in range(120):
     try:
         _, pw = member_password()
+        if pcontrol is not None:
+            sentinel = make_sentinel(pw)
         master = connect(2)
         pipe = master.pipeline(transaction=False)
         for n in acked:

@@ -187,3 +187,61 @@ fn destroy_of_a_never_deployed_topology_says_there_is_nothing_to_destroy() {
     assert!(stdout.starts_with("Nothing to destroy"), "{stdout}");
     assert!(!stderr.contains("destroyed"), "{stderr}");
 }
+
+#[test]
+fn every_bad_file_of_password_files_is_named_at_its_line_and_render_shows_no_password() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.yaml");
+    std::fs::write(
+        &file,
+        format!("{HOSTS}auth:\n  password_files: [old.pw, open.pw, missing.pw]\ncluster: {{shards: 3, replicas: 1, ports: 7000-7005}}\n"),
+    )
+    .unwrap();
+    for (name, mode) in [("old.pw", 0o600), ("open.pw", 0o644)] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, "s3cret-pw\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let o = run(dir.path(), &["validate", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let f = file.display();
+    assert!(
+        err.contains(&format!(
+            "{f}:5:28: error: auth.password_files[1]: {} is open to others (mode 0644)",
+            dir.path().join("open.pw").display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{f}:5:37: error: auth.password_files[2]: "))
+            && err.contains("No such file"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret-pw"), "{err}");
+    // Both listed and valid: ok; render shows the default user holding both, no password.
+    std::fs::set_permissions(
+        dir.path().join("open.pw"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::write(
+        &file,
+        format!("{HOSTS}auth:\n  password_files: [old.pw, open.pw]\ncluster: {{shards: 3, replicas: 1, ports: 7000-7005}}\n"),
+    )
+    .unwrap();
+    let o = run(dir.path(), &["validate", file.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run(
+        dir.path(),
+        &["--state-dir", "st", "render", file.to_str().unwrap()],
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(!stdout.contains("s3cret-pw"), "{stdout}");
+}

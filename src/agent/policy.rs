@@ -182,6 +182,7 @@ pub fn decide(topo: &Topology, plan: &Plan, obs: &Observed, facts: &Facts) -> De
             | Step::AclAddPasswords { .. }
             | Step::SetMasterAuth { .. }
             | Step::SentinelAuthPass { .. }
+            | Step::SentinelPeerPass { .. }
             | Step::SentinelMonitor { .. }
             | Step::SentinelSet { .. }
             | Step::Forget { .. } => majority.clone(),

@@ -29,14 +29,24 @@ fn located(file: &Path, field: &str, message: String) -> TopologyError {
     }
 }
 
-/// The password: the first line of `auth.password_file`, which must exist, be readable, be
-/// the owner's only (like ssh with a private key: a password others can read is refused,
-/// not used) and not be empty. `file` is the topology, for the error's location.
-pub fn read_password(file: &Path, t: &Topology) -> Result<Option<String>, TopologyError> {
+/// redisctl's passwords: the first line of `auth.password_file` (or of each of
+/// `auth.password_files`, in order), which must exist, be readable, be the owner's only
+/// (like ssh with a private key: a password others can read is refused, not used) and not
+/// be empty. `file` is the topology, for the errors' locations (every bad file at once).
+pub fn read_password(file: &Path, t: &Topology) -> Result<Option<Vec<String>>, TopologyError> {
     let Some(auth) = &t.auth else { return Ok(None) };
-    first_line(&auth.password_file)
-        .map(Some)
-        .map_err(|m| located(file, "auth.password_file", m))
+    let mut diagnostics = Vec::new();
+    let mut v = Vec::new();
+    for (j, path) in auth.password_files.iter().enumerate() {
+        match first_line(path) {
+            Ok(pw) => v.push(pw),
+            Err(m) => diagnostics.extend(located(file, &auth.password_field(j), m).diagnostics),
+        }
+    }
+    if !diagnostics.is_empty() {
+        return Err(TopologyError { diagnostics });
+    }
+    Ok(Some(v))
 }
 
 /// Everything the password files hold: `auth.password_file`, for each ACL user the SHA-256
@@ -46,14 +56,16 @@ pub fn read_password(file: &Path, t: &Topology) -> Result<Option<String>, Topolo
 pub fn read_secrets(file: &Path, t: &Topology) -> Result<Option<Secrets>, TopologyError> {
     let mut diagnostics = Vec::new();
     // A bad password_file is reported with every other bad file, not alone.
-    let password = match read_password(file, t) {
+    let mut previous = match read_password(file, t) {
         Ok(None) => return Ok(None),
         Ok(Some(pw)) => pw,
         Err(e) => {
             diagnostics.extend(e.diagnostics);
-            String::new()
+            Vec::new()
         }
     };
+    // The last listed is the one the others switch to; the earlier ones are still accepted.
+    let password = previous.pop().unwrap_or_default();
     let mut users = std::collections::BTreeMap::new();
     let acl = t.auth.as_ref().and_then(|a| a.acl.as_ref());
     for (i, u) in acl.iter().flat_map(|a| a.users.iter()).enumerate() {
@@ -90,6 +102,7 @@ pub fn read_secrets(file: &Path, t: &Topology) -> Result<Option<Secrets>, Topolo
     }
     Ok(Some(Secrets {
         password,
+        previous,
         users,
         replication,
         sentinel,
@@ -338,7 +351,10 @@ mod tests {
         std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o640)).unwrap();
         assert!(error(&file, &t).contains("(mode 0640)"));
         std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(read_password(&file, &t).unwrap().as_deref(), Some("secret"));
+        assert_eq!(
+            read_password(&file, &t).unwrap(),
+            Some(vec!["secret".to_string()])
+        );
     }
 
     #[test]

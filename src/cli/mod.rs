@@ -662,7 +662,7 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
             },
             acl: secrets
                 .as_ref()
-                .map(|s| render::acl::users(&topology, s))
+                .map(|s| render::acl::live_users(&topology, s))
                 .unwrap_or_default(),
             auth_pass: secrets
                 .as_ref()
@@ -691,7 +691,8 @@ fn context(cli: &Cli, file: &Path, out: &Printer) -> anyhow::Result<Context> {
             ),
             kind: TargetKind::Sentinel,
             live_params: render::sentinel_tls_params(&topology, &state_dir, s, tls.as_ref()),
-            acl: Vec::new(),
+            // The Sentinel's own password (requirepass, sentinel-pass): the admin passwords.
+            acl: secrets.iter().map(render::acl::default_user).collect(),
             auth_pass: secrets
                 .as_ref()
                 .map(|s| render::acl::sentinel_pass(&topology, s)),
@@ -780,6 +781,7 @@ fn render_cmd(cli: &Cli, file: &Path, dir: Option<&Path>, out: &Printer) -> anyh
     let redacted = "<redacted: read from the password files at apply>";
     let secrets = t.auth.as_ref().map(|a| render::Secrets {
         password: redacted.into(),
+        previous: vec![redacted.to_string(); a.password_files.len().saturating_sub(1)],
         users: a
             .acl
             .iter()

@@ -74,10 +74,16 @@ impl Context {
                 continue;
             };
             let mut args = vec!["ACL".to_string(), "SETUSER".into(), u.name.clone()];
-            args.extend(u.setuser_args());
+            if t.kind == TargetKind::Sentinel {
+                // A Sentinel's default user: only its passwords (its rules are its own).
+                args.extend(["on".to_string(), "resetpass".into()]);
+                args.extend(u.hashes.iter().map(|h| format!("#{h}")));
+            } else {
+                args.extend(u.setuser_args());
+            }
             c.cmd(&args).await?;
         }
-        Ok(())
+        persist_sentinel_acl(&mut c, t.kind).await
     }
 
     pub(super) async fn ensure_replica_of(
@@ -173,6 +179,17 @@ impl Context {
     ) -> Result<(), StepError> {
         self.write_files(node)?;
         let t = self.target(node);
+        if t.kind == TargetKind::Sentinel {
+            // Stopped here: its file is not being rewritten. Drop a rotated-away password.
+            let conf_path = &t.managed.paths.config;
+            if let Some(text) = std::fs::read_to_string(conf_path)
+                .ok()
+                .and_then(|c| crate::render::acl::without_inert_requirepass(&c))
+            {
+                fsio::write_atomic(conf_path, text.as_bytes(), 0o600)
+                    .map_err(|e| StepError::Other(format!("write {}: {e}", conf_path.display())))?;
+            }
+        }
         let sup = self.supervisor.clone();
         let m = t.managed.clone();
         let pid = tokio::task::spawn_blocking(move || sup.start(&m, &args))
@@ -290,6 +307,18 @@ impl Context {
         // The declared user whole, with the passwords it accepts now kept (read
         // back first): nobody authenticating with the old password is refused.
         let mut c = self.conn(node).await?;
+        if t.kind == TargetKind::Sentinel {
+            // Adding hashes keeps the passwords it has and its own rules.
+            let mut args = vec![
+                "ACL".to_string(),
+                "SETUSER".into(),
+                u.name.clone(),
+                "on".into(),
+            ];
+            args.extend(u.hashes.iter().map(|h| format!("#{h}")));
+            c.cmd(&args).await?;
+            return persist_sentinel_acl(&mut c, t.kind).await;
+        }
         let live = c
             .cmd(&["ACL".to_string(), "GETUSER".into(), u.name.clone()])
             .await?;
@@ -312,4 +341,14 @@ impl Context {
         c.cmd(&["CONFIG", "SET", "masterauth", pass]).await?;
         Ok(())
     }
+}
+
+/// A Sentinel keeps ACL changes only in memory until it rewrites sentinel.conf (which writes
+/// every user, the default one included): `SENTINEL FLUSHCONFIG` now, so that a restart
+/// comes back with the passwords it accepts live.
+async fn persist_sentinel_acl(c: &mut Conn, kind: TargetKind) -> Result<(), StepError> {
+    if kind == TargetKind::Sentinel {
+        c.cmd(&["SENTINEL", "FLUSHCONFIG"]).await?;
+    }
+    Ok(())
 }

@@ -676,6 +676,7 @@ fn migrate_args(
         Some(Credentials {
             user: Some(user),
             password,
+            ..
         }) => {
             args.push(b"AUTH2".to_vec());
             args.push(user.as_bytes().to_vec());

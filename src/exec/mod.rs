@@ -501,6 +501,7 @@ impl Context {
             Step::SentinelAuthPass { sentinel, groups } => {
                 self.ensure_sentinel_auth_pass(sentinel, groups).await
             }
+            Step::SentinelPeerPass { sentinel } => self.ensure_sentinel_peer_pass(sentinel).await,
             Step::SentinelMonitor {
                 sentinel,
                 group,

@@ -489,6 +489,23 @@ impl Context {
         }
         Ok(())
     }
+
+    /// What this Sentinel sends to the other Sentinels: the last of redisctl's passwords.
+    /// Sentinel saves its config and drops its links; they reconnect with it at once, and
+    /// every Sentinel accepts it already (planned after the add phase).
+    pub(super) async fn ensure_sentinel_peer_pass(
+        &self,
+        sentinel: &InstanceKey,
+    ) -> Result<(), StepError> {
+        let Some(creds) = &self.password else {
+            return Ok(());
+        };
+        let last = creds.fallback.last().unwrap_or(&creds.password);
+        let mut c = self.conn(sentinel).await?;
+        c.cmd(&["SENTINEL", "CONFIG", "SET", "sentinel-pass", last])
+            .await?;
+        Ok(())
+    }
 }
 
 /// One line per Sentinel that refused a failover: its answer, and how it sees the target now.

@@ -121,6 +121,7 @@ mod tests {
             live_drift: Vec::new(),
             acl_drift: Vec::new(),
             stale_auth: Vec::new(),
+            peer_pass_stale: false,
         }
     }
 

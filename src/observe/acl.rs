@@ -56,6 +56,49 @@ pub fn stale_auth_pass(config: &str, groups: &[&str], want: &str) -> Vec<String>
         .collect()
 }
 
+/// A Sentinel's default user (`ACL GETUSER default`) against the declared one: passwords and
+/// on/off only. Sentinel has no MULTI to normalise rules with, and its rules are its own.
+pub async fn sentinel_drift(
+    c: &mut Conn,
+    declared: &AclUser,
+) -> Result<Vec<AclDrift>, ClientError> {
+    let live = parse_getuser(&c.cmd(&["ACL", "GETUSER", declared.name.as_str()]).await?);
+    let (to_add, to_remove) = password_delta(declared, live.as_ref());
+    let enabled = live.as_ref().is_some_and(|l| l.enabled);
+    if to_add == 0 && to_remove == 0 && enabled == declared.enabled {
+        return Ok(Vec::new());
+    }
+    let why = if live.is_none() {
+        "missing".to_string()
+    } else if enabled != declared.enabled {
+        format!("{} (declared on)", if enabled { "on" } else { "off" })
+    } else {
+        format!("passwords differ ({to_add} to add, {to_remove} to remove)")
+    };
+    Ok(vec![AclDrift {
+        user: declared.name.clone(),
+        why,
+        to_add,
+        to_remove,
+    }])
+}
+
+/// Does this Sentinel send another password than the last declared one (`declared.hashes`'
+/// last) to the other Sentinels? `SENTINEL CONFIG GET sentinel-pass` (Redis 6.2+); compared
+/// as a hash, never kept or printed.
+pub async fn peer_pass_stale(c: &mut Conn, declared: &AclUser) -> Result<bool, ClientError> {
+    let r = c
+        .cmd(&["SENTINEL", "CONFIG", "GET", "sentinel-pass"])
+        .await?;
+    let have = match &r {
+        Value::Array(items) => items.get(1).and_then(Value::as_text),
+        _ => None,
+    }
+    .unwrap_or_default();
+    let have = (!have.is_empty()).then(|| crate::render::acl::sha256_hex(&have));
+    Ok(have.as_ref() != declared.hashes.last())
+}
+
 /// Declared password hashes missing live, and live ones not declared.
 pub fn password_delta(declared: &AclUser, live: Option<&UserView>) -> (usize, usize) {
     let want: BTreeSet<&String> = declared.hashes.iter().collect();

@@ -36,7 +36,9 @@ pub enum ClientError {
         addr: String,
         source: resp::ProtocolError,
     },
-    #[error("{addr}: authentication failed: {message} (check auth.password_file)")]
+    #[error(
+        "{addr}: authentication failed: {message} (check auth.password_file; to change redisctl's password, list the old file and then the new one in auth.password_files, see docs/security.md)"
+    )]
     Auth { addr: String, message: String },
     #[error("{addr}: {op}: {message}")]
     Server {
@@ -65,7 +67,11 @@ impl ClientError {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub user: Option<String>,
+    /// Tried first (the first of `auth.password_files`).
     pub password: String,
+    /// Tried in order after a refused `AUTH` (the rest of `auth.password_files`, while
+    /// redisctl's own password is rotated).
+    pub fallback: Vec<String>,
 }
 
 impl fmt::Debug for Credentials {
@@ -80,14 +86,15 @@ impl Credentials {
         Credentials {
             user: None,
             password: self.password.clone(),
+            fallback: self.fallback.clone(),
         }
     }
 
     /// `AUTH [user] password`.
-    pub fn auth_args(&self) -> Vec<&str> {
+    fn auth_args<'a>(&'a self, password: &'a str) -> Vec<&'a str> {
         let mut v = vec!["AUTH"];
         v.extend(self.user.as_deref());
-        v.push(&self.password);
+        v.push(password);
         v
     }
 }
@@ -138,15 +145,35 @@ impl Conn {
             timeout: limit,
         };
         if let Some(creds) = credentials {
-            match conn.cmd(&creds.auth_args()).await {
-                Ok(_) => {}
-                Err(ClientError::Server { message, .. }) => {
-                    return Err(ClientError::Auth {
-                        addr: addr.into(),
-                        message,
-                    });
+            // Each listed password in order until one is accepted (a refused AUTH leaves the
+            // connection open and unauthenticated). Listed old-first, so during a rotation
+            // the first try succeeds on every instance and no refusal is logged.
+            let mut refused = None;
+            for pw in std::iter::once(&creds.password).chain(&creds.fallback) {
+                match conn.cmd(&creds.auth_args(pw)).await {
+                    Ok(_) => {
+                        refused = None;
+                        break;
+                    }
+                    Err(
+                        ClientError::Server { message, .. } | ClientError::Auth { message, .. },
+                    ) => refused = Some(message),
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
+            }
+            if let Some(message) = refused {
+                let message = if creds.fallback.is_empty() {
+                    message
+                } else {
+                    format!(
+                        "{message} (tried each of the {} listed passwords)",
+                        creds.fallback.len() + 1
+                    )
+                };
+                return Err(ClientError::Auth {
+                    addr: addr.into(),
+                    message,
+                });
             }
         }
         Ok(conn)

@@ -127,6 +127,10 @@ pub struct NodeObs {
     /// `auth-pass` differs on a local Sentinel (read from its own config file).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stale_auth: Vec<String>,
+    /// A Sentinel whose `sentinel-pass` (what it sends to the other Sentinels) is not the
+    /// last of redisctl's passwords (compared as hashes, `SENTINEL CONFIG GET`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub peer_pass_stale: bool,
 }
 
 /// A group member: its replication state from INFO.
@@ -233,6 +237,7 @@ impl Observer {
                 live_drift: Vec::new(),
                 acl_drift: Vec::new(),
                 stale_auth: Vec::new(),
+                peer_pass_stale: false,
             });
             nodes.insert(t.managed.key.clone(), obs);
         }
@@ -279,6 +284,7 @@ async fn observe_one(
         live_drift: Vec::new(),
         acl_drift: Vec::new(),
         stale_auth: Vec::new(),
+        peer_pass_stale: false,
     };
     let result: Result<(), FetchError> = async {
         // Sentinels keep `requirepass`: redisctl is their default user.
@@ -302,6 +308,11 @@ async fn observe_one(
         }
         if t.kind != TargetKind::Sentinel {
             obs.acl_drift = acl::drift(&mut c, &t.acl).await?;
+        } else if let Some(default) = t.acl.first() {
+            // A Sentinel's own password: its default user's, and the one it sends to the
+            // other Sentinels (no MULTI in Sentinel mode: hashes only, rules are its own).
+            obs.acl_drift = acl::sentinel_drift(&mut c, default).await?;
+            obs.peer_pass_stale = acl::peer_pass_stale(&mut c, default).await?;
         }
         if let Some(want) = &t.auth_pass {
             obs.stale_auth = match t.kind {

@@ -14,19 +14,43 @@
 //!
 //! Each phase is one round of `apply`; a replica or Sentinel that reconnects in between always
 //! finds its password accepted.
+//!
+//! redisctl's own passwords (`auth.password_files: [old, new]`) go through the same phases:
+//! the `redisctl` and `default` users of every data node and each Sentinel's default user
+//! (its `requirepass`) get the new one added first; then replicas (`masterauth`) and
+//! Sentinels (`auth-pass` without ACL users, `sentinel-pass` towards the other Sentinels,
+//! `SentinelPeerPass`) switch to the last one; the old one is dropped only once the list
+//! drops it and nothing sends it any more. redisctl itself authenticates with the first
+//! listed password an instance accepts (the old one, until the list drops it).
 
 use super::{Plan, Step};
 use crate::observe::Observed;
 use crate::topology::Topology;
-use crate::topology::users::{REPLICATION_USER, SENTINEL_USER};
+use crate::topology::users::{ADMIN_USER, REPLICATION_USER, SENTINEL_USER};
 
 const INTERNAL: [&str; 2] = [REPLICATION_USER, SENTINEL_USER];
+/// The users holding redisctl's own passwords (`auth.password_files`): rotated in the same
+/// phases, so that nothing is dropped while anything may still send it.
+const ADMIN: [&str; 2] = ["default", ADMIN_USER];
 
 pub fn plan(topo: &Topology, obs: &Observed) -> Plan {
     let mut p = Plan::default();
     let data = || {
         topo.instances()
             .filter_map(|i| Some((i, obs.nodes.get(&i.key)?)))
+    };
+    let sentinels = || {
+        topo.sentinels()
+            .filter_map(|s| Some((s, obs.nodes.get(&s.key)?)))
+    };
+    let ordered = |user: &str| INTERNAL.contains(&user) || ADMIN.contains(&user);
+    // Without ACL users replicas and Sentinels authenticate as the default user, with
+    // redisctl's own password.
+    let acl = topo.auth.as_ref().is_some_and(|a| a.acl.is_some());
+    let (repl_user, sent_user) = if acl {
+        (REPLICATION_USER, SENTINEL_USER)
+    } else {
+        ("default", "default")
     };
     let adding = |user: &str| {
         data().any(|(_, o)| o.acl_drift.iter().any(|d| d.user == user && d.to_add > 0))
@@ -40,24 +64,22 @@ pub fn plan(topo: &Topology, obs: &Observed) -> Plan {
             .cloned()
             .collect()
     };
-    let sentinels_stale = topo
-        .sentinels()
-        .filter_map(|s| obs.nodes.get(&s.key))
-        .any(|o| !stale_groups(o).is_empty());
+    let sentinels_stale = sentinels().any(|(_, o)| !stale_groups(o).is_empty());
     // Until every side uses the new password, the old one must stay accepted.
     let switching = |user: &str| {
         adding(user)
-            || if user == REPLICATION_USER {
-                masterauth_stale
-            } else {
-                sentinels_stale
-            }
+            || (user == repl_user && masterauth_stale)
+            || (user == sent_user && sentinels_stale)
     };
+    // The Sentinels' own password (requirepass): each Sentinel's default user, and what
+    // each sends to the others (sentinel-pass).
+    let sentinel_adding = sentinels().any(|(_, o)| o.acl_drift.iter().any(|d| d.to_add > 0));
+    let peer_pass_stale = sentinels().any(|(_, o)| o.peer_pass_stale);
 
     // Phase 1: add.
     for (inst, o) in data() {
         for d in &o.acl_drift {
-            if INTERNAL.contains(&d.user.as_str()) && d.to_add > 0 {
+            if ordered(&d.user) && d.to_add > 0 {
                 p.steps.push(Step::AclAddPasswords {
                     node: inst.key.clone(),
                     user: d.user.clone(),
@@ -65,8 +87,16 @@ pub fn plan(topo: &Topology, obs: &Observed) -> Plan {
             }
         }
     }
+    for (s, o) in sentinels() {
+        for d in o.acl_drift.iter().filter(|d| d.to_add > 0) {
+            p.steps.push(Step::AclAddPasswords {
+                node: s.key.clone(),
+                user: d.user.clone(),
+            });
+        }
+    }
     // Phase 2: switch, once every instance accepts the new password.
-    if !adding(REPLICATION_USER) {
+    if !adding(repl_user) {
         for (inst, o) in data() {
             if !o.stale_auth.is_empty() {
                 p.steps.push(Step::SetMasterAuth {
@@ -75,7 +105,7 @@ pub fn plan(topo: &Topology, obs: &Observed) -> Plan {
             }
         }
     }
-    if !adding(SENTINEL_USER) {
+    if !adding(sent_user) {
         for s in topo.sentinels() {
             let groups = obs.nodes.get(&s.key).map(stale_groups).unwrap_or_default();
             if !groups.is_empty() {
@@ -86,14 +116,22 @@ pub fn plan(topo: &Topology, obs: &Observed) -> Plan {
             }
         }
     }
+    if !sentinel_adding {
+        for (s, o) in sentinels() {
+            if o.peer_pass_stale {
+                p.steps.push(Step::SentinelPeerPass {
+                    sentinel: s.key.clone(),
+                });
+            }
+        }
+    }
     // Phase 3 (and every other user): set whole.
     for (inst, o) in data() {
         let drift: Vec<_> = o
             .acl_drift
             .iter()
             .filter(|d| {
-                !(INTERNAL.contains(&d.user.as_str())
-                    && (d.to_add > 0 || (d.to_remove > 0 && switching(&d.user))))
+                !(ordered(&d.user) && (d.to_add > 0 || (d.to_remove > 0 && switching(&d.user))))
             })
             .collect();
         if drift.is_empty() {
@@ -101,6 +139,24 @@ pub fn plan(topo: &Topology, obs: &Observed) -> Plan {
         }
         p.steps.push(Step::AclSetUser {
             node: inst.key.clone(),
+            users: drift.iter().map(|d| d.user.clone()).collect(),
+            why: drift
+                .iter()
+                .map(|d| format!("{}: {}", d.user, d.why))
+                .collect(),
+        });
+    }
+    for (s, o) in sentinels() {
+        let drift: Vec<_> = o
+            .acl_drift
+            .iter()
+            .filter(|d| d.to_add == 0 && !(d.to_remove > 0 && (sentinel_adding || peer_pass_stale)))
+            .collect();
+        if drift.is_empty() {
+            continue;
+        }
+        p.steps.push(Step::AclSetUser {
+            node: s.key.clone(),
             users: drift.iter().map(|d| d.user.clone()).collect(),
             why: drift
                 .iter()
@@ -140,6 +196,7 @@ mod tests {
             live_drift: Vec::new(),
             acl_drift: drift,
             stale_auth: stale.iter().map(|s| s.to_string()).collect(),
+            peer_pass_stale: false,
         }
     }
 
@@ -175,6 +232,90 @@ mod tests {
                 other => format!("{other}"),
             })
             .collect()
+    }
+
+    /// Without ACL users: the steps for members (6379, 6380) and the Sentinel, whose states
+    /// are (default user's drift, stale masterauth / auth-pass, sentinel-pass stale).
+    fn admin_kinds(
+        members: [(Option<(usize, usize)>, bool); 2],
+        sentinel: (Option<(usize, usize)>, bool, bool),
+    ) -> Vec<String> {
+        let src = "name: t\nhosts:\n  - {name: a, address: 127.0.0.1}\nauth:\n  password_files: [old.pw, new.pw]\ngroups:\n  - name: g\n    master: {host: a, port: 6379}\n    replicas: [{host: a, port: 6380}]\nsentinel:\n  instances: [{host: a, port: 26379}]\n  quorum: 1\n";
+        let t = crate::topology::parse(src, "t.yaml", std::path::Path::new("/x"))
+            .unwrap()
+            .topology;
+        let d = |x: Option<(usize, usize)>| {
+            x.map(|(a, r)| drift("default", a, r))
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
+        let mut obs = Observed::default();
+        let keys: Vec<_> = t.instances().map(|i| i.key.clone()).collect();
+        for (k, (dr, stale)) in keys.into_iter().zip(members) {
+            obs.nodes
+                .insert(k, node(d(dr), if stale { &["masterauth"] } else { &[] }));
+        }
+        let s = t.sentinels().next().unwrap().key.clone();
+        let mut so = node(d(sentinel.0), if sentinel.1 { &["g"] } else { &[] });
+        so.peer_pass_stale = sentinel.2;
+        obs.nodes.insert(s, so);
+        plan(&t, &obs)
+            .steps
+            .iter()
+            .map(|s| format!("{} {}", s.kind(), s.host_node().map_or(0, |n| n.port)))
+            .collect()
+    }
+
+    #[test]
+    fn redisctls_own_password_is_added_everywhere_then_switched_then_dropped() {
+        // [old, new] declared: members and the Sentinel lack the new one. Only adds.
+        assert_eq!(
+            admin_kinds(
+                [(Some((1, 0)), true), (Some((1, 0)), true)],
+                (Some((1, 0)), true, true)
+            ),
+            [
+                "acl_add_passwords 6379",
+                "acl_add_passwords 6380",
+                "acl_add_passwords 26379"
+            ]
+        );
+        // One member still lacks it: the Sentinel's peers may switch (every Sentinel accepts
+        // it), the replicas and auth-pass not yet.
+        assert_eq!(
+            admin_kinds([(None, true), (Some((1, 0)), true)], (None, true, true)),
+            ["acl_add_passwords 6380", "sentinel_peer_pass 26379"]
+        );
+        // Everyone accepts both: everyone switches.
+        assert_eq!(
+            admin_kinds([(None, true), (None, true)], (None, true, true)),
+            [
+                "set_masterauth 6379",
+                "set_masterauth 6380",
+                "sentinel_auth_pass 26379",
+                "sentinel_peer_pass 26379"
+            ]
+        );
+        // [new] declared while a replica still sends the old one: nothing is dropped yet.
+        assert_eq!(
+            admin_kinds(
+                [(Some((0, 1)), false), (Some((0, 1)), true)],
+                (Some((0, 1)), false, true)
+            ),
+            ["set_masterauth 6380", "sentinel_peer_pass 26379"]
+        );
+        // Nobody sends it any more: the old one goes everywhere.
+        assert_eq!(
+            admin_kinds(
+                [(Some((0, 1)), false), (Some((0, 1)), false)],
+                (Some((0, 1)), false, false)
+            ),
+            [
+                "acl_set_user 6379",
+                "acl_set_user 6380",
+                "acl_set_user 26379"
+            ]
+        );
     }
 
     #[test]

@@ -114,6 +114,7 @@ impl GroupSim {
             live_drift: Vec::new(),
             acl_drift: Vec::new(),
             stale_auth: Vec::new(),
+            peer_pass_stale: false,
         };
         for (k, m) in &self.members {
             let (ip, port) = self.addr(k);

@@ -136,6 +136,10 @@ pub enum Step {
         sentinel: InstanceKey,
         groups: Vec<String>,
     },
+    /// `SENTINEL CONFIG SET sentinel-pass` to the last of redisctl's passwords (what this
+    /// Sentinel sends to the other Sentinels; live, it reconnects at once). Planned once
+    /// every Sentinel accepts it.
+    SentinelPeerPass { sentinel: InstanceKey },
     /// `REPLICAOF` on a live group member.
     ReplicaOf {
         node: InstanceKey,
@@ -231,6 +235,7 @@ impl Step {
             Step::AclAddPasswords { .. } => "acl_add_passwords",
             Step::SetMasterAuth { .. } => "set_masterauth",
             Step::SentinelAuthPass { .. } => "sentinel_auth_pass",
+            Step::SentinelPeerPass { .. } => "sentinel_peer_pass",
             Step::ForcedFailover { .. } => "forced_failover",
             Step::MarkDrained { .. } => "mark_drained",
             Step::HoldPromotion { .. } => "hold_promotion",
@@ -263,7 +268,8 @@ impl Step {
             Step::SentinelMonitor { sentinel, .. }
             | Step::SentinelSet { sentinel, .. }
             | Step::SentinelRemove { sentinel, .. }
-            | Step::SentinelAuthPass { sentinel, .. } => Some(sentinel),
+            | Step::SentinelAuthPass { sentinel, .. }
+            | Step::SentinelPeerPass { sentinel } => Some(sentinel),
             _ => None,
         }
     }
@@ -367,6 +373,10 @@ impl fmt::Display for Step {
                 f,
                 "Sentinel {sentinel}: switch to the new password for {} (SENTINEL SET auth-pass, live)",
                 groups.join(", ")
+            ),
+            Step::SentinelPeerPass { sentinel } => write!(
+                f,
+                "Sentinel {sentinel}: switch to the new password towards the other Sentinels (SENTINEL CONFIG SET sentinel-pass, live)"
             ),
             Step::ReplicaOf { node, master } => write!(f, "make {node} replicate from {master}"),
             Step::SentinelMonitor {

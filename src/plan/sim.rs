@@ -210,6 +210,7 @@ impl Sim {
                 live_drift: drift.into_iter().collect(),
                 acl_drift: Vec::new(),
                 stale_auth: Vec::new(),
+                peer_pass_stale: false,
             };
             nodes.insert(inst.key.clone(), obs);
         }

@@ -20,8 +20,13 @@ use crate::topology::users::{ADMIN_USER, REPLICATION_USER, SENTINEL_USER};
 /// What the password files hold, as far as rendering needs it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secrets {
-    /// `auth.password_file`: `requirepass`, or redisctl's own ACL user.
+    /// `auth.password_file` (the last of `auth.password_files`): `requirepass`, or
+    /// redisctl's own ACL user; without ACL users also what replicas and Sentinels send.
     pub password: String,
+    /// The earlier entries of `auth.password_files` while redisctl's password is rotated:
+    /// still accepted everywhere, tried first by redisctl (every instance accepts them until
+    /// the list drops them). Empty with `password_file`.
+    pub previous: Vec<String>,
     /// Each declared user's password hashes (SHA-256, hex), in `password_files` order.
     pub users: BTreeMap<String, Vec<String>>,
     /// `auth.replication_password_files`' passwords in order; empty: derived.
@@ -31,6 +36,14 @@ pub struct Secrets {
 }
 
 impl Secrets {
+    /// Every password of redisctl's own (and, without ACL users, the default) user, in the
+    /// declared order.
+    pub fn admin(&self) -> Vec<String> {
+        let mut v = self.previous.clone();
+        v.push(self.password.clone());
+        v
+    }
+
     /// Every password `user` (redisctl-replication or redisctl-sentinel) accepts, in order;
     /// the last is the one replicas / Sentinels authenticate with.
     pub fn internal(&self, user: &str) -> Vec<String> {
@@ -40,7 +53,13 @@ impl Secrets {
             &self.sentinel
         };
         if declared.is_empty() {
-            vec![derived_password(user, &self.password)]
+            // One derived password per admin password: rotating `auth.password_files`
+            // rotates the derived users in the same phases (both accepted until the old
+            // admin password is dropped, replicas and Sentinels switching to the last).
+            self.admin()
+                .iter()
+                .map(|pw| derived_password(user, pw))
+                .collect()
         } else {
             declared.clone()
         }
@@ -65,7 +84,8 @@ pub fn sha256_hex(s: &str) -> String {
 }
 
 /// The password of one of redisctl's derived users: SHA-256 of its name and redisctl's own
-/// password, so rotating `auth.password_file` rotates them too.
+/// password, so rotating `auth.password_files` rotates them too (one derived password per
+/// listed admin password, see `Secrets::internal`).
 pub fn derived_password(user: &str, admin: &str) -> String {
     sha256_hex(&format!("redisctl derived password\n{user}\n{admin}"))
 }
@@ -128,12 +148,15 @@ pub fn sentinel_auth(acl: bool, pass: Option<&str>) -> Vec<String> {
 }
 
 /// How redisctl authenticates to Redis instances: as `redisctl` with ACL users, else as the
-/// default user.
+/// default user; with the listed passwords in order (the first one an instance accepts).
 pub fn credentials(topo: &Topology, secrets: &Secrets) -> crate::observe::client::Credentials {
     let acl = topo.auth.as_ref().is_some_and(|a| a.acl.is_some());
+    let mut all = secrets.admin();
+    let password = all.remove(0);
     crate::observe::client::Credentials {
         user: acl.then(|| ADMIN_USER.to_string()),
-        password: secrets.password.clone(),
+        password,
+        fallback: all,
     }
 }
 
@@ -197,10 +220,10 @@ pub fn users(topo: &Topology, secrets: &Secrets) -> Vec<AclUser> {
         channels: strs(&["*"]),
         commands: strs(&["+@all"]),
     };
-    let admin_hash = sha256_hex(&secrets.password);
+    let admin_hashes: Vec<String> = secrets.admin().iter().map(|p| sha256_hex(p)).collect();
     let mut out = vec![
         if acl.default_user_enabled {
-            everything("default", true, vec![admin_hash.clone()])
+            everything("default", true, admin_hashes.clone())
         } else {
             AclUser {
                 name: "default".into(),
@@ -211,7 +234,7 @@ pub fn users(topo: &Topology, secrets: &Secrets) -> Vec<AclUser> {
                 commands: Vec::new(),
             }
         },
-        everything(ADMIN_USER, true, vec![admin_hash]),
+        everything(ADMIN_USER, true, admin_hashes),
         AclUser {
             name: REPLICATION_USER.into(),
             enabled: true,
@@ -250,6 +273,58 @@ pub fn users(topo: &Topology, secrets: &Secrets) -> Vec<AclUser> {
     out
 }
 
+/// The users redisctl converges live on a Redis instance: the ACL users, or without them the
+/// default user holding every listed admin password (what `requirepass` sets for one).
+pub fn live_users(topo: &Topology, secrets: &Secrets) -> Vec<AclUser> {
+    if acl_on(topo) {
+        return users(topo, secrets);
+    }
+    vec![default_user(secrets)]
+}
+
+/// The default user with every admin password and every permission: data nodes without ACL
+/// users, and every Sentinel (its `requirepass`).
+pub fn default_user(secrets: &Secrets) -> AclUser {
+    AclUser {
+        name: "default".into(),
+        enabled: true,
+        hashes: secrets.admin().iter().map(|p| sha256_hex(p)).collect(),
+        keys: strs(&["*"]),
+        channels: strs(&["*"]),
+        commands: strs(&["+@all"]),
+    }
+}
+
+/// The `requirepass` line, or with several admin passwords (a rotation) the default user
+/// accepting each (Redis' `requirepass` holds only one). Data nodes' secrets.conf and a new
+/// Sentinel's sentinel.conf.
+pub fn requirepass_line(secrets: &Secrets) -> String {
+    if secrets.previous.is_empty() {
+        format!("requirepass {}", super::quote(&secrets.password))
+    } else {
+        default_user(secrets).line()
+    }
+}
+
+/// A Sentinel's own sentinel.conf without its `requirepass` line, when that line is inert:
+/// Sentinel rewrote a `user default …` line (its live passwords, after a rotation) and a
+/// `sentinel sentinel-pass` line. At start Sentinel applies `requirepass` first and the user
+/// line then replaces the default user's passwords, and it sends `sentinel-pass`, not
+/// `requirepass`, to the other Sentinels (sentinel.c, `sentinelSendAuthIfNeeded`): the line
+/// only keeps a rotated-away password in the file, which Sentinel (no CONFIG SET) would write
+/// back from memory forever. Only for a stopped Sentinel. None: nothing to drop.
+pub fn without_inert_requirepass(conf: &str) -> Option<String> {
+    let has = |p: &str| conf.lines().any(|l| l.trim_start().starts_with(p));
+    if !(has("requirepass ") && has("user default ") && has("sentinel sentinel-pass ")) {
+        return None;
+    }
+    let kept: Vec<&str> = conf
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("requirepass "))
+        .collect();
+    Some(kept.join("\n") + "\n")
+}
+
 /// secrets.conf (mode 0600): `requirepass`/`masterauth` with one shared password, or the
 /// ACL users with `masteruser`/`masterauth` of the replication user.
 pub fn secrets_conf(topo: &Topology, secrets: &Secrets) -> String {
@@ -261,7 +336,7 @@ pub fn secrets_conf(topo: &Topology, secrets: &Secrets) -> String {
     let users = users(topo, secrets);
     if users.is_empty() {
         let q = super::quote(&secrets.password);
-        let _ = writeln!(c, "requirepass {q}\nmasterauth {q}");
+        let _ = writeln!(c, "{}\nmasterauth {q}", requirepass_line(secrets));
         return c;
     }
     let _ = writeln!(
@@ -295,6 +370,79 @@ mod tests {
     }
 
     #[test]
+    fn several_admin_passwords_are_all_accepted_and_the_last_is_sent() {
+        let no_acl = "name: t\nhosts:\n  - {name: a, address: 127.0.0.1}\ncluster: {shards: 3, replicas: 1, ports: 7000-7005}\nauth:\n  password_files: [old.pw, new.pw]\n";
+        let t = crate::topology::parse(no_acl, "t.yaml", Path::new("/x"))
+            .unwrap()
+            .topology;
+        let s = Secrets {
+            password: "new".into(),
+            previous: vec!["old".into()],
+            users: BTreeMap::new(),
+            replication: Vec::new(),
+            sentinel: Vec::new(),
+        };
+        // requirepass holds one password: the default user holds both, replicas send the new.
+        let text = secrets_conf(&t, &s);
+        assert!(
+            text.contains(&format!(
+                "user default reset on #{} #{} ~* resetchannels &* +@all\nmasterauth \"new\"\n",
+                sha256_hex("old"),
+                sha256_hex("new")
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("requirepass") && !text.contains("\"old\""));
+        // redisctl tries the old one first (every instance accepts it until the list drops it).
+        let c = credentials(&t, &s);
+        assert_eq!(
+            (c.password.as_str(), c.fallback.clone()),
+            ("old", vec!["new".to_string()])
+        );
+        assert_eq!(live_users(&t, &s)[0].hashes.len(), 2);
+        // With ACL users, the derived internal passwords follow: both accepted, the new one
+        // sent (a rotation of their own, in the same phases).
+        let acl = no_acl.replace("new.pw]\n", "new.pw]\n  users: []\n");
+        let t = crate::topology::parse(&acl, "t.yaml", Path::new("/x"))
+            .unwrap()
+            .topology;
+        assert_eq!(
+            s.internal(REPLICATION_USER),
+            [
+                derived_password(REPLICATION_USER, "old"),
+                derived_password(REPLICATION_USER, "new")
+            ]
+        );
+        assert_eq!(
+            masterauth(&t, &s),
+            derived_password(REPLICATION_USER, "new")
+        );
+        let admin = users(&t, &s);
+        assert_eq!(admin[1].name, ADMIN_USER);
+        assert_eq!(admin[1].hashes, [sha256_hex("old"), sha256_hex("new")]);
+    }
+
+    #[test]
+    fn a_rotated_sentinels_requirepass_line_is_dropped_only_when_inert() {
+        let conf = "port 26379\nrequirepass \"old\"\nsentinel sentinel-pass new\nuser default on #abc ~* &* +@all\nsentinel myid x\n";
+        assert_eq!(
+            without_inert_requirepass(conf).as_deref(),
+            Some(
+                "port 26379\nsentinel sentinel-pass new\nuser default on #abc ~* &* +@all\nsentinel myid x\n"
+            )
+        );
+        // Never rotated (no user line) or no sentinel-pass: requirepass is what it uses.
+        assert_eq!(
+            without_inert_requirepass("requirepass \"pw\"\nsentinel sentinel-pass pw\n"),
+            None
+        );
+        assert_eq!(
+            without_inert_requirepass("requirepass \"pw\"\nuser default on #abc\n"),
+            None
+        );
+    }
+
+    #[test]
     fn secrets_conf_with_users_golden() {
         let src = "name: t\nhosts:\n  - {name: a, address: 127.0.0.1}\ncluster: {shards: 3, replicas: 1, ports: 7000-7005}\nauth:\n  password_file: admin.pw\n  default_user: disabled\n  users:\n    - name: app\n      commands: [+@read, +set, -@dangerous]\n      keys: ['app:*']\n      password_files: [app.pw, app.pw.new]\n";
         let t = crate::topology::parse(src, "t.yaml", Path::new("/etc/redisctl"))
@@ -302,6 +450,7 @@ mod tests {
             .topology;
         let secrets = Secrets {
             password: "adminpw".into(),
+            previous: Vec::new(),
             users: [(
                 "app".to_string(),
                 vec![sha256_hex("old"), sha256_hex("new")],

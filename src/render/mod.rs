@@ -120,6 +120,7 @@ pub fn sentinel_files(
 ) -> Vec<RenderedFile> {
     use std::fmt::Write;
     let password = secrets.map(|s| s.password.as_str());
+    let requirepass = secrets.map(acl::requirepass_line);
     let paths = InstancePaths::sentinel(state_dir, &s.key);
     let tls = tls.filter(|_| topo.tls_on().is_some());
     let tls_paths = tls.and_then(|m| tls::paths(&paths, &s.key.host, m));
@@ -152,9 +153,10 @@ pub fn sentinel_files(
     } else {
         let _ = writeln!(c, "logfile \"\"");
     }
-    if let Some(pw) = password {
-        // Clients and the other Sentinels authenticate to this one with the same password.
-        let _ = writeln!(c, "requirepass {}", quote(pw));
+    if let (Some(pw), Some(line)) = (password, &requirepass) {
+        // Clients and the other Sentinels authenticate to this one with the same password
+        // (during a rotation of auth.password_files: any listed one; it sends the last).
+        let _ = writeln!(c, "{line}");
         let _ = writeln!(c, "sentinel sentinel-pass {}", quote(pw));
     }
     let mut out = vec![RenderedFile {
@@ -498,6 +500,7 @@ mod tests {
         );
         let secrets = Secrets {
             password: "s3cr\"et".into(),
+            previous: Vec::new(),
             users: Default::default(),
             replication: Vec::new(),
             sentinel: Vec::new(),

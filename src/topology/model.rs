@@ -179,9 +179,24 @@ pub struct Host {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Auth {
-    pub password_file: PathBuf,
+    /// redisctl's own password files (`auth.password_file`, or `auth.password_files` while
+    /// it is rotated): every one accepted, the last one the one the others switch to.
+    pub password_files: Vec<PathBuf>,
+    /// Declared as the list `auth.password_files` (else `auth.password_file`).
+    pub password_list: bool,
     /// ACL users (`auth.users` or `auth.default_user` given); None: one shared password.
     pub acl: Option<Acl>,
+}
+
+impl Auth {
+    /// The topology field of redisctl's `j`-th password file, for diagnostics.
+    pub fn password_field(&self, j: usize) -> String {
+        if self.password_list {
+            format!("auth.password_files[{j}]")
+        } else {
+            "auth.password_file".to_string()
+        }
+    }
 }
 
 /// ACL users of every Redis instance (topology/users.rs validates them).

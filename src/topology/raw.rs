@@ -256,8 +256,14 @@ pub struct RawHost {
 pub struct RawAuth {
     /// File holding the password (first line). Without `users`: `requirepass` and
     /// `masterauth`. With `users`: the password of redisctl's own ACL user `redisctl`.
-    /// Relative paths are relative to this file.
-    pub password_file: String,
+    /// Relative paths are relative to this file. Give this or `password_files`.
+    #[serde(default)]
+    pub password_file: Option<String>,
+    /// `password_file` as a list, while redisctl's own password is rotated: `[old, new]`.
+    /// Every listed password is accepted; redisctl authenticates with the first one that an
+    /// instance accepts; replicas and Sentinels (without ACL users) switch to the last one.
+    #[serde(default)]
+    pub password_files: Option<Vec<String>>,
     /// The ACL user `default` (clients that send `AUTH <password>` or nothing): `enabled`
     /// (default; it keeps `password_file` and every permission, as without `users`) or
     /// `disabled`. Setting it turns on ACL users like `users` does.

@@ -75,9 +75,7 @@ fn err(out: &mut Vec<Problem>, path: impl Into<String>, message: impl Into<Strin
 
 /// Validate `auth`; problems are appended to `out`.
 pub fn validate_auth(a: &RawAuth, base_dir: &Path, out: &mut Vec<Problem>) -> Auth {
-    if a.password_file.trim().is_empty() {
-        err(out, "auth.password_file", "must not be empty");
-    }
+    let password_files = admin_files(a, base_dir, out);
     let acl_on = a.users.is_some() || a.default_user.is_some();
     let acl = acl_on.then(|| {
         let raw_users = a.users.as_deref().unwrap_or_default();
@@ -161,9 +159,63 @@ pub fn validate_auth(a: &RawAuth, base_dir: &Path, out: &mut Vec<Problem>) -> Au
         }
     }
     Auth {
-        password_file: base_dir.join(&a.password_file),
+        password_files,
+        password_list: a.password_files.is_some(),
         acl,
     }
+}
+
+/// redisctl's own password files: `password_file` or the list `password_files` (exactly one
+/// of them; the list while the password is rotated), none empty, none twice.
+fn admin_files(a: &RawAuth, base_dir: &Path, out: &mut Vec<Problem>) -> Vec<std::path::PathBuf> {
+    let list: Vec<&String> = match (&a.password_file, &a.password_files) {
+        (Some(f), None) => {
+            if f.trim().is_empty() {
+                err(out, "auth.password_file", "must not be empty");
+            }
+            vec![f]
+        }
+        (None, Some(list)) => {
+            if list.is_empty() {
+                err(
+                    out,
+                    "auth.password_files",
+                    "must list at least one file (redisctl's own password; two while it is rotated: [OLD, NEW])",
+                );
+            }
+            let mut seen: HashMap<&str, usize> = HashMap::new();
+            for (j, f) in list.iter().enumerate() {
+                let at = format!("auth.password_files[{j}]");
+                if f.trim().is_empty() {
+                    err(out, &at, "must not be empty");
+                } else if let Some(first) = seen.insert(f.as_str(), j) {
+                    err(
+                        out,
+                        &at,
+                        format!("{} is listed twice (also [{first}])", show(f)),
+                    );
+                }
+            }
+            list.iter().collect()
+        }
+        (Some(_), Some(_)) => {
+            err(
+                out,
+                "auth.password_files",
+                "give either password_file (one file) or password_files (a list, while the password is rotated), not both",
+            );
+            Vec::new()
+        }
+        (None, None) => {
+            err(
+                out,
+                "auth",
+                "needs password_file: FILE (redisctl's own password; password_files: [OLD, NEW] while it is rotated)",
+            );
+            Vec::new()
+        }
+    };
+    list.into_iter().map(|f| base_dir.join(f)).collect()
 }
 
 /// The password files of one of redisctl's internal users (replication, Sentinel): like an
@@ -217,12 +269,22 @@ fn check_files(
                 &fpath,
                 format!("{} is listed twice (also [{first}])", show(f)),
             );
-        } else if base_dir.join(f) == base_dir.join(&a.password_file) {
+        } else if a
+            .password_file
+            .iter()
+            .chain(a.password_files.iter().flatten())
+            .any(|p| base_dir.join(p) == base_dir.join(f))
+        {
+            let field = if a.password_files.is_some() {
+                "in auth.password_files"
+            } else {
+                "auth.password_file"
+            };
             err(
                 out,
                 &fpath,
                 format!(
-                    "{} is auth.password_file, the password of redisctl's own user{why}",
+                    "{} is {field}, the password of redisctl's own user{why}",
                     show(f)
                 ),
             );
@@ -468,6 +530,59 @@ mod tests {
         );
         let e = errors("  password_file: admin.pw\n  users: []\n  sentinel_password_files: []\n");
         assert!(e[0].contains("must list at least one file"), "{e:?}");
+    }
+
+    #[test]
+    fn password_files_is_the_list_form_of_password_file_and_every_mistake_is_located() {
+        let src = "name: t\nhosts:\n  - {name: a, address: 127.0.0.1}\ncluster: {shards: 3, replicas: 0, ports: 7000-7002}\nauth:\n  password_files: [old.pw, new.pw]\n  users: []\n";
+        let a = crate::topology::parse(src, "t.yaml", Path::new("/etc/redisctl"))
+            .unwrap()
+            .topology
+            .auth
+            .unwrap();
+        assert_eq!(
+            a.password_files,
+            [
+                Path::new("/etc/redisctl/old.pw"),
+                Path::new("/etc/redisctl/new.pw")
+            ]
+        );
+        assert_eq!(a.password_field(1), "auth.password_files[1]");
+        assert_eq!(
+            errors("  password_file: a.pw\n  password_files: [a.pw, b.pw]\n"),
+            [
+                "t.yaml:7:19: error: auth.password_files: give either password_file (one file) or password_files (a list, while the password is rotated), not both"
+            ]
+        );
+        assert_eq!(
+            errors("  password_files: []\n"),
+            [
+                "t.yaml:6:19: error: auth.password_files: must list at least one file (redisctl's own password; two while it is rotated: [OLD, NEW])"
+            ]
+        );
+        assert_eq!(
+            errors("  password_files: [a.pw, '', a.pw]\n"),
+            [
+                "t.yaml:6:26: error: auth.password_files[1]: must not be empty",
+                "t.yaml:6:30: error: auth.password_files[2]: \"a.pw\" is listed twice (also [0])"
+            ]
+        );
+        let e = errors("  users: []\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("t.yaml:6:3: error: auth: needs password_file: FILE"),
+            "{e:?}"
+        );
+        // An internal user's file may not be one of redisctl's own.
+        let e = errors(
+            "  password_files: [a.pw, b.pw]\n  users: []\n  replication_password_files: [b.pw]\n",
+        );
+        assert_eq!(
+            e,
+            [
+                "t.yaml:8:32: error: auth.replication_password_files[0]: \"b.pw\" is in auth.password_files, the password of redisctl's own user (every permission); give this user its own file"
+            ]
+        );
     }
 
     #[test]

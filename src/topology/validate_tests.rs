@@ -516,8 +516,8 @@ fn state_dir_and_password_file_resolve_against_the_file() {
         Some(PathBuf::from("/etc/redisctl/state"))
     );
     assert_eq!(
-        l.topology.auth.unwrap().password_file,
-        PathBuf::from("/etc/redisctl/pw")
+        l.topology.auth.unwrap().password_files,
+        [PathBuf::from("/etc/redisctl/pw")]
     );
     let abs = src.replace("state_dir: state", "state_dir: /srv/t");
     let l = parse(&abs, "t.yaml", Path::new("/etc/redisctl")).unwrap();
