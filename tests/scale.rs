@@ -452,8 +452,17 @@ fn kill_mid_migration(
         .lines()
         .filter(|l| l.contains(&format!(":{replica} <- DEL ")))
         .count();
+    // Deleted in the transaction that promoted it (exec/cluster.rs, `take_over`).
+    let at_takeover: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.split_once(" took over from ").map(|(_, t)| t))
+        .collect();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if let Some(step) = stdout.lines().find(|l| l.contains("takes over the slots")) {
+        say(step);
+    }
     say(&format!(
-        "stale copies deleted on the promoted source: {stale}"
+        "stale copies deleted on the promoted source: {stale} while resuming the move; at the takeover: {at_takeover:?}"
     ));
     assert_eq!(info_field(replica, "role").as_deref(), Some("master"));
     assert_eq!(info_field(port, "role").as_deref(), Some("slave"));
