@@ -253,6 +253,72 @@ fn a_stale_copy_on_a_source_that_replaced_the_migrating_master_loses_to_the_targ
     assert_eq!(d.json(&["plan"])["steps"].as_array().unwrap().len(), 0);
 }
 
+/// The same stale copy, but the source dies (`kill -9`) with the slot open and `apply` runs at
+/// once: its replica is promoted (CLUSTER FAILOVER TAKEOVER) in one transaction with the
+/// deletion of the stale copy and the slot marked MIGRATING again (exec/cluster.rs,
+/// `take_over`), so no client ever finds the stale copy on the promoted node. A key that had
+/// not moved stays and moves with the resumed move.
+#[test]
+fn a_stale_copy_on_the_replica_of_a_source_killed_mid_move_is_deleted_when_it_takes_over() {
+    let d = Deployment::cluster("");
+    d.ok(&["apply", "--yes"]);
+    let (a, a_replica, b) = (d.ports[0], d.ports[1], d.ports[2]);
+    let id = |p: u16| redis_cli(p, &["CLUSTER", "MYID"]).trim().to_string();
+    assert_eq!(info_field(a_replica, "role").as_deref(), Some("slave"));
+    let (key, unmoved) = ("k596", "{k596}:unmoved"); // slot 0, served by A
+    redis_cli(a, &["SET", key, "stale"]);
+    redis_cli(a, &["SET", unmoved, "unmoved"]);
+    // Mid-move: B imports slot 0 from A, A migrates it to B, and B got the key through ASKING
+    // (as a client sent by an ASK would); A's replica has the old value.
+    let imported = redis_cli(b, &["CLUSTER", "SETSLOT", "0", "IMPORTING", &id(a)]);
+    assert_eq!(imported.trim(), "OK", "{imported}");
+    let migrating = redis_cli(a, &["CLUSTER", "SETSLOT", "0", "MIGRATING", &id(b)]);
+    assert_eq!(migrating.trim(), "OK", "{migrating}");
+    let py = format!(
+        "import redis; c=redis.Redis(port={b}); c.execute_command('ASKING'); c.set('{key}', 'acknowledged')"
+    );
+    assert!(
+        Command::new("python3")
+            .args(["-c", &py])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(wait_for(Duration::from_secs(10), || redis_cli(
+        a_replica,
+        &["CLUSTER", "COUNTKEYSINSLOT", "0"]
+    )
+    .trim()
+        == "2"));
+    d.kill_9(a);
+
+    let out = d.run(&["apply", "--yes", "-v"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.lines().any(|l| l.contains(" took over from ")
+            && l.contains("1 slot(s) MIGRATING again, 1 stale copies deleted")),
+        "{}",
+        err.lines()
+            .filter(|l| l.contains("FAILOVER")
+                || l.contains("took over")
+                || l.contains("takes over"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let (ok, text) = cluster_check(d.ports[2]);
+    assert!(ok, "{text}");
+    let py = format!(
+        "import redis.cluster as rc; c=rc.RedisCluster(host='127.0.0.1', port={b}); print(c.get('{key}').decode(), c.get('{unmoved}').decode())"
+    );
+    let out = Command::new("python3").args(["-c", &py]).output().unwrap();
+    assert_eq!(
+        stdout_of_success(out, "reading the keys").trim(),
+        "acknowledged unmoved"
+    );
+    assert_eq!(d.json(&["plan"])["steps"].as_array().unwrap().len(), 0);
+}
+
 #[test]
 fn failover_check_and_restore_roles_in_a_cluster() {
     let d = Deployment::cluster("");
