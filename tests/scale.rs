@@ -524,8 +524,10 @@ fn kill_mid_migration(
         .filter_map(|l| l.split_once(" took over from ").map(|(_, t)| t))
         .collect();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    if let Some(step) = stdout.lines().find(|l| l.contains("takes over the slots")) {
-        say(step);
+    for l in stdout.lines().chain(err.lines()).filter(|l| {
+        (l.contains("takes over") && !l.contains("done:")) || l.contains("restarts in place")
+    }) {
+        say(l);
     }
     say(&format!(
         "stale copies deleted on the promoted source: {stale} while resuming the move; at the takeover: {at_takeover:?}"
