@@ -297,7 +297,9 @@ fn a_stale_copy_on_the_replica_of_a_source_killed_mid_move_is_deleted_when_it_ta
     assert!(out.status.success(), "{err}");
     assert!(
         err.lines().any(|l| l.contains(" took over from ")
-            && l.contains("1 slot(s) MIGRATING again, 1 stale copies deleted")),
+            && l.contains(
+                "1 slot(s) MIGRATING again, 1 stale copies deleted (0 after the transaction)"
+            )),
         "{}",
         err.lines()
             .filter(|l| l.contains("FAILOVER")

@@ -183,10 +183,11 @@ impl Context {
             // `-v` shows it; the tests count the stale copies with it.
             tracing::debug!(
                 target: "redisctl::redis",
-                "{node} took over from {from}{}: {} slot(s) MIGRATING again, {} stale copies deleted",
+                "{node} took over from {from}{}: {} slot(s) MIGRATING again, {} stale copies deleted ({} after the transaction)",
                 if done.already_master { " (it was a master already)" } else { "" },
                 done.reopened,
-                done.stale
+                done.stale,
+                done.late
             );
         }
         let ask = |mode: &'static str| async move {

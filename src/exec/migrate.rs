@@ -514,11 +514,14 @@ async fn legacy(
 /// the move: a stale copy whose history the target's copy includes. `--replace` (source wins)
 /// would put that stale copy over the acknowledged writes, so it is not used there.
 ///
-/// What this cannot repair: the promoted replica has no MIGRATING mark (Redis 7.0 keeps those
-/// per node), so until the move is resumed it serves the slot as its own, and a write to a
-/// moved key in that window lands on it (on the stale copy, or on a new key). Such a write is
-/// acknowledged and its copy still loses to the target's; the window is from the promotion to
-/// the resumed move (`apply` at once after a crash keeps it short; the agent, shorter).
+/// What this cannot repair: a replica promoted by the cluster itself has no MIGRATING mark
+/// (Redis 7.0 keeps those per node), so until the move is resumed it serves the slot as its
+/// own, and a write to a moved key in that window lands on it (on the stale copy, or on a new
+/// key). Such a write is acknowledged and its copy still loses to the target's; the window is
+/// from the promotion to the resumed move. When redisctl promotes the replica (`apply`, the
+/// agent or the unit's start hook after a crash, before the cluster's own failover), there is
+/// no such window: `take_over_mid_move` deletes the stale copies and sets the marks in the
+/// promotion's own transaction.
 ///
 /// Slots the target imports from the source itself (a move interrupted some other way, or a
 /// slot left open by a refused conflict) are not included: there both copies may be
@@ -619,6 +622,9 @@ pub struct TakenOver {
     pub already_master: bool,
     /// Stale copies deleted (keys the targets already held).
     pub stale: u64,
+    /// Of those, deleted only after the transaction (Redis refused the deletion inside it,
+    /// e.g. `cluster_state` not ok yet): clients could have reached them for that moment.
+    pub late: u64,
     /// Slots marked MIGRATING again.
     pub reopened: usize,
 }
@@ -841,7 +847,10 @@ pub async fn take_over_mid_move(
         let mut again = Vec::new();
         for (k, r) in left.into_iter().zip(replies) {
             match r {
-                Value::Int(n) => out.stale += n.max(0) as u64,
+                Value::Int(n) => {
+                    out.stale += n.max(0) as u64;
+                    out.late += n.max(0) as u64;
+                }
                 // The key is gone already (ASK: missing on a migrating node).
                 Value::Error(e) if e.code == ErrorCode::Ask => {}
                 Value::Error(e) if Instant::now() > deadline => {

@@ -127,29 +127,37 @@ pub fn cluster(topo: &Topology, inst: &Instance, o: &NodeObs, obs: &Observed) ->
         .filter(|(_, l)| l.myself.flags.replica && l.myself.master_id.as_deref() == Some(id))
         .map(|(k, l)| (*k, usable(&l.info, window)));
     match best(candidates) {
-        Ok(replica) => Comeback::PromoteFirst {
-            step: Step::TakeOver {
-                node: replica.clone(),
-                from: inst.key.clone(),
-                reopen: obs
-                    .nodes
-                    .get(replica)
-                    .and_then(|n| n.live.as_ref())
-                    .map(|l| open_moves(topo, id, l, &lives))
-                    .unwrap_or_default(),
-            },
-            why: format!(
-                "{} is down while it still serves its slots; its replica {replica} may hold writes {} (CLUSTER FAILOVER FORCE), then {} restarts as a replica",
-                inst.key,
-                if off {
-                    "and the restarted node would come back empty (no persistence): it takes over first"
-                        .to_string()
-                } else {
-                    "newer than the node's own files: it takes over first".to_string()
+        Ok(replica) => {
+            let reopen = obs
+                .nodes
+                .get(replica)
+                .and_then(|n| n.live.as_ref())
+                .map(|l| open_moves(topo, id, l, &lives))
+                .unwrap_or_default();
+            let how = if reopen.is_empty() {
+                "CLUSTER FAILOVER FORCE"
+            } else {
+                "CLUSTER FAILOVER TAKEOVER with the slots it was moving marked MIGRATING again"
+            };
+            Comeback::PromoteFirst {
+                step: Step::TakeOver {
+                    node: replica.clone(),
+                    from: inst.key.clone(),
+                    reopen,
                 },
-                inst.key
-            ),
-        },
+                why: format!(
+                    "{} is down while it still serves its slots; its replica {replica} may hold writes {} ({how}), then {} restarts as a replica",
+                    inst.key,
+                    if off {
+                        "and the restarted node would come back empty (no persistence): it takes over first"
+                        .to_string()
+                    } else {
+                        "newer than the node's own files: it takes over first".to_string()
+                    },
+                    inst.key
+                ),
+            }
+        }
         Err(why) => Comeback::InPlace {
             why: Some(in_place_reason(&inst.key, &why)),
         },
