@@ -617,8 +617,8 @@ pub struct OpenMove<'a> {
 /// What `take_over_mid_move` did.
 #[derive(Debug, Default)]
 pub struct TakenOver {
-    /// The replica was a master already (promoted by the cluster since planning, or by an
-    /// earlier attempt): the marks and deletions were made all the same.
+    /// `TAKEOVER` found the node a master already (the cluster promoted it between the check
+    /// of its role and the transaction): the marks and deletions were made all the same.
     pub already_master: bool,
     /// Stale copies deleted (keys the targets already held).
     pub stale: u64,
