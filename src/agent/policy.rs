@@ -379,6 +379,7 @@ mod tests {
                 Step::TakeOver {
                     node: key(7003),
                     from: key(7000),
+                    reopen: Vec::new(),
                 },
                 Step::ConfigSet {
                     node: key(7001),

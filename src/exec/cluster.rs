@@ -125,14 +125,71 @@ impl Context {
     /// masters have not voted within twice the node timeout (e.g. a majority of masters is
     /// down too), `CLUSTER FAILOVER TAKEOVER`: `from`'s process is known to be stopped on this
     /// host, so no second master can be serving. Done when `node` serves slots.
+    ///
+    /// With `reopen` (`from` died moving slots away) the promotion is `TAKEOVER` at once, in
+    /// one transaction with those slots' MIGRATING marks and the deletion of the stale copies
+    /// (`migrate::take_over_mid_move`): `FORCE` promotes whenever the votes arrive, and from
+    /// then until the marks are set the node would serve moved keys as its own. The vote is
+    /// not needed for safety here, for the reason `TAKEOVER` is: `from` is known stopped.
     pub(super) async fn take_over(
         &self,
         index: usize,
         node: &InstanceKey,
         from: &InstanceKey,
+        reopen: &[plan::Reopen],
         on_event: &(dyn Fn(Event) + Sync),
     ) -> Result<(), StepError> {
         let mut c = self.conn(node).await?;
+        let moves: Vec<migrate::OpenMove> = reopen
+            .iter()
+            .map(|r| migrate::OpenMove {
+                to_addr: &r.to_addr,
+                slots: r.slots.iter().flat_map(|r| r.start..=r.end).collect(),
+            })
+            .collect();
+        let node_timeout = self
+            .topology
+            .cluster
+            .as_ref()
+            .map_or(5000, |c| c.settings.node_timeout_ms);
+        let vote_wait = Duration::from_millis((2 * node_timeout).max(3000));
+        let promoted = if moves.is_empty() {
+            None
+        } else {
+            let others: Vec<String> = self
+                .targets
+                .iter()
+                .filter(|t| t.kind == TargetKind::Cluster && &t.managed.key != node)
+                .map(|t| t.endpoint.clone())
+                .collect();
+            migrate::take_over_mid_move(
+                &mut c,
+                &moves,
+                &others,
+                vote_wait,
+                self.password.as_ref(),
+                self.call_timeout,
+            )
+            .await
+            .map_err(|e| StepError::Other(format!("{node}: {e}")))?
+        };
+        if promoted.is_none() && !moves.is_empty() {
+            tracing::debug!(
+                target: "redisctl::redis",
+                "{node} takes over from {from} by FORCE: it is a master already, or its view of the slots did not settle"
+            );
+        }
+        if let Some(done) = &promoted {
+            // `-v` shows it; the tests count the stale copies with it.
+            tracing::debug!(
+                target: "redisctl::redis",
+                "{node} took over from {from}{}: {} slot(s) MIGRATING again, {} stale copies deleted ({} after the transaction)",
+                if done.already_master { " (it was a master already)" } else { "" },
+                done.reopened,
+                done.stale,
+                done.late
+            );
+        }
         let ask = |mode: &'static str| async move {
             let mut c = self.conn(node).await?;
             match c.cmd(&["CLUSTER", "FAILOVER", mode]).await {
@@ -146,13 +203,10 @@ impl Context {
                 Err(e) => Err(StepError::from(e)),
             }
         };
-        ask("FORCE").await?;
-        let node_timeout = self
-            .topology
-            .cluster
-            .as_ref()
-            .map_or(5000, |c| c.settings.node_timeout_ms);
-        let takeover_at = Instant::now() + Duration::from_millis((2 * node_timeout).max(3000));
+        if promoted.is_none() {
+            ask("FORCE").await?;
+        }
+        let takeover_at = Instant::now() + vote_wait;
         let mut took_over = false;
         let what = format!("{node} serves the slots of {from}");
         let deadline = Instant::now() + self.gate_timeout;

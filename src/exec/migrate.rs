@@ -14,6 +14,7 @@ mod atomic;
 
 use crate::observe::client::{ClientError, Conn, Credentials};
 use crate::observe::resp::{ErrorCode, ServerError, Value};
+use crate::topology::slots::SlotRange;
 
 /// Slots handled together: one pipeline of SETSLOTs and GETKEYSINSLOTs for all of them.
 const CHUNK: usize = 128;
@@ -513,11 +514,14 @@ async fn legacy(
 /// the move: a stale copy whose history the target's copy includes. `--replace` (source wins)
 /// would put that stale copy over the acknowledged writes, so it is not used there.
 ///
-/// What this cannot repair: the promoted replica has no MIGRATING mark (Redis 7.0 keeps those
-/// per node), so until the move is resumed it serves the slot as its own, and a write to a
-/// moved key in that window lands on it (on the stale copy, or on a new key). Such a write is
-/// acknowledged and its copy still loses to the target's; the window is from the promotion to
-/// the resumed move (`apply` at once after a crash keeps it short; the agent, shorter).
+/// What this cannot repair: a replica promoted by the cluster itself has no MIGRATING mark
+/// (Redis 7.0 keeps those per node), so until the move is resumed it serves the slot as its
+/// own, and a write to a moved key in that window lands on it (on the stale copy, or on a new
+/// key). Such a write is acknowledged and its copy still loses to the target's; the window is
+/// from the promotion to the resumed move. When redisctl promotes the replica (`apply`, the
+/// agent or the unit's start hook after a crash, before the cluster's own failover), there is
+/// no such window: `take_over_mid_move` deletes the stale copies and sets the marks in the
+/// promotion's own transaction.
 ///
 /// Slots the target imports from the source itself (a move interrupted some other way, or a
 /// slot left open by a refused conflict) are not included: there both copies may be
@@ -602,6 +606,268 @@ async fn drop_stale_copies(src: &mut Conn, keys: &[Vec<u8>]) -> Result<u64, Stri
         }
     }
     Ok(keys.len() as u64)
+}
+
+/// The slots a dead master was moving to one target, for `take_over_mid_move`.
+pub struct OpenMove<'a> {
+    pub to_addr: &'a str,
+    pub slots: Vec<u16>,
+}
+
+/// What `take_over_mid_move` did.
+#[derive(Debug, Default)]
+pub struct TakenOver {
+    /// `TAKEOVER` found the node a master already (the cluster promoted it between the check
+    /// of its role and the transaction): the marks and deletions were made all the same.
+    pub already_master: bool,
+    /// Stale copies deleted (keys the targets already held).
+    pub stale: u64,
+    /// Of those, deleted only after the transaction (Redis refused the deletion inside it,
+    /// e.g. `cluster_state` not ok yet): clients could have reached them for that moment.
+    pub late: u64,
+    /// Slots marked MIGRATING again.
+    pub reopened: usize,
+}
+
+/// Deletes its ARGV keys (passed as arguments, not as keys, so the transaction can be queued
+/// while the node is still a replica: a keyed command would be refused with MOVED).
+const DEL_SCRIPT: &str =
+    "local n = 0 for _, k in ipairs(ARGV) do n = n + redis.call('DEL', k) end return n";
+/// Stale copies per `EVAL`.
+const STALE_PER_EVAL: usize = 1000;
+
+/// Promote `replica`, a replica of a master that died moving `moves` away, so that it never
+/// serves a moved key as its own: in one `MULTI`, `CLUSTER FAILOVER TAKEOVER`, the deletion of
+/// its copies of keys the target already holds, and `SETSLOT MIGRATING` towards the target
+/// for every slot the target still imports from the dead master. Clients see the node as a
+/// master only with all three done (cluster.c: TAKEOVER claims the slots synchronously, in
+/// `clusterFailoverReplaceYourMaster`; a transaction runs with no other client in between).
+///
+/// Why these copies are stale, and why the target's copy wins: `foreign_slots` (a key reaches
+/// a target importing from a node only after that node no longer had it; the replica's copy
+/// predates that). With the mark set, a key the promoted node does not hold is answered with
+/// `ASK` to the target, which holds it (or creates it); a key it holds was never moved and is
+/// served here until the resumed move carries it over. Before the promotion nothing changes
+/// on either side: the replica's master is dead, and no client reaches the target for those
+/// slots without an `ASK` from a live source.
+///
+/// `TAKEOVER` claims every slot the replica's view gives its master, with a new config epoch
+/// and no vote. Right after a chunk of the move was handed over, that view can still give the
+/// dead master slots the target owns now (gossip has not brought the target's claim yet): a
+/// vote would be refused then (cluster.c, `clusterSendFailoverAuthIfNeeded`), a takeover would
+/// take those slots from the target. So first wait until no live master (`others`: every
+/// other node, the unreachable ones have no say) claims any of them itself; past `wait`,
+/// `Ok(None)`, and the caller falls back to `FORCE`, which the vote guards.
+///
+/// The keys on both sides are found with `GETKEYSINSLOT` on each (keyless: it works on a
+/// replica and in `cluster_state:fail`). `Ok(None)` also when `replica` is not a replica
+/// (nothing to promote; the caller's usual path applies).
+pub async fn take_over_mid_move(
+    replica: &mut Conn,
+    moves: &[OpenMove<'_>],
+    others: &[String],
+    wait: Duration,
+    password: Option<&Credentials>,
+    call_timeout: Duration,
+) -> Result<Option<TakenOver>, String> {
+    let err = |e: ClientError| e.to_string();
+    let mut peers = Vec::new();
+    for addr in others {
+        if let Ok(c) = Conn::connect(addr, password, call_timeout).await {
+            peers.push(c);
+        }
+    }
+    let deadline = Instant::now() + wait;
+    let master_id = loop {
+        let view = cluster_view(replica).await?;
+        let Some(me) = view.iter().find(|l| l.flags.myself) else {
+            return Err("CLUSTER NODES has no line for the node itself".into());
+        };
+        let Some(master_id) = me.master_id.clone().filter(|_| me.flags.replica) else {
+            return Ok(None);
+        };
+        let claimed: Vec<SlotRange> = view
+            .iter()
+            .find(|l| l.id == master_id)
+            .map(|l| l.slots.clone())
+            .unwrap_or_default();
+        let mut taken = false;
+        for c in peers.iter_mut() {
+            if let Ok(v) = cluster_view(c).await
+                && let Some(m) = v.iter().find(|l| l.flags.myself)
+            {
+                taken |= m.flags.master
+                    && m.id != master_id
+                    && m.slots
+                        .iter()
+                        .any(|a| claimed.iter().any(|b| a.start <= b.end && b.start <= a.end));
+            }
+        }
+        if !taken {
+            break master_id;
+        }
+        if Instant::now() > deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut stale: Vec<Vec<u8>> = Vec::new();
+    let mut marks: Vec<Vec<String>> = Vec::new();
+    for m in moves {
+        let mut dst = Conn::connect(m.to_addr, password, call_timeout)
+            .await
+            .map_err(err)?;
+        let theirs = cluster_view(&mut dst)
+            .await
+            .map_err(|e| format!("{}: {e}", m.to_addr))?;
+        let Some(target) = theirs.iter().find(|l| l.flags.myself) else {
+            continue;
+        };
+        // Only what the target still imports from the dead master (it may have changed
+        // since planning); the rule above holds for nothing else.
+        let slots: Vec<u16> = m
+            .slots
+            .iter()
+            .copied()
+            .filter(|s| target.importing.contains(&(*s, master_id.clone())))
+            .collect();
+        let here = keys_in_slots(replica, &slots).await.map_err(err)?;
+        let there = keys_in_slots(&mut dst, &slots).await.map_err(err)?;
+        let both: Vec<(u16, u64, u64)> = slots
+            .iter()
+            .zip(here.iter().zip(&there))
+            .filter(|(_, (h, t))| **h > 0 && **t > 0)
+            .map(|(s, (h, t))| (*s, *h, *t))
+            .collect();
+        for chunk in both.chunks(CHUNK) {
+            let ask = |pick: fn(&(u16, u64, u64)) -> u64| -> Vec<Vec<String>> {
+                chunk
+                    .iter()
+                    .map(|x| {
+                        vec![
+                            "CLUSTER".into(),
+                            "GETKEYSINSLOT".into(),
+                            x.0.to_string(),
+                            pick(x).to_string(),
+                        ]
+                    })
+                    .collect()
+            };
+            let mine = replica.pipeline(&refs(&ask(|x| x.1))).await.map_err(err)?;
+            let theirs = dst.pipeline(&refs(&ask(|x| x.2))).await.map_err(err)?;
+            for (a, b) in mine.into_iter().zip(theirs) {
+                let (a, b) = match (a, b) {
+                    (Value::Array(a), Value::Array(b)) => (a, b),
+                    (a, b) => {
+                        return Err(format!("GETKEYSINSLOT: unexpected replies {a} / {b}"));
+                    }
+                };
+                let bulk = |v: Value| match v {
+                    Value::Bulk(k) => Some(k),
+                    _ => None,
+                };
+                let b: BTreeSet<Vec<u8>> = b.into_iter().filter_map(bulk).collect();
+                stale.extend(a.into_iter().filter_map(bulk).filter(|k| b.contains(k)));
+            }
+        }
+        marks.extend(slots.iter().map(|s| setslot(*s, "MIGRATING", &target.id)));
+    }
+
+    let mut cmds: Vec<Vec<Vec<u8>>> = vec![
+        vec![b"MULTI".to_vec()],
+        ["CLUSTER", "FAILOVER", "TAKEOVER"]
+            .iter()
+            .map(|a| a.as_bytes().to_vec())
+            .collect(),
+    ];
+    for batch in stale.chunks(STALE_PER_EVAL) {
+        let mut eval = vec![
+            b"EVAL".to_vec(),
+            DEL_SCRIPT.as_bytes().to_vec(),
+            b"0".to_vec(),
+        ];
+        eval.extend(batch.iter().cloned());
+        cmds.push(eval);
+    }
+    cmds.extend(
+        marks
+            .iter()
+            .map(|m| m.iter().map(|a| a.as_bytes().to_vec()).collect()),
+    );
+    cmds.push(vec![b"EXEC".to_vec()]);
+    let slices: Vec<&[Vec<u8>]> = cmds.iter().map(Vec::as_slice).collect();
+    let mut replies = replica.pipeline(&slices).await.map_err(err)?;
+    let results = match replies.pop() {
+        Some(Value::Array(r)) if r.len() == cmds.len() - 2 => r,
+        other => {
+            // EXECABORT: a command was refused while queueing (nothing ran); say which.
+            let why = replies
+                .iter()
+                .find_map(|r| matches!(r, Value::Error(_)).then(|| text(r)))
+                .or(other.map(|v| text(&v)))
+                .unwrap_or_default();
+            return Err(format!("MULTI with CLUSTER FAILOVER TAKEOVER: {why}"));
+        }
+    };
+    let mut out = TakenOver::default();
+    let mut results = results.into_iter();
+    match results.next() {
+        Some(Value::Error(e)) if e.contains("CLUSTER FAILOVER to a replica") => {
+            out.already_master = true
+        }
+        Some(Value::Error(e)) => {
+            // Still a replica: the deletions and marks were refused as well.
+            return Err(format!("CLUSTER FAILOVER TAKEOVER: {e}"));
+        }
+        _ => {}
+    }
+    let mut left: Vec<Vec<u8>> = Vec::new();
+    for batch in stale.chunks(STALE_PER_EVAL) {
+        match results.next() {
+            Some(Value::Int(n)) => out.stale += n.max(0) as u64,
+            // E.g. the node's cluster_state was not ok yet (then it refused clients too):
+            // deleted below instead, as soon as it serves.
+            _ => left.extend(batch.iter().cloned()),
+        }
+    }
+    for (m, r) in marks.iter().zip(results) {
+        if let Value::Error(e) = r {
+            return Err(format!("SETSLOT {} MIGRATING: {e}", m[2]));
+        }
+        out.reopened += 1;
+    }
+    let deadline = Instant::now() + call_timeout.max(Duration::from_secs(5));
+    while !left.is_empty() {
+        let cmds: Vec<Vec<Vec<u8>>> = left
+            .iter()
+            .map(|k| vec![b"DEL".to_vec(), k.clone()])
+            .collect();
+        let slices: Vec<&[Vec<u8>]> = cmds.iter().map(Vec::as_slice).collect();
+        let replies = replica.pipeline(&slices).await.map_err(err)?;
+        let mut again = Vec::new();
+        for (k, r) in left.into_iter().zip(replies) {
+            match r {
+                Value::Int(n) => {
+                    out.stale += n.max(0) as u64;
+                    out.late += n.max(0) as u64;
+                }
+                // The key is gone already (ASK: missing on a migrating node).
+                Value::Error(e) if e.code == ErrorCode::Ask => {}
+                Value::Error(e) if Instant::now() > deadline => {
+                    return Err(format!(
+                        "DEL of the stale copy of {}: {e}",
+                        String::from_utf8_lossy(&k)
+                    ));
+                }
+                _ => again.push(k),
+            }
+        }
+        left = again;
+        if !left.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(Some(out))
 }
 
 /// A target importing a slot ignores every owner change for it that gossip brings (Redis

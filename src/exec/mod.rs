@@ -484,7 +484,9 @@ impl Context {
             Step::Stop { nodes } => self.stop_nodes(nodes).await,
             Step::Restart { node } => self.restart_one(index, node, on_event).await,
             Step::WaitCaughtUp { nodes } => self.await_caught_up(index, nodes, on_event).await,
-            Step::TakeOver { node, from } => self.take_over(index, node, from, on_event).await,
+            Step::TakeOver { node, from, reopen } => {
+                self.take_over(index, node, from, reopen, on_event).await
+            }
             Step::SentinelPromote { group, from } => {
                 self.sentinel_promote(index, group, from, on_event).await
             }

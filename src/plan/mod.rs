@@ -30,6 +30,16 @@ use crate::supervise::ProcState;
 use crate::topology::slots::{SlotRange, count, format_ranges, ranges_of};
 use crate::topology::{InstanceKey, Topology};
 
+/// Slots a dead master was moving to `to` when it died: `to` still imports them from it
+/// (`TakeOver`). Its replica is promoted with these marked MIGRATING towards `to` again, and
+/// without the copies of keys `to` already holds (exec/cluster.rs, `take_over`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Reopen {
+    pub to: InstanceKey,
+    pub to_addr: String,
+    pub slots: Vec<SlotRange>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
@@ -63,9 +73,13 @@ pub enum Step {
     /// `CLUSTER FAILOVER FORCE` (then `TAKEOVER` if the other masters do not vote in time)
     /// on a replica whose master is down: it takes over the slots before `from` is started
     /// again, so `from` cannot come back as a master with older data (crash-safe restarts).
+    /// With `reopen` (`from` died moving slots away): `CLUSTER FAILOVER TAKEOVER` in one
+    /// transaction with the deletion of the stale copies and the slots' MIGRATING marks.
     TakeOver {
         node: InstanceKey,
         from: InstanceKey,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        reopen: Vec<Reopen>,
     },
     /// A group's master `from` is down: the Sentinels promote the best replica (`SENTINEL
     /// FAILOVER`) before `from` restarts as a replica; done when a majority of them report
@@ -333,10 +347,23 @@ impl fmt::Display for Step {
                 "retire {node} ({addr}, id {}): stop it and forget it on every node",
                 short(id)
             ),
-            Step::TakeOver { node, from } => write!(
+            Step::TakeOver { node, from, reopen } if reopen.is_empty() => write!(
                 f,
                 "{node} takes over the slots of {from} (CLUSTER FAILOVER FORCE) before {from} restarts"
             ),
+            Step::TakeOver { node, from, reopen } => {
+                let open: Vec<String> = reopen
+                    .iter()
+                    .map(|r| format!("{} to {}", format_ranges(&r.slots), r.to))
+                    .collect();
+                write!(
+                    f,
+                    "{node} takes over the slots of {from} (CLUSTER FAILOVER TAKEOVER) before {from} restarts, \
+                     in one transaction with MIGRATING marks again on the slots {from} was moving ({}) \
+                     and the deletion of its copies of keys already moved",
+                    open.join(", ")
+                )
+            }
             Step::ConfigSet { node, params } => {
                 let kv: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
                 write!(f, "set {} on {node} (live, no restart)", kv.join(" "))

@@ -20,10 +20,11 @@
 
 use std::collections::HashMap;
 
-use super::Step;
 use super::groups::{current_master, desired_upstream};
+use super::{Reopen, Step};
 use crate::observe::{Live, NodeObs, Observed, ReplLive};
 use crate::supervise::ProcState;
+use crate::topology::slots::ranges_of;
 use crate::topology::{Group, Instance, InstanceKey, Topology};
 
 /// How a down node comes back.
@@ -126,27 +127,82 @@ pub fn cluster(topo: &Topology, inst: &Instance, o: &NodeObs, obs: &Observed) ->
         .filter(|(_, l)| l.myself.flags.replica && l.myself.master_id.as_deref() == Some(id))
         .map(|(k, l)| (*k, usable(&l.info, window)));
     match best(candidates) {
-        Ok(replica) => Comeback::PromoteFirst {
-            step: Step::TakeOver {
-                node: replica.clone(),
-                from: inst.key.clone(),
-            },
-            why: format!(
-                "{} is down while it still serves its slots; its replica {replica} may hold writes {} (CLUSTER FAILOVER FORCE), then {} restarts as a replica",
-                inst.key,
-                if off {
-                    "and the restarted node would come back empty (no persistence): it takes over first"
-                        .to_string()
-                } else {
-                    "newer than the node's own files: it takes over first".to_string()
+        Ok(replica) => {
+            let reopen = obs
+                .nodes
+                .get(replica)
+                .and_then(|n| n.live.as_ref())
+                .map(|l| open_moves(topo, id, l, &lives))
+                .unwrap_or_default();
+            let how = if reopen.is_empty() {
+                "CLUSTER FAILOVER FORCE"
+            } else {
+                "CLUSTER FAILOVER TAKEOVER with the slots it was moving marked MIGRATING again"
+            };
+            Comeback::PromoteFirst {
+                step: Step::TakeOver {
+                    node: replica.clone(),
+                    from: inst.key.clone(),
+                    reopen,
                 },
-                inst.key
-            ),
-        },
+                why: format!(
+                    "{} is down while it still serves its slots; its replica {replica} may hold writes {} ({how}), then {} restarts as a replica",
+                    inst.key,
+                    if off {
+                        "and the restarted node would come back empty (no persistence): it takes over first"
+                        .to_string()
+                    } else {
+                        "newer than the node's own files: it takes over first".to_string()
+                    },
+                    inst.key
+                ),
+            }
+        }
         Err(why) => Comeback::InPlace {
             why: Some(in_place_reason(&inst.key, &why)),
         },
     }
+}
+
+/// The moves the down master `id` was in the middle of: per live master importing slots
+/// from it, those of the slots `replica`'s view still gives to `id` (the slots its takeover
+/// claims). The replica has no MIGRATING mark of its own (Redis 7.0 keeps them per node), and
+/// may still hold keys that had already moved (the `DEL` that follows a `MIGRATE` had not
+/// reached it): promoted as it is, it would serve those stale copies, and new keys of the
+/// moved ones, as its own.
+fn open_moves(
+    topo: &Topology,
+    id: &str,
+    replica: &Live,
+    lives: &[(&InstanceKey, &Live)],
+) -> Vec<Reopen> {
+    let Some(dead) = replica.peer(id) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (k, l) in lives {
+        if !l.myself.flags.master {
+            continue;
+        }
+        let slots = ranges_of(
+            l.myself
+                .importing
+                .iter()
+                .filter(|(s, from)| from == id && dead.slots.iter().any(|r| r.contains(*s)))
+                .map(|(s, _)| *s),
+        );
+        let Some(to) = topo.cluster_instances().find(|i| &i.key == *k) else {
+            continue;
+        };
+        if !slots.is_empty() {
+            out.push(Reopen {
+                to: (*k).clone(),
+                to_addr: to.endpoint(),
+                slots,
+            });
+        }
+    }
+    out
 }
 
 fn in_place_reason(key: &InstanceKey, why: &[String]) -> String {

@@ -17,7 +17,7 @@ use crate::observe::parse::{Flags, NodeLine};
 use crate::observe::{Live, NodeObs, Observed, Record};
 use crate::supervise::ProcState;
 use crate::topology::Cluster;
-use crate::topology::slots::{SLOTS, count, even_split, ranges_of};
+use crate::topology::slots::{SLOTS, SlotRange, count, even_split, ranges_of};
 use crate::topology::{InstanceKey, Topology};
 
 /// One instance: its process, its nodes.conf and its dataset.
@@ -264,6 +264,9 @@ impl Sim {
             .filter(|n| n.id == old || n.master == Some(old.clone()))
         {
             n.master = Some(new.clone());
+            // A master turned replica closes its open slots (cluster.c, clusterSetMaster).
+            n.migrating.clear();
+            n.importing.clear();
         }
         let n = self.node(key);
         (n.master, n.slots, n.epoch) = (None, slots, epoch);
@@ -384,7 +387,7 @@ impl Sim {
                 let id = m.id.clone();
                 self.node(node).master = Some(id);
             }
-            Step::TakeOver { node, .. } => {
+            Step::TakeOver { node, reopen, .. } => {
                 // CLUSTER FAILOVER FORCE: its master (by id) must be down.
                 let m = self.nodes[node]
                     .master
@@ -395,6 +398,19 @@ impl Sim {
                     "{step}: master is up"
                 );
                 self.promote(node);
+                // With `reopen`: the promoted node marks those slots MIGRATING in the same
+                // transaction (the targets still import them from the dead master).
+                for r in reopen {
+                    let to = self.nodes[&r.to].id.clone();
+                    for slot in r.slots.iter().flat_map(|r| r.start..=r.end) {
+                        assert!(
+                            self.nodes[&r.to].importing.get(&slot) == Some(&m),
+                            "{step}: {} does not import {slot} from the dead master",
+                            r.to
+                        );
+                        self.node(node).migrating.insert(slot, to.clone());
+                    }
+                }
             }
             Step::ClusterFailover { node } => {
                 up(self, node);
@@ -1020,6 +1036,64 @@ fn a_stale_slot_claim_is_waited_for_not_acted_on() {
     let p = plan_with(&sim.topo, &sim.observed(), Options::default());
     assert!(p.waits.is_empty() && p.blockers.is_empty(), "{p:?}");
     assert!(p.steps.is_empty(), "{:?}", p.steps);
+}
+
+/// The source of a slot move dies in the middle of it (kill -9, `apply` at once): its replica
+/// takes over with the slot its target still imports from it named in the step (`reopen`:
+/// marked MIGRATING again in the promotion's transaction, exec/cluster.rs), and the move
+/// finishes from the promoted node.
+#[test]
+fn a_source_killed_mid_move_is_taken_over_with_its_open_slot() {
+    let ctx = "source killed mid-move";
+    let mut sim = Sim::new(topology(3, 1, 2, false));
+    converge_sim(&mut sim, Options::default(), ctx);
+    sim.declare(topology(4, 1, 2, false));
+    let p = plan_with(&sim.topo, &sim.observed(), Options::default());
+    let at = p
+        .steps
+        .iter()
+        .position(|s| matches!(s, Step::MoveSlots { .. }))
+        .expect("a slot move");
+    for s in &p.steps[..at] {
+        sim.apply(s);
+    }
+    let Step::MoveSlots {
+        from,
+        to,
+        to_addr,
+        slots,
+        ..
+    } = p.steps[at].clone()
+    else {
+        unreachable!()
+    };
+    let all: Vec<u16> = slots.iter().flat_map(|r| r.start..=r.end).collect();
+    let (done, open) = all.split_at(all.len() / 2);
+    sim.move_slots(&from, &to, &done.iter().copied().collect());
+    let (fid, tid) = (sim.nodes[&from].id.clone(), sim.nodes[&to].id.clone());
+    sim.node(&from).migrating.insert(open[0], tid);
+    sim.node(&to).importing.insert(open[0], fid);
+    sim.node(&from).running = false;
+    let replica = sim
+        .nodes
+        .iter()
+        .find(|(_, n)| n.master.as_deref() == Some(sim.nodes[&from].id.as_str()))
+        .map(|(k, _)| k.clone())
+        .expect("a replica of the source");
+    let p = plan_with(&sim.topo, &sim.observed(), Options::default());
+    let expected = Step::TakeOver {
+        node: replica,
+        from: from.clone(),
+        reopen: vec![super::Reopen {
+            to: to.clone(),
+            to_addr,
+            slots: vec![SlotRange::new(open[0], open[0])],
+        }],
+    };
+    assert!(p.steps.contains(&expected), "{:?}", p.steps);
+    converge_sim(&mut sim, Options::default(), ctx);
+    // The replica that took over stays master (no --restore-roles).
+    assert_converged(&sim, false, false, ctx);
 }
 
 /// Scaling in keeps the retired nodes' data directories; scaling out again onto the same
