@@ -25,6 +25,15 @@ import time
 import redis
 from redis.sentinel import Sentinel
 
+
+def stop_on_eof(stop):
+    """Set `stop` once stdin closes. os.read, not sys.stdin: a daemon thread blocked in a
+    buffered read makes the interpreter abort at exit (_enter_buffered_busy)."""
+    while os.read(0, 4096):
+        pass
+    stop.set()
+
+
 args, tls = [], {}
 user = control = progress = None
 stop = threading.Event()
@@ -33,7 +42,7 @@ for a in argv:
     if a in ("--tls-ca", "--tls-cert", "--tls-key"):
         tls[a] = next(argv)
     elif a == "--stop-on-eof":
-        threading.Thread(target=lambda: (sys.stdin.buffer.read(), stop.set()), daemon=True).start()
+        threading.Thread(target=stop_on_eof, args=(stop,), daemon=True).start()
     elif a == "--progress":
         progress = next(argv)
     elif a == "--user":

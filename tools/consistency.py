@@ -28,6 +28,15 @@ import time
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisError
 
+
+def stop_on_eof(stop):
+    """Set `stop` once stdin closes. os.read, not sys.stdin: a daemon thread blocked in a
+    buffered read makes the interpreter abort at exit (_enter_buffered_busy)."""
+    while os.read(0, 4096):
+        pass
+    stop.set()
+
+
 args, tls = [], {}
 stop, progress = threading.Event(), None
 argv = iter(sys.argv[1:])
@@ -35,7 +44,7 @@ for a in argv:
     if a in ("--tls-ca", "--tls-cert", "--tls-key"):
         tls[a] = next(argv)
     elif a == "--stop-on-eof":
-        threading.Thread(target=lambda: (sys.stdin.buffer.read(), stop.set()), daemon=True).start()
+        threading.Thread(target=stop_on_eof, args=(stop,), daemon=True).start()
     elif a == "--progress":
         progress = next(argv)
     else:
