@@ -3,7 +3,8 @@
 # redis-server, redis-sentinel, redis-cli (redis-tools); with --tests also redis-py (the
 # independent judge), prometheus_client (parses the agent's /metrics), openssl and python's
 # cryptography (TLS test certificates), and for the systemd/package tests systemd-nspawn, debootstrap, rpm,
-# cargo-deb and cargo-generate-rpm, and valkey-server 9 (atomic slot migration).
+# cargo-deb and cargo-generate-rpm, valkey-server 9 (atomic slot migration), and cargo-nextest
+# (the test runner test.sh prefers).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
@@ -24,6 +25,7 @@ if [ "${1:-}" = "--tests" ]; then
   command -v curl >/dev/null || need+=(curl)
   cargo deb --version >/dev/null 2>&1 || tools+=(cargo-deb)
   cargo generate-rpm --version >/dev/null 2>&1 || tools+=(cargo-generate-rpm)
+  cargo nextest --version >/dev/null 2>&1 || nextest_need=1
 fi
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
@@ -62,6 +64,14 @@ PY
   $sudo install -m 0755 "$tmp/valkey-server" /opt/valkey/bin/valkey-server
   rm -rf "$tmp"
   /opt/valkey/bin/valkey-server --version >&2
+fi
+# cargo-nextest: the project's pre-built binary (0.9 series), else built from crates.io.
+if [ -n "${nextest_need:-}" ]; then
+  echo "installing cargo-nextest ..." >&2
+  bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+  mkdir -p "$bin"
+  curl -LsSf https://get.nexte.st/0.9/linux | tar zxf - -C "$bin" \
+    || tools+=(cargo-nextest)
 fi
 if [ ${#tools[@]} -gt 0 ]; then
   echo "installing ${tools[*]} (cargo install, a few minutes) ..." >&2
