@@ -3,7 +3,8 @@
 # redis-server, redis-sentinel, redis-cli (redis-tools); with --tests also redis-py (the
 # independent judge), prometheus_client (parses the agent's /metrics), openssl and python's
 # cryptography (TLS test certificates), and for the systemd/package tests systemd-nspawn, debootstrap, rpm,
-# cargo-deb and cargo-generate-rpm, and valkey-server 9 (atomic slot migration).
+# cargo-deb and cargo-generate-rpm, valkey-server 9 (atomic slot migration), and cargo-nextest
+# (the test runner test.sh prefers).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
@@ -24,6 +25,7 @@ if [ "${1:-}" = "--tests" ]; then
   command -v curl >/dev/null || need+=(curl)
   cargo deb --version >/dev/null 2>&1 || tools+=(cargo-deb)
   cargo generate-rpm --version >/dev/null 2>&1 || tools+=(cargo-generate-rpm)
+  cargo nextest --version >/dev/null 2>&1 || nextest_need=1
 fi
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
@@ -63,6 +65,9 @@ PY
   rm -rf "$tmp"
   /opt/valkey/bin/valkey-server --version >&2
 fi
+# cargo-nextest: the machines come with it; else built from crates.io (the only place this
+# workplace reaches: no pre-built download).
+if [ -n "${nextest_need:-}" ]; then tools+=(cargo-nextest); fi
 if [ ${#tools[@]} -gt 0 ]; then
   echo "installing ${tools[*]} (cargo install, a few minutes) ..." >&2
   cargo install --locked --quiet "${tools[@]}"

@@ -27,6 +27,10 @@ enum When {
 
 const ALL: [When; 3] = [When::AtOnce, When::HalfASecond, When::AfterFailover];
 
+/// The writers' bound (s): they write from before the first kill until the test has seen the
+/// last recovery, and stop then (`stop_json`); this only keeps a hung test from writing on.
+const WRITER_BOUND: f64 = 300.0;
+
 fn role(port: u16) -> String {
     info_field(port, "role").unwrap_or_default()
 }
@@ -57,8 +61,16 @@ fn apply(d: &Deployment, what: &str) {
 fn cluster_crash(persistence: &str) {
     let d = Deployment::custom(3, 1, persistence, 3000, "");
     d.ok(&["apply", "--yes"]);
-    let writer = consistency(d.ports[5], 40.0, 2000);
-    std::thread::sleep(Duration::from_secs(3));
+    let progress = d.dir.path().join("writer.progress");
+    let writer = consistency_with(
+        "127.0.0.1",
+        d.ports[5],
+        WRITER_BOUND,
+        2000,
+        None,
+        &progress_args(&progress),
+    );
+    let mut acked = await_acked(&progress, FLOWING, "before the kills");
     for (shard, when) in ALL.into_iter().enumerate() {
         let (master, replica) = (d.ports[2 * shard], d.ports[2 * shard + 1]);
         let what = format!("shard {} master {master} killed, apply {when:?}", shard + 1);
@@ -81,9 +93,11 @@ fn cluster_crash(persistence: &str) {
                     == Some("up")),
             "{what}: {master} did not come back as a synced replica of {replica}"
         );
-        std::thread::sleep(Duration::from_secs(2));
+        // Writes flow again before the next kill: every key's shard serves them (a writer
+        // stuck on one unserved shard acknowledges nothing, its writes are sequential).
+        acked = await_acked(&progress, acked + FLOWING, &what);
     }
-    let r = finish_json(writer);
+    let r = stop_json(writer);
     say(&format!("writer: {r}"));
     assert_eq!(r["lost"], 0, "acknowledged writes lost: {r}");
     assert!(r["acknowledged"].as_u64().unwrap() > 1000, "{r}");
@@ -124,8 +138,9 @@ fn group_crash(persistence: &str) {
     // seen while this test was written).
     let d = Deployment::sentinel_with(persistence, 5000);
     d.ok(&["apply", "--yes"]);
-    let writer = sentinel_writer(&d, 45.0);
-    std::thread::sleep(Duration::from_secs(3));
+    let progress = d.dir.path().join("writer.progress");
+    let writer = sentinel_writer_with(&d, WRITER_BOUND, &progress_args(&progress));
+    let mut acked = await_acked(&progress, FLOWING, "before the kills");
     for when in ALL {
         let old = sentinel_master_port(&d).expect("the Sentinels name a master");
         let what = format!("group master {old} killed, apply {when:?}");
@@ -162,9 +177,10 @@ fn group_crash(persistence: &str) {
             sentinel_master_port(&d),
             d.log_tails(60)
         );
-        std::thread::sleep(Duration::from_secs(2));
+        // Writes flow again through the Sentinels' new master before the next kill.
+        acked = await_acked(&progress, acked + FLOWING, &what);
     }
-    let r = finish_json(writer);
+    let r = stop_json(writer);
     say(&format!("writer: {r}"));
     assert_eq!(
         r["lost"],

@@ -232,7 +232,7 @@ fn per_host_applies_drain_undrain_and_rolling_restart() {
     assert!(!state_of(&h, "h2").join("drained").join("h2.json").exists());
 
     // Drain h2 under writes.
-    let load = checker(&h, 8.0);
+    let load = checker(&h, 120.0);
     std::thread::sleep(Duration::from_millis(1500));
     let report: serde_json::Value =
         serde_json::from_str(&ok(&h, "h2", &["--output", "json", "drain"], &["h2"])).unwrap();
@@ -253,7 +253,7 @@ fn per_host_applies_drain_undrain_and_rolling_restart() {
             "h2:{p} still answers"
         );
     }
-    let r = common::finish_json(load);
+    let r = common::stop_json(load);
     assert_eq!(r["lost"], 0, "drain lost acknowledged writes: {r}");
     eprintln!("drain under load: {r}");
     // The others serve every slot.
@@ -288,9 +288,9 @@ fn per_host_applies_drain_undrain_and_rolling_restart() {
     );
 
     // Undrain under writes: roles back as they were, nothing lost.
-    let load = checker(&h, 6.0);
+    let load = checker(&h, 120.0);
     ok(&h, "h2", &["undrain"], &["h2"]);
-    let r = common::finish_json(load);
+    let r = common::stop_json(load);
     assert_eq!(r["lost"], 0, "undrain lost acknowledged writes: {r}");
     cluster_check(&h);
     ok(&h, "h1", &["check"], &[]);
@@ -373,7 +373,7 @@ fn drain_without_a_replica_elsewhere_needs_move_slots() {
         .replace("  replicas: 1\n", "  replicas: 0\n");
     std::fs::write(&h.d.file, text).unwrap();
     apply_everywhere(&h);
-    let load = checker(&h, 4.0);
+    let load = checker(&h, 120.0);
     std::thread::sleep(Duration::from_millis(500));
     let out = on(&h, "h2", &["drain"], &["h2"]);
     assert_eq!(out.status.code(), Some(1));
@@ -391,7 +391,7 @@ fn drain_without_a_replica_elsewhere_needs_move_slots() {
         !report["slots_moved"].as_array().unwrap().is_empty(),
         "{report}"
     );
-    let r = common::finish_json(load);
+    let r = common::stop_json(load);
     assert_eq!(r["lost"], 0, "{r}");
     let text = cluster_check(&h);
     assert!(!text.contains(&h.addrs[1]), "{text}");

@@ -602,8 +602,9 @@ struct ClusterNode {
     has_slots: bool,
 }
 
+/// The writer's verdict on `what`, which is done: it stops writing now (`stop_json`).
 fn finish(child: Child, what: &str) -> serde_json::Value {
-    let r = common::finish_json(child);
+    let r = common::stop_json(child);
     say(&format!("consistency during {what}: {r}"));
     assert_eq!(r["lost"], 0, "{what} lost acknowledged writes: {r}");
     assert!(
@@ -734,7 +735,7 @@ fn drain_and_undrain_a_host_under_load() {
     );
 
     // Drain h2, which leads shard 2, while writes flow.
-    let load = h.checker(9.0);
+    let load = h.checker(120.0);
     std::thread::sleep(Duration::from_millis(1500));
     let report = h.json("h2", &["drain"], &["h2"]);
     say(&format!("drain report: {report}"));
@@ -786,7 +787,7 @@ fn drain_and_undrain_a_host_under_load() {
     finish(load, "drain");
 
     // Undrain under writes: instances back, roles as they were, nothing lost.
-    let load = h.checker(7.0);
+    let load = h.checker(120.0);
     std::thread::sleep(Duration::from_millis(1000));
     let report = h.json("h2", &["undrain"], &["h2"]);
     say(&format!("undrain report: {report}"));

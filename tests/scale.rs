@@ -37,12 +37,12 @@ fn scale_3_to_4_to_3_under_writes_loses_nothing() {
     assert!((20_000..=30_000).contains(&moving), "{plan}");
     assert!(plan["moves"][0]["bytes"].as_u64().unwrap() > 0, "{plan}");
 
-    let checker = consistency(d.ports[0], 14.0, 5000);
+    let checker = consistency(d.ports[0], 180.0, 5000);
     std::thread::sleep(Duration::from_millis(500));
     apply_with_shards(&d, 4);
     assert_eq!(d.json(&["plan"])["steps"].as_array().unwrap().len(), 0);
     apply_with_shards(&d, 3);
-    let result = finish_json(checker);
+    let result = stop_json(checker);
     assert_eq!(result["lost"], 0, "{result}");
     assert!(result["acknowledged"].as_u64().unwrap() > 100, "{result}");
 
@@ -327,7 +327,7 @@ fn failover_check_and_restore_roles_in_a_cluster() {
     d.ok(&["apply", "--yes"]);
     assert_eq!(d.run(&["check"]).status.code(), Some(0));
     let (master, replica) = (d.ports[0], d.ports[1]);
-    let writer = consistency(d.ports[2], 6.0, 2000);
+    let writer = consistency(d.ports[2], 60.0, 2000);
     std::thread::sleep(Duration::from_millis(500));
     // The plan first: one coordinated failover, nothing changed.
     let dry = d.run_with(&["failover"], &[&replica.to_string(), "--dry-run"]);
@@ -359,7 +359,7 @@ fn failover_check_and_restore_roles_in_a_cluster() {
 
     d.ok(&["apply", "--yes", "--restore-roles"]);
     assert_eq!(info_field(master, "role").as_deref(), Some("master"));
-    let result = finish_json(writer);
+    let result = stop_json(writer);
     assert_eq!(result["lost"], 0, "{result}");
 
     // check reports drift and exits 1.
@@ -463,7 +463,7 @@ fn kill_mid_migration(
     let d = Deployment::with_ports(3, 1, &ports);
     d.ok(&["apply", "--yes"]);
     judge(d.ports[0], 60_000);
-    let writer = with_writer.then(|| consistency(d.ports[2], 25.0, 2000));
+    let writer = with_writer.then(|| consistency(d.ports[2], 180.0, 2000));
     d.set_shards(4);
     let mut child = Command::new(bin())
         .args(["apply", "--yes"])
@@ -542,7 +542,7 @@ fn kill_mid_migration(
     let again = judge(d.ports[2], 60_000);
     assert_eq!(again["lost"], 0);
     if let Some(writer) = writer {
-        let w = finish_json(writer);
+        let w = stop_json(writer);
         say(&format!("writer: {w}"));
         assert_eq!(w["lost"], 0, "acknowledged writes lost: {w}");
     } else {

@@ -429,22 +429,27 @@ fn rotating_every_password_of_a_sentinel_group_under_a_sentinel_client_refuses_n
 
     let control = dir.join("control");
     std::fs::write(&control, format!("{}\n", dir.join("app-old.pw").display())).unwrap();
+    let progress = dir.join("writer.progress");
     let mut cmd = Command::new("python3");
     cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sentinel_writer.py"))
         .arg(PASSWORD)
-        .arg("25");
+        .arg("120");
     for s in sentinels {
         cmd.arg(s.to_string());
     }
+    // It writes until the rotation is done (stop_json closes its stdin).
     let writer = cmd
         .arg("--user")
         .arg("app")
         .arg(&control)
+        .arg("--stop-on-eof")
+        .args(progress_args(&progress))
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    await_acked(&progress, FLOWING, "before the rotation");
 
     // 1. Every new password next to its old one. The first round only adds the new
     //    passwords; nobody switches before every member accepts them.
@@ -499,7 +504,7 @@ fn rotating_every_password_of_a_sentinel_group_under_a_sentinel_client_refuses_n
     relink_replicas(replicas, &cli);
     reconnect_sentinels(&d.ports[..3], &cli);
 
-    let j = finish_json(writer);
+    let j = stop_json(writer);
     say(&format!("Sentinel group rotation under load: {j}"));
     assert_eq!(j["auth_errors"], 0, "{j}");
     assert_eq!(j["errors"], 0, "{j}");
@@ -589,7 +594,7 @@ fn swapping_the_replication_password_of_a_loaded_cluster_in_one_apply_refuses_no
         cli(p, &["ACL", "LOG", "RESET"]);
     }
 
-    let writer = consistency_at("127.0.0.1", d.ports[0], 15.0, 2000, Some(ADMIN));
+    let writer = consistency_at("127.0.0.1", d.ports[0], 120.0, 2000, Some(ADMIN));
     // Replicas reconnect to their masters over and over while the password changes: any
     // moment where a replica's masterauth is not accepted shows as a refused AUTH.
     // (redis-cli's repeat mode: one connection per replica, a kill every 20 ms.)
@@ -635,7 +640,7 @@ fn swapping_the_replication_password_of_a_loaded_cluster_in_one_apply_refuses_no
     let plan = d.json(&["plan"]);
     assert_eq!(plan["steps"], serde_json::json!([]), "{plan}");
 
-    let j = finish_json(writer);
+    let j = stop_json(writer);
     say(&format!(
         "replication password swapped under load, {kills} replica links cut meanwhile: {j}"
     ));

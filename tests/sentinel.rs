@@ -27,7 +27,9 @@ fn role(port: u16) -> String {
     info_field(port, "role").unwrap_or_default()
 }
 
-fn finish(child: std::process::Child) -> serde_json::Value {
+/// The writer's verdict now: it stops writing when its stdin closes, then judges everything
+/// it wrote since it started.
+fn stop(child: std::process::Child) -> serde_json::Value {
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -111,7 +113,7 @@ fn master_killed_sentinel_fails_over_apply_accepts_it_and_restore_roles_moves_ba
     d.ok(&["apply", "--yes"]);
     let m = d.ports[0];
 
-    let w = sentinel_writer(&d, 12.0);
+    let w = sentinel_writer(&d, 120.0);
     std::thread::sleep(Duration::from_millis(1500));
     let t = Instant::now();
     d.kill_9(m);
@@ -146,14 +148,14 @@ fn master_killed_sentinel_fails_over_apply_accepts_it_and_restore_roles_moves_ba
         .clone();
     assert_eq!(old["role"], "replica");
     assert_eq!(old["role_differs"], true);
-    let during = finish(w);
+    let during = stop(w);
     assert!(during["acknowledged"].as_u64().unwrap() > 0, "{during}");
 
     // Restore the preferred master under continuous writes: nothing acknowledged is lost. (The
     // handover first waits, writes flowing, until a Sentinel has seen the zero priorities:
     // up to its 10 s INFO period; on a loaded CI machine the whole handover has taken 35 s.
-    // The writer outlasts that, so it ends writing to the restored master.)
-    let w = sentinel_writer(&d, 50.0);
+    // The writer writes until the handover is done, so it ends writing to the restored master.)
+    let w = sentinel_writer(&d, 120.0);
     std::thread::sleep(Duration::from_millis(1000));
     let t = Instant::now();
     let out = d.run(&["apply", "--yes", "--restore-roles"]);
@@ -163,7 +165,7 @@ fn master_killed_sentinel_fails_over_apply_accepts_it_and_restore_roles_moves_ba
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success());
-    let after = finish(w);
+    let after = stop(w);
     assert_eq!(after["lost"], 0, "{after}");
     assert_eq!(after["master_port"], m, "{after}");
     assert_eq!(role(m), "master");
@@ -209,7 +211,7 @@ fn aof_always_keeps_acknowledged_writes_through_kill_9() {
         );
     }
     // A live writer through the kill and the restart, judged by its acknowledged writes.
-    let w = sentinel_writer(&d, 6.0);
+    let w = sentinel_writer(&d, 60.0);
     assert!(wait_for(Duration::from_secs(10), || redis_cli(
         m,
         &["EXISTS", "w:10"]
@@ -242,7 +244,7 @@ fn aof_always_keeps_acknowledged_writes_through_kill_9() {
     exists.extend(keys.iter().map(String::as_str));
     assert_eq!(redis_cli(m, &exists).trim(), "200");
     assert_eq!(redis_cli(m, &["GET", "k199"]).trim(), "199");
-    let w = finish(w);
+    let w = stop(w);
     assert_nothing_lost(&w, 10);
     assert_eq!(w["master_port"], m, "{w}");
 }
@@ -255,17 +257,12 @@ fn an_empty_persistence_off_master_does_not_wipe_its_replicas() {
     d.ok(&["apply", "--yes"]);
     let (m, r1, r2) = (d.ports[0], d.ports[1], d.ports[2]);
     for &s in &d.ports[3..] {
-        // Sentinel would otherwise repair it first; the guard must hold on its own.
-        redis_cli(
-            s,
-            &[
-                "SENTINEL",
-                "SET",
-                "mymaster",
-                "down-after-milliseconds",
-                "60000",
-            ],
-        );
+        // Sentinel would otherwise repair it first; the guard must hold on its own. A quorum
+        // above the 3 Sentinels: they see the master down (after down-after, 1 s) but never
+        // agree it is, so none fails over by itself; apply forces the promotion (SENTINEL
+        // FAILOVER, down-after + 3 s after it found none under way). (A down-after of 60 s did
+        // the same, and apply waited 63 s for it.)
+        redis_cli(s, &["SENTINEL", "SET", "mymaster", "quorum", "4"]);
     }
     for i in 0..100 {
         redis_cli(m, &["SET", &format!("k{i}"), "v"]);
@@ -276,7 +273,7 @@ fn an_empty_persistence_off_master_does_not_wipe_its_replicas() {
     let loaded = |p: u16| redis_cli(p, &exists).trim() == "100";
     assert!(wait_for(Duration::from_secs(5), || loaded(r1) && loaded(r2)));
     // A live writer through the kill and the restart, judged by its acknowledged writes.
-    let w = sentinel_writer(&d, 6.0);
+    let w = sentinel_writer(&d, 60.0);
     assert!(wait_for(Duration::from_secs(10), || redis_cli(
         m,
         &["EXISTS", "w:10"]
@@ -306,7 +303,7 @@ fn an_empty_persistence_off_master_does_not_wipe_its_replicas() {
         "replica wiped or not in sync: {:?}",
         [m, r1, r2].map(|p| (role(p), redis_cli(p, &exists)))
     );
-    let w = finish(w);
+    let w = stop(w);
     assert_nothing_lost(&w, 10);
 }
 
@@ -453,7 +450,7 @@ fn failover_back_right_after_a_failover_waits_for_the_sentinels() {
     let d = Deployment::sentinel(AOF);
     d.ok(&["apply", "--yes"]);
     let (m, r1) = (d.ports[0], d.ports[1]);
-    let w = sentinel_writer(&d, 60.0);
+    let w = sentinel_writer(&d, 180.0);
     std::thread::sleep(Duration::from_millis(1000));
     let failover = |port: u16| {
         let t = Instant::now();
@@ -525,7 +522,7 @@ fn failover_back_right_after_a_failover_waits_for_the_sentinels() {
     for &s in &d.ports[3..] {
         assert_eq!(field(&sentinel_masters(s), "port"), Some(m.to_string()));
     }
-    let after = finish(w);
+    let after = stop(w);
     assert_eq!(after["lost"], 0, "{after}");
 }
 

@@ -3,9 +3,13 @@
 
 usage: sentinel_writer.py PASSWORD SECONDS SENTINEL_PORT... [--user USER CONTROL_FILE]
        [--password-control CONTROL_FILE] [--tls-ca F --tls-cert F --tls-key F]
+       [--stop-on-eof] [--progress FILE]
 Writes w:0, w:1, ... to the master that the Sentinels name, for SECONDS (bounded), counting
 acknowledged writes and client errors (retrying through Sentinel after each error), then
 reads every acknowledged key back from the current master and prints a JSON summary.
+With --stop-on-eof it also stops writing when its standard input closes (the caller is done;
+SECONDS stays the bound). With --progress it keeps FILE holding the number of acknowledged
+writes so far (replaced atomically every 50).
 
 With --user, the client authenticates to the group's members as USER with the password in the
 file that CONTROL_FILE names on its first line (re-read before every write; the test switches
@@ -19,18 +23,34 @@ client is rebuilt, Sentinel connections included (fresh AUTH to the Sentinels an
 master), every 50 writes and whenever the file changes.
 """
 import json
+import os
 import sys
+import threading
 import time
 
 import redis
 from redis.sentinel import Sentinel
 
+
+def stop_on_eof(stop):
+    """Set `stop` once stdin closes. os.read, not sys.stdin: a daemon thread blocked in a
+    buffered read makes the interpreter abort at exit (_enter_buffered_busy)."""
+    while os.read(0, 4096):
+        pass
+    stop.set()
+
+
 args, tls = [], {}
-user = control = pcontrol = None
+user = control = pcontrol = progress = None
+stop = threading.Event()
 argv = iter(sys.argv[1:])
 for a in argv:
     if a in ("--tls-ca", "--tls-cert", "--tls-key"):
         tls[a] = next(argv)
+    elif a == "--stop-on-eof":
+        threading.Thread(target=stop_on_eof, args=(stop,), daemon=True).start()
+    elif a == "--progress":
+        progress = next(argv)
     elif a == "--user":
         user, control = next(argv), next(argv)
     elif a == "--password-control":
@@ -84,11 +104,19 @@ def connect(timeout):
     return sentinel.master_for("mymaster", socket_timeout=timeout, username=user, password=pw)
 
 
+def report(n):
+    if progress is not None:
+        with open(progress + ".tmp", "w") as f:
+            f.write(str(n))
+        os.replace(progress + ".tmp", progress)
+
+
 acked, errors, auth_errors, switches, i = [], 0, 0, 0, 0
 messages = []
 deadline = time.monotonic() + seconds
 master = connect(0.5)
-while time.monotonic() < deadline and i < 1_000_000:
+report(0)
+while time.monotonic() < deadline and i < 1_000_000 and not stop.is_set():
     if control is not None or pcontrol is not None:
         path, now_pw = member_password()
         if path != current or i % 50 == 0:
@@ -112,6 +140,8 @@ while time.monotonic() < deadline and i < 1_000_000:
     try:
         master.set(f"w:{i}", i)
         acked.append(i)
+        if len(acked) % 50 == 0:
+            report(len(acked))
     except Exception as e:  # connection refused, READONLY, NOREPLICAS, timeouts: all count
         errors += 1
         if is_auth(e):

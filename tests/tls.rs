@@ -98,15 +98,16 @@ fn tls_cluster_serves_only_tls_and_a_renewal_under_load_reloads_without_restart(
     // apply reloads every node with CONFIG SET (same processes), the writer sees no error.
     let pids = d.pids();
     assert_eq!(pids.len(), 6);
+    let progress = d.dir.path().join("writer.progress");
     let writer = consistency_with(
         "127.0.0.1",
         d.ports[0],
-        12.0,
+        120.0,
         2000,
         None,
-        &certs.writer_args(),
+        &[certs.writer_args(), progress_args(&progress)].concat(),
     );
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    let acked = await_acked(&progress, FLOWING, "before the renewal");
     certs.issue("server", "redis-server-2", 90);
     certs.issue("client", "redisctl-client-2", 90);
     let renewal = d.json(&["apply", "--yes"]);
@@ -116,7 +117,8 @@ fn tls_cluster_serves_only_tls_and_a_renewal_under_load_reloads_without_restart(
         .filter(|s| s.to_string().contains("tls-cert-file"))
         .count();
     assert_eq!(reloads, 6, "{renewal}");
-    let report = finish_json(writer);
+    await_acked(&progress, acked + FLOWING, "after the renewal");
+    let report = stop_json(writer);
     say(&format!("writer during the renewal: {report}"));
     assert_eq!(report["lost"], 0, "{report}");
     assert_eq!(report["errors"], 0, "{report}");
@@ -182,8 +184,13 @@ fn tls_sentinel_group_renewal_restarts_sentinels_one_at_a_time_and_reloads_data_
 
     let data_pids: Vec<Option<i32>> = d.ports[..3].iter().map(|&p| d.pid(p)).collect();
     let sentinel_pids: Vec<Option<i32>> = d.ports[3..].iter().map(|&p| d.pid(p)).collect();
-    let writer = sentinel_writer_with(&d, 15.0, &certs.writer_args());
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    let progress = d.dir.path().join("writer.progress");
+    let writer = sentinel_writer_with(
+        &d,
+        120.0,
+        &[certs.writer_args(), progress_args(&progress)].concat(),
+    );
+    let acked = await_acked(&progress, FLOWING, "before the renewal");
     certs.issue("server", "redis-server-2", 90);
     certs.issue("client", "redisctl-client-2", 90);
     let renewal = d.json(&["apply", "--yes"]);
@@ -207,7 +214,8 @@ fn tls_sentinel_group_renewal_restarts_sentinels_one_at_a_time_and_reloads_data_
         );
     }
     assert_eq!(count("tls-cert-file"), 3, "{renewal}");
-    let report = finish_json(writer);
+    await_acked(&progress, acked + FLOWING, "after the renewal");
+    let report = stop_json(writer);
     say(&format!("writer during the renewal: {report}"));
     assert_eq!(report["lost"], 0, "{report}");
     assert_eq!(report["errors"], 0, "{report}");

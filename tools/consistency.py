@@ -4,9 +4,12 @@ acknowledged write.
 
 usage: consistency.py HOST PORT SECONDS [KEYS] [PASSWORD]
                       [--tls-ca FILE --tls-cert FILE --tls-key FILE]
+                      [--stop-on-eof] [--progress FILE]
 
 With --tls-ca the client speaks TLS (verifying the nodes against that CA), presenting
---tls-cert/--tls-key when given.
+--tls-cert/--tls-key when given. With --stop-on-eof it also stops writing when its standard
+input closes (the caller is done; SECONDS stays the bound). With --progress it keeps FILE
+holding the number of acknowledged writes so far (replaced atomically every 50).
 
 Through a real cluster client (redis-py RedisCluster, which follows MOVED/ASK), it INCRs
 counters spread over KEYS keys (default 10000, all slots) for SECONDS (bounded), remembering
@@ -16,18 +19,34 @@ or may not have applied, so a counter above its count is fine. Prints one JSON l
 {"writes", "acknowledged", "lost", "errors", "keys"} and exits 1 when anything was lost.
 """
 import json
+import os
 import random
 import sys
+import threading
 import time
 
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisError
 
+
+def stop_on_eof(stop):
+    """Set `stop` once stdin closes. os.read, not sys.stdin: a daemon thread blocked in a
+    buffered read makes the interpreter abort at exit (_enter_buffered_busy)."""
+    while os.read(0, 4096):
+        pass
+    stop.set()
+
+
 args, tls = [], {}
+stop, progress = threading.Event(), None
 argv = iter(sys.argv[1:])
 for a in argv:
     if a in ("--tls-ca", "--tls-cert", "--tls-key"):
         tls[a] = next(argv)
+    elif a == "--stop-on-eof":
+        threading.Thread(target=stop_on_eof, args=(stop,), daemon=True).start()
+    elif a == "--progress":
+        progress = next(argv)
     else:
         args.append(a)
 host, port, seconds = args[0], int(args[1]), float(args[2])
@@ -42,15 +61,28 @@ rc = RedisCluster(host=host, port=port, password=password, socket_timeout=2,
                   cluster_error_retry_attempts=5, **ssl)
 run = f"{random.randrange(1 << 30):x}"
 acked = [0] * nkeys
-writes = errors = client_bugs = 0
+writes = errors = client_bugs = total = 0
 deadline = time.monotonic() + seconds
 rng = random.Random(7)
-while time.monotonic() < deadline and writes < 5_000_000:
+
+
+def report(n):
+    if progress is not None:
+        with open(progress + ".tmp", "w") as f:
+            f.write(str(n))
+        os.replace(progress + ".tmp", progress)
+
+
+report(0)
+while time.monotonic() < deadline and writes < 5_000_000 and not stop.is_set():
     i = rng.randrange(nkeys)
     writes += 1
     try:
         rc.incr(f"cc:{run}:{i}")
         acked[i] += 1
+        total += 1
+        if total % 50 == 0:
+            report(total)
     except RedisError:
         errors += 1
         time.sleep(0.01)

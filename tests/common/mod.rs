@@ -7,6 +7,7 @@ pub mod tls;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,10 +21,35 @@ fn free(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
-/// `n` ports whose bus ports (port + 10000) are free too, unique within this test binary.
-/// Ports come from 12000..22000, so bus ports (22000..32000) never meet another test's port
-/// and everything stays below the kernel's ephemeral range (32768..), where an outgoing
-/// connection could take a port between the check and redis-server's bind.
+/// The port reservations of this process (see `reserve`), held until it exits.
+static HELD: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
+
+/// A lock on `<tmp>/redisctl-test-ports/PORT`, or None when another live process holds it.
+/// Test processes that run side by side (cargo nextest runs each test in a process of its
+/// own, several at once) thus never take the same port between one's check and its
+/// redis-server's bind; the kernel drops the lock when the process ends, however it ends.
+fn reserve(port: u16) -> Option<std::fs::File> {
+    let dir = std::env::temp_dir().join("redisctl-test-ports");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let path = dir.join(port.to_string());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    match file.try_lock() {
+        Ok(()) => Some(file),
+        Err(std::fs::TryLockError::WouldBlock) => None,
+        Err(std::fs::TryLockError::Error(e)) => panic!("lock {}: {e}", path.display()),
+    }
+}
+
+/// `n` ports whose bus ports (port + 10000) are free too, unique within this test binary and
+/// reserved against other test processes (`reserve`). Ports come from 12000..22000, so bus
+/// ports (22000..32000) never meet another test's port and everything stays below the
+/// kernel's ephemeral range (32768..), where an outgoing connection could take a port between
+/// the check and redis-server's bind.
 pub fn free_ports(n: usize) -> Vec<u16> {
     let base = (std::process::id() % 200) as u16 * 40;
     loop {
@@ -31,7 +57,15 @@ pub fn free_ports(n: usize) -> Vec<u16> {
         let ports: Vec<u16> = (start..start + n as u16)
             .map(|p| 12000 + p % 10000)
             .collect();
+        let Some(locks) = ports
+            .iter()
+            .map(|&p| reserve(p))
+            .collect::<Option<Vec<_>>>()
+        else {
+            continue;
+        };
         if ports.iter().all(|&p| free(p) && free(p + 10000)) {
+            HELD.lock().unwrap_or_else(|e| e.into_inner()).extend(locks);
             return ports;
         }
     }
@@ -394,6 +428,8 @@ pub fn consistency_with(
         ])
         .args(password)
         .args(extra)
+        .arg("--stop-on-eof")
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -412,7 +448,20 @@ pub fn assert_nothing_lost(w: &serde_json::Value, min_acked: u64) {
     );
 }
 
-pub fn finish_json(child: std::process::Child) -> serde_json::Value {
+/// A writer's verdict once it has written for all of its SECONDS.
+pub fn finish_json(mut child: std::process::Child) -> serde_json::Value {
+    // The writers run with --stop-on-eof: their stdin stays open until they end by themselves.
+    let stdin = child.stdin.take();
+    let verdict = stop_json(child);
+    drop(stdin);
+    verdict
+}
+
+/// A writer's verdict now: the test is done, so the writer (spawned with --stop-on-eof, as
+/// `consistency*` and `sentinel_writer*` do) stops writing when its stdin closes, reads every
+/// acknowledged write back and judges. What it covered is everything the test did since it
+/// started; SECONDS only bounds it.
+pub fn stop_json(child: std::process::Child) -> serde_json::Value {
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     serde_json::from_str(&text).unwrap_or_else(|_| {
@@ -470,8 +519,9 @@ pub fn sentinel_writer_with(d: &Deployment, seconds: f64, extra: &[String]) -> s
     for p in &d.ports[3..] {
         cmd.arg(p.to_string());
     }
-    cmd.args(extra);
-    cmd.stdout(std::process::Stdio::piped())
+    cmd.args(extra).arg("--stop-on-eof");
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("python3")
@@ -490,4 +540,34 @@ pub fn sentinel_master_port(d: &Deployment) -> Option<u16> {
         .into_iter()
         .find(|(_, n)| n * 2 > d.ports.len() - 3)
         .map(|(p, _)| p)
+}
+
+/// The number of writes a writer started with `--progress FILE` has had acknowledged so far
+/// (0 before its first report).
+pub fn acked_so_far(progress: &Path) -> u64 {
+    std::fs::read_to_string(progress)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The writers' options that make them report to `progress` (see `acked_so_far`).
+pub fn progress_args(progress: &Path) -> Vec<String> {
+    vec!["--progress".into(), progress.display().to_string()]
+}
+
+/// Acknowledged writes that show a writer is writing (before an operation) or writing again
+/// (after one). A cluster writer's keys are spread over every shard and its writes are
+/// sequential, so these many in a row also mean that every shard serves writes.
+pub const FLOWING: u64 = 300;
+
+/// Wait until the writer reporting to `progress` has had more than `n` writes acknowledged;
+/// its count then. Fails naming `what` after 30 s.
+pub fn await_acked(progress: &Path, n: u64, what: &str) -> u64 {
+    let limit = Duration::from_secs(30);
+    assert!(
+        wait_for(limit, || acked_so_far(progress) > n),
+        "{what}: the writer had no more than {n} writes acknowledged within {limit:?}"
+    );
+    acked_so_far(progress)
 }
