@@ -180,6 +180,35 @@ fn busykey_is_refused_with_the_key_named_until_replace() {
     assert_eq!(redis_cli(b, &["GET", key]).trim(), "source-value");
 }
 
+/// `SET key value` on `port` after `ASKING`, through redis-py, as a client sent there by an
+/// `ASK` would (the node imports the key's slot).
+fn set_through_ask(port: u16, key: &str, value: &str) {
+    let py = format!(
+        "import redis; c=redis.Redis(port={port}); c.execute_command('ASKING'); c.set('{key}', '{value}')"
+    );
+    assert!(
+        Command::new("python3")
+            .args(["-c", &py])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// Wait until `port` (a replica) holds `n` keys in slot 0.
+fn await_keys_in_slot_0(port: u16, n: u64) {
+    let want = n.to_string();
+    assert!(
+        wait_for(Duration::from_secs(10), || redis_cli(
+            port,
+            &["CLUSTER", "COUNTKEYSINSLOT", "0"]
+        )
+        .trim()
+            == want),
+        "{port} does not hold {n} key(s) in slot 0"
+    );
+}
+
 /// The state a source master killed mid-move leaves once its replica took over: the target
 /// still imports the slot from the dead master (now the source's replica), the promoted source
 /// has no MIGRATING mark and holds a stale copy of a key that had already moved (MIGRATE's
@@ -200,22 +229,8 @@ fn a_stale_copy_on_a_source_that_replaced_the_migrating_master_loses_to_the_targ
     // ASKING, as a client sent by an ASK would; A's replica has the old value.
     let imported = redis_cli(b, &["CLUSTER", "SETSLOT", "0", "IMPORTING", &id(a)]);
     assert_eq!(imported.trim(), "OK", "{imported}");
-    let py = format!(
-        "import redis; c=redis.Redis(port={b}); c.execute_command('ASKING'); c.set('{key}', 'acknowledged')"
-    );
-    assert!(
-        Command::new("python3")
-            .args(["-c", &py])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(wait_for(Duration::from_secs(10), || redis_cli(
-        a_replica,
-        &["CLUSTER", "COUNTKEYSINSLOT", "0"]
-    )
-    .trim()
-        == "1"));
+    set_through_ask(b, key, "acknowledged");
+    await_keys_in_slot_0(a_replica, 1);
     // A's replica takes over (A had no MIGRATING mark to lose; the promoted one has none).
     assert_eq!(redis_cli(a_replica, &["CLUSTER", "FAILOVER"]).trim(), "OK");
     let (new_id, old_id) = (id(a_replica), id(a));
@@ -274,22 +289,8 @@ fn a_stale_copy_on_the_replica_of_a_source_killed_mid_move_is_deleted_when_it_ta
     assert_eq!(imported.trim(), "OK", "{imported}");
     let migrating = redis_cli(a, &["CLUSTER", "SETSLOT", "0", "MIGRATING", &id(b)]);
     assert_eq!(migrating.trim(), "OK", "{migrating}");
-    let py = format!(
-        "import redis; c=redis.Redis(port={b}); c.execute_command('ASKING'); c.set('{key}', 'acknowledged')"
-    );
-    assert!(
-        Command::new("python3")
-            .args(["-c", &py])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(wait_for(Duration::from_secs(10), || redis_cli(
-        a_replica,
-        &["CLUSTER", "COUNTKEYSINSLOT", "0"]
-    )
-    .trim()
-        == "2"));
+    set_through_ask(b, key, "acknowledged");
+    await_keys_in_slot_0(a_replica, 2);
     d.kill_9(a);
 
     let out = d.run(&["apply", "--yes", "-v"]);

@@ -589,15 +589,7 @@ struct Foreign {
 /// `foreign_slots`); the slot is MIGRATING there, so clients asking for them from now
 /// on are sent to the target. The number of keys handled.
 async fn drop_stale_copies(src: &mut Conn, keys: &[Vec<u8>]) -> Result<u64, String> {
-    let cmds: Vec<Vec<Vec<u8>>> = keys
-        .iter()
-        .map(|k| vec![b"DEL".to_vec(), k.clone()])
-        .collect();
-    let slices: Vec<&[Vec<u8>]> = cmds.iter().map(Vec::as_slice).collect();
-    for (key, r) in keys
-        .iter()
-        .zip(src.pipeline(&slices).await.map_err(|e| e.to_string())?)
-    {
+    for (key, r) in keys.iter().zip(del_each(src, keys).await?) {
         if let Value::Error(e) = r {
             return Err(format!(
                 "DEL of the stale copy of {}: {e}",
@@ -606,6 +598,16 @@ async fn drop_stale_copies(src: &mut Conn, keys: &[Vec<u8>]) -> Result<u64, Stri
         }
     }
     Ok(keys.len() as u64)
+}
+
+/// One `DEL` per key, pipelined: the reply of each, in order.
+async fn del_each(c: &mut Conn, keys: &[Vec<u8>]) -> Result<Vec<Value>, String> {
+    let cmds: Vec<Vec<Vec<u8>>> = keys
+        .iter()
+        .map(|k| vec![b"DEL".to_vec(), k.clone()])
+        .collect();
+    let slices: Vec<&[Vec<u8>]> = cmds.iter().map(Vec::as_slice).collect();
+    c.pipeline(&slices).await.map_err(|e| e.to_string())
 }
 
 /// The slots a dead master was moving to one target, for `take_over_mid_move`.
@@ -838,12 +840,7 @@ pub async fn take_over_mid_move(
     }
     let deadline = Instant::now() + call_timeout.max(Duration::from_secs(5));
     while !left.is_empty() {
-        let cmds: Vec<Vec<Vec<u8>>> = left
-            .iter()
-            .map(|k| vec![b"DEL".to_vec(), k.clone()])
-            .collect();
-        let slices: Vec<&[Vec<u8>]> = cmds.iter().map(Vec::as_slice).collect();
-        let replies = replica.pipeline(&slices).await.map_err(err)?;
+        let replies = del_each(replica, &left).await?;
         let mut again = Vec::new();
         for (k, r) in left.into_iter().zip(replies) {
             match r {
